@@ -1,0 +1,47 @@
+# usergroup: set-up, run and test. `make run` and `make test` work on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := $(CURDIR)/.venv
+BIN := $(VENV)/bin
+
+# The embedded Airflow: SQLite metadata, no examples, our DAGs and plugins.
+AIRFLOW_HOME ?= $(CURDIR)/.airflow
+export AIRFLOW_HOME
+export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
+export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+export AIRFLOW__CORE__UNIT_TEST_MODE := False
+export PYTHONWARNINGS := ignore::UserWarning
+
+# NAME is user text: never expanded by make, never pasted into a shell line (see scripts/run_create_user_group.py).
+unexport NAME
+run: export USERGROUP_RUN_NAME = $(value NAME)
+run: export USERGROUP_RUN_NAME_SET = $(if $(filter undefined,$(origin NAME)),,1)
+
+.PHONY: venv airflow-home run test lint clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $@
+
+airflow-home: venv
+	@mkdir -p $(AIRFLOW_HOME)
+	$(BIN)/airflow db migrate > $(AIRFLOW_HOME)/db-migrate.log 2>&1 || { tail -20 $(AIRFLOW_HOME)/db-migrate.log; exit 1; }
+	$(BIN)/usergroup db upgrade
+
+run: airflow-home
+	@$(BIN)/python scripts/run_create_user_group.py
+
+test: venv
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) $(CURDIR)/.airflow

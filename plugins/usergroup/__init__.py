@@ -1,0 +1,1 @@
+"""usergroup: orchestrator-core's create UserGroup workflow on Apache Airflow 3."""

@@ -1,0 +1,135 @@
+"""The one adapter that turns a step into an Airflow task: merge the state, commit, record the step."""
+
+import logging
+import traceback
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID, uuid5
+
+from airflow.sdk import Variable, task
+from airflow.sdk.exceptions import AirflowFailException
+from pydantic import BaseModel, ValidationError
+from pydantic_core import to_jsonable_python
+
+from usergroup.domain import USER_GROUP_PRODUCT, ProcessStatus, SubscriptionModel, Target
+from usergroup.hook import UserGroupHook
+from usergroup.provisioning import FakeOssBss, OssBssClient
+from usergroup.step import State, Step
+from usergroup.store.repository import Store, StoreError
+
+log = logging.getLogger(__name__)
+
+PROCESS_NAMESPACE = UUID("0d8f6f3e-6a52-4f61-8b43-54d5b6a0c1a9")
+CUSTOMER_VARIABLE = "usergroup_customer_id"
+DEFAULT_CUSTOMER_ID = "8f4b1a52-2c7e-4d1c-9a3e-0b6f5d2e7c10"  # no CRM: one faked customer, configurable
+TRACEBACK_TAIL = 4000
+
+# Errors that another try cannot cure: the task fails at once instead of being retried.
+PERMANENT_ERRORS = (StoreError, ValueError, TypeError, KeyError)
+
+
+def process_id_for(dag_id: str, run_id: str) -> UUID:
+    """One process per DAG run, the same on every try."""
+    return uuid5(PROCESS_NAMESPACE, f"{dag_id}/{run_id}")
+
+
+def initial_state(form: type[BaseModel], target: Target, params: dict[str, Any], dag_run: Any,
+                  customer_id: str) -> State:
+    """orchestrator-core's `init`: the process, the workflow and the validated form fields."""
+    fields = {name: params.get(name) for name in form.model_fields}
+    try:
+        validated = form.model_validate(fields)
+    except ValidationError as exc:
+        raise AirflowFailException(f"Invalid input: {_pydantic_message(exc)}") from None
+    try:
+        customer = UUID(customer_id)
+    except ValueError:
+        raise AirflowFailException(f"Airflow Variable {CUSTOMER_VARIABLE} is not a UUID: {customer_id!r}") from None
+    return to_jsonable_python({
+        "process_id": process_id_for(dag_run.dag_id, dag_run.run_id),
+        "workflow_name": dag_run.dag_id,
+        "workflow_target": str(target),
+        "product_id": USER_GROUP_PRODUCT.product_id,
+        "customer_id": customer,
+        **validated.model_dump(),
+    })
+
+
+def run_step(step: Step, state: State, *, store: Store, oss: OssBssClient, try_number: int,
+             start: dict[str, Any] | None = None) -> State:
+    """Run one step: its updates merged into the state, a returned subscription saved, and the step row
+    written, all in one transaction; on failure nothing of the step is committed and the failure is
+    recorded. A step that already completed in this process (a crash after its commit) is not run again."""
+    process_id = UUID(state["process_id"])
+    with store.transaction() as repo:
+        if (done_state := repo.completed_step_state(process_id, step.name)) is not None:
+            log.info("Step %s already completed in process %s: returning its state", step.name, process_id)
+            return done_state
+        if start is None:
+            repo.set_process_status(process_id, ProcessStatus.RUNNING, last_step=step.name)
+    started_at = datetime.now(UTC)
+    try:
+        with store.transaction() as repo:
+            if start is not None:  # the process opens with its first step: a refused input writes nothing
+                repo.start_process(process_id, input_state=state, **start)
+            updates = step(state, repository=repo, oss=oss)
+            if isinstance(sub := updates.get("subscription"), SubscriptionModel):
+                updates["subscription"] = repo.save_subscription(sub)
+            new_state = {**state, **to_jsonable_python(updates)}
+            repo.record_step(process_id, step.name, status="success", try_number=try_number,
+                             state=new_state, error=None, started_at=started_at)
+        return new_state
+    except Exception as exc:
+        permanent = isinstance(exc, PERMANENT_ERRORS)
+        if not (permanent and start is not None):
+            _record_failure(store, process_id, state, step.name, try_number, started_at, exc, start)
+        if permanent:
+            raise AirflowFailException(f"{step.name}: {exc}") from exc
+        raise
+
+
+def _record_failure(store: Store, process_id: UUID, state: State, name: str, try_number: int,
+                    started_at: datetime, exc: Exception, start: dict[str, Any] | None) -> None:
+    reason = f"{type(exc).__name__}: {exc}"
+    tail = "".join(traceback.format_exception(exc))[-TRACEBACK_TAIL:]
+    try:
+        with store.transaction() as repo:
+            if start is not None:
+                repo.start_process(process_id, input_state=state, **start)
+            repo.record_step(process_id, name, status="failed", try_number=try_number, state=None,
+                             error=f"{reason}\n{tail}", started_at=started_at)
+            repo.set_process_status(process_id, ProcessStatus.FAILED, last_step=name, failed_reason=reason,
+                                    traceback=tail)
+    except Exception:  # the store itself may be what failed; the task fails with the original error
+        log.exception("Could not record the failure of step %s in process %s", name, process_id)
+
+
+def step_task(step: Step, *, form: type[BaseModel] | None = None, target: Target | None = None, **task_kwargs):
+    """The TaskFlow task of `step`, its task id the step's name. The first task of a workflow gets the
+    input `form` and the `target`: it builds the initial state and opens the process."""
+
+    def body(state: State | None = None, *, params=None, dag_run=None, ti=None):
+        start = None
+        if state is None:
+            customer_id = Variable.get(CUSTOMER_VARIABLE, default=DEFAULT_CUSTOMER_ID)
+            state = initial_state(form, target, dict(params or {}), dag_run, customer_id)
+            start = {
+                "workflow_name": dag_run.dag_id, "workflow_target": str(target), "dag_id": dag_run.dag_id,
+                "run_id": dag_run.run_id, "created_by": _triggered_by(dag_run),
+            }
+        return run_step(step, state, store=UserGroupHook().store, oss=FakeOssBss(), try_number=ti.try_number,
+                        start=start)
+
+    body.__name__ = body.__qualname__ = step.name
+    body.__doc__ = step.description
+    return task(task_id=step.name, **task_kwargs)(body)
+
+
+def _triggered_by(dag_run: Any) -> str:
+    run_type = getattr(dag_run, "run_type", None)
+    user = getattr(dag_run, "triggering_user_name", None)
+    return ":".join(str(p) for p in (getattr(run_type, "value", run_type), user) if p)
+
+
+def _pydantic_message(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())

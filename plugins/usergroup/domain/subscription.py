@@ -1,0 +1,114 @@
+"""SubscriptionModel: the lifecycle-typed subscription and its transitions (orchestrator-core's API)."""
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Self
+from uuid import UUID, uuid4
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from usergroup.domain.lifecycle import SubscriptionLifecycle
+from usergroup.domain.product import USER_GROUP_PRODUCT, Product
+
+PRODUCTS = {USER_GROUP_PRODUCT.product_id: USER_GROUP_PRODUCT}
+SUBSCRIPTION_MODEL_REGISTRY: dict[str, type["SubscriptionModel"]] = {}  # product name -> family base
+
+
+class LifecycleError(ValueError):
+    """A subscription cannot take a lifecycle state: a mandatory field is missing or invalid."""
+
+
+class SubscriptionModel(BaseModel):
+    """Base of every product type. A family's base class (`is_base=True`) takes every lifecycle that no
+    stricter subclass claims with `lifecycle=[...]`."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    _family_base: ClassVar[type["SubscriptionModel"]]
+    _by_lifecycle: ClassVar[dict[SubscriptionLifecycle, type["SubscriptionModel"]]]
+
+    subscription_id: UUID
+    product: Product
+    customer_id: UUID
+    description: str
+    status: SubscriptionLifecycle
+    insync: bool = False
+    start_date: datetime | None = None
+    end_date: datetime | None = None
+    note: str | None = None
+    version: int = 0  # 0: never stored; the store increments it on every save
+
+    def __init_subclass__(cls, is_base: bool = False, lifecycle: list[SubscriptionLifecycle] = (), **kw):
+        super().__init_subclass__(**kw)
+        if is_base:
+            cls._family_base, cls._by_lifecycle = cls, {}
+        for status in lifecycle:
+            cls._by_lifecycle[status] = cls
+
+    @classmethod
+    def type_for(cls, status: SubscriptionLifecycle) -> type[Self]:
+        return cls._by_lifecycle.get(SubscriptionLifecycle(status), cls._family_base)
+
+    @classmethod
+    def from_state(cls, data: dict[str, Any]) -> "SubscriptionModel":
+        """The subscription in a workflow state (plain JSON), typed by its product and lifecycle."""
+        base = SUBSCRIPTION_MODEL_REGISTRY[data["product"]["name"]]
+        return base.type_for(data["status"]).model_validate(data)
+
+    @classmethod
+    def from_product_id(
+        cls,
+        product_id: UUID,
+        customer_id: UUID,
+        status: SubscriptionLifecycle = SubscriptionLifecycle.INITIAL,
+        subscription_id: UUID | None = None,
+    ) -> Self:
+        """A new subscription in `status` (`initial`), out of sync, with empty product blocks."""
+        product = PRODUCTS.get(UUID(str(product_id)))
+        if product is None:
+            raise LifecycleError(f"unknown product_id {product_id}")
+        blocks = {name: f.annotation() for name, f in cls.model_fields.items() if name in cls._block_fields()}
+        return cls.type_for(status)._validated(
+            subscription_id=subscription_id or uuid4(),
+            product=product,
+            customer_id=customer_id,
+            description=f"Initial subscription of {product.description}",
+            status=status,
+            insync=False,
+            **blocks,
+        )
+
+    @classmethod
+    def from_other_lifecycle(cls, subscription: "SubscriptionModel", status: SubscriptionLifecycle) -> Self:
+        """The same subscription as the class of `status`; refuses a missing mandatory field by name."""
+        status = SubscriptionLifecycle(status)
+        data = subscription.model_dump() | {"status": status}
+        now = datetime.now(UTC)
+        if status == SubscriptionLifecycle.ACTIVE and data["start_date"] is None:
+            data["start_date"] = now
+        if status == SubscriptionLifecycle.TERMINATED and data["end_date"] is None:
+            data["end_date"] = now
+        return cls.type_for(status)._validated(**data)
+
+    @classmethod
+    def _block_fields(cls) -> set[str]:
+        return {n for n, f in cls.model_fields.items() if isinstance(f.annotation, type)
+                and issubclass(f.annotation, BaseModel) and n != "product"}
+
+    @classmethod
+    def _validated(cls, **data: Any) -> Self:
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise LifecycleError(cls._describe(exc, data.get("status"))) from None
+
+    @classmethod
+    def _describe(cls, exc: ValidationError, status: Any) -> str:
+        problems = []
+        for err in exc.errors():
+            loc = list(err["loc"])
+            if loc and loc[0] in cls._block_fields():
+                loc[0] = cls.model_fields[loc[0]].annotation.__name__
+            missing = err["type"] == "missing" or err.get("input", 0) is None
+            what = "is required" if missing else f"is invalid: {err['msg']}"
+            problems.append(f"{'.'.join(map(str, loc))} {what}")
+        return f"{cls.__name__} ({status}): " + "; ".join(problems)

@@ -1,0 +1,28 @@
+"""Plain-JSON views of subscriptions and their processes, as the `usergroup` command prints them."""
+
+from typing import Any
+
+from pydantic_core import to_jsonable_python
+
+from usergroup.domain import SubscriptionModel
+from usergroup.store.repository import Repository
+
+SUBSCRIPTION_COLUMNS = ("subscription_id", "customer_id", "description", "status", "insync", "start_date",
+                        "end_date", "note", "version")
+PROCESS_COLUMNS = ("process_id", "workflow_name", "workflow_target", "status", "last_step", "failed_reason",
+                   "created_by", "dag_id", "run_id", "started_at", "last_modified_at")
+STEP_COLUMNS = ("name", "status", "try_number", "started_at", "completed_at", "error")
+
+
+def subscription_json(repo: Repository, sub: SubscriptionModel) -> dict[str, Any]:
+    view = {c: getattr(sub, c) for c in SUBSCRIPTION_COLUMNS}
+    view["product"] = sub.product.name
+    view["user_group"] = sub.user_group.model_dump()
+    view["processes"] = [process_json(repo, p) for p in repo.processes_of(sub.subscription_id)]
+    return to_jsonable_python(view)
+
+
+def process_json(repo: Repository, process: dict[str, Any]) -> dict[str, Any]:
+    view = {c: process[c] for c in PROCESS_COLUMNS}
+    view["steps"] = [{c: s[c] for c in STEP_COLUMNS} for s in repo.steps_of(process["process_id"])]
+    return to_jsonable_python(view)

@@ -1,0 +1,47 @@
+"""`step`: a workflow step is a plain function over the state, its parameters filled by name."""
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from usergroup.domain import SubscriptionModel
+
+State = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    description: str
+    func: Callable[..., State]
+
+    def __call__(self, state: State, **services: Any) -> State:
+        """Run the step: each parameter comes from the state (a subscription typed by its annotation) or,
+        failing that, from the services (`repository`, `oss`)."""
+        kwargs = {}
+        for name, param in inspect.signature(self.func).parameters.items():
+            if name in state:
+                kwargs[name] = _typed(param.annotation, state[name])
+            elif name in services:
+                kwargs[name] = services[name]
+            elif param.default is inspect.Parameter.empty:
+                raise KeyError(f"step {self.name}: {name!r} is neither in the state nor a service")
+        return self.func(**kwargs) or {}
+
+
+def step(description: str, name: str | None = None) -> Callable[[Callable[..., State]], Step]:
+    def wrap(func: Callable[..., State]) -> Step:
+        return Step(name=name or func.__name__, description=description, func=func)
+
+    return wrap
+
+
+def _typed(annotation: Any, value: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, SubscriptionModel) and isinstance(value, dict):
+        subscription = SubscriptionModel.from_state(value)
+        if not isinstance(subscription, annotation):
+            # The lifecycle in the state does not fit the step: say so instead of a pydantic dump.
+            raise TypeError(f"subscription is {type(subscription).__name__}, the step needs {annotation.__name__}")
+        return subscription
+    return value

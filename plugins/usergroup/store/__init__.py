@@ -1,0 +1,1 @@
+"""The subscription store: tables in their own schema, Alembic migrations, the repository."""

@@ -1,0 +1,240 @@
+"""The repository: every operation the steps, the adapter and the CLI need, on one connection."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+
+from usergroup.domain import ProcessStatus, SubscriptionLifecycle, SubscriptionModel, UserGroupInactive
+from usergroup.domain.names import name_key
+from usergroup.domain.product import Product
+from usergroup.store.tables import (
+    process_steps,
+    processes,
+    processes_subscriptions,
+    products,
+    subscriptions,
+    user_group_blocks,
+)
+
+
+class StoreError(RuntimeError):
+    """A write the store refused; the message says why."""
+
+
+class DuplicateGroupNameError(StoreError):
+    pass
+
+
+class StaleSubscriptionError(StoreError):
+    pass
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Store:
+    """The store behind one engine. `transaction()` is the unit of work: one repository, one commit."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    @contextmanager
+    def transaction(self) -> Iterator["Repository"]:
+        with self.engine.begin() as conn:
+            yield Repository(conn)
+
+
+class Repository:
+    def __init__(self, conn: Connection):
+        self.conn = conn
+
+    # -- subscriptions ---------------------------------------------------------------------------
+
+    def _subscription_query(self):
+        return (
+            select(subscriptions, user_group_blocks.c.group_name, user_group_blocks.c.group_id,
+                   products.c.name.label("product_name"), products.c.description.label("product_description"),
+                   products.c.product_type, products.c.tag, products.c.status.label("product_status"))
+            .join(products, products.c.product_id == subscriptions.c.product_id)
+            .outerjoin(user_group_blocks, user_group_blocks.c.subscription_id == subscriptions.c.subscription_id)
+        )
+
+    @staticmethod
+    def _to_model(row) -> SubscriptionModel:
+        m = row._mapping
+        product = Product(product_id=m["product_id"], name=m["product_name"], description=m["product_description"],
+                          product_type=m["product_type"], tag=m["tag"], status=m["product_status"])
+        data = {c.name: m[c.name] for c in subscriptions.c if c.name != "product_id"}
+        data.update(product=product, user_group={"group_name": m["group_name"], "group_id": m["group_id"]})
+        return UserGroupInactive.type_for(m["status"]).model_validate(data)
+
+    def get_subscription(self, subscription_id: UUID | str) -> SubscriptionModel | None:
+        row = self.conn.execute(
+            self._subscription_query().where(subscriptions.c.subscription_id == UUID(str(subscription_id)))
+        ).first()
+        return self._to_model(row) if row else None
+
+    def list_subscriptions(self) -> list[SubscriptionModel]:
+        rows = self.conn.execute(self._subscription_query().order_by(subscriptions.c.start_date,
+                                                                     subscriptions.c.subscription_id))
+        return [self._to_model(r) for r in rows]
+
+    def find_by_group_name(self, customer_id: UUID | str, group_name: str) -> SubscriptionModel | None:
+        """The customer's non-terminated subscription holding `group_name`, compared without case."""
+        row = self.conn.execute(self._subscription_query().where(
+            user_group_blocks.c.customer_id == UUID(str(customer_id)),
+            user_group_blocks.c.name_key == name_key(group_name),
+        )).first()
+        return self._to_model(row) if row else None
+
+    def save_subscription(self, sub: SubscriptionModel) -> SubscriptionModel:
+        """Insert (version 0) or update (optimistic lock on `version`); return it with its new version."""
+        values = {
+            "product_id": sub.product.product_id, "customer_id": sub.customer_id,
+            "description": sub.description, "status": str(sub.status), "insync": sub.insync,
+            "start_date": sub.start_date, "end_date": sub.end_date, "note": sub.note,
+        }
+        if sub.version == 0:
+            try:
+                with self.conn.begin_nested():
+                    self.conn.execute(insert(subscriptions).values(
+                        subscription_id=sub.subscription_id, version=1, **values))
+            except IntegrityError:
+                raise StaleSubscriptionError(f"subscription {sub.subscription_id} already exists") from None
+            version = 1
+        else:
+            result = self.conn.execute(
+                update(subscriptions)
+                .where(subscriptions.c.subscription_id == sub.subscription_id,
+                       subscriptions.c.version == sub.version)
+                .values(version=subscriptions.c.version + 1, **values)
+            )
+            if result.rowcount != 1:
+                raise StaleSubscriptionError(
+                    f"subscription {sub.subscription_id} was changed by someone else since version {sub.version}"
+                )
+            version = sub.version + 1
+        self._save_block(sub)
+        return sub.model_copy(update={"version": version})
+
+    def _save_block(self, sub: SubscriptionModel) -> None:
+        block = sub.user_group
+        claimed = block.group_name is not None and sub.status != SubscriptionLifecycle.TERMINATED
+        values = {"group_name": block.group_name, "group_id": block.group_id, "customer_id": sub.customer_id,
+                  "name_key": name_key(block.group_name) if claimed else None}
+        try:
+            with self.conn.begin_nested():
+                _upsert(self.conn, user_group_blocks, {"subscription_id": sub.subscription_id, **values},
+                        ["subscription_id"])
+        except IntegrityError:
+            holder = self.find_by_group_name(sub.customer_id, block.group_name)
+            raise DuplicateGroupNameError(duplicate_message(block.group_name, holder)) from None
+
+    # -- processes -------------------------------------------------------------------------------
+
+    def start_process(self, process_id: UUID, *, workflow_name: str, workflow_target: str, dag_id: str,
+                      run_id: str, created_by: str | None, input_state: dict[str, Any]) -> None:
+        """Create the process row (idempotent) and mark it running."""
+        t = now()
+        _insert_ignore(self.conn, processes, {
+            "process_id": process_id, "workflow_name": workflow_name, "workflow_target": workflow_target,
+            "status": str(ProcessStatus.CREATED), "dag_id": dag_id, "run_id": run_id,
+            "created_by": created_by, "input_state": input_state, "started_at": t, "last_modified_at": t,
+        })
+        self.set_process_status(process_id, ProcessStatus.RUNNING)
+
+    def set_process_status(self, process_id: UUID, status: ProcessStatus, *, last_step: str | None = None,
+                           failed_reason: str | None = None, traceback: str | None = None) -> None:
+        values: dict[str, Any] = {"status": str(status), "last_modified_at": now()}
+        if last_step is not None:
+            values["last_step"] = last_step
+        if status == ProcessStatus.FAILED:
+            values.update(failed_reason=failed_reason, traceback=traceback)
+        self.conn.execute(update(processes).where(processes.c.process_id == process_id).values(**values))
+
+    def get_process(self, process_id: UUID | str) -> dict[str, Any] | None:
+        row = self.conn.execute(select(processes).where(processes.c.process_id == UUID(str(process_id)))).first()
+        return dict(row._mapping) if row else None
+
+    def list_processes(self, *, dag_id: str | None = None, status: str | None = None) -> list[dict[str, Any]]:
+        query = select(processes).order_by(processes.c.started_at, processes.c.process_id)
+        if dag_id is not None:
+            query = query.where(processes.c.dag_id == dag_id)
+        if status is not None:
+            query = query.where(processes.c.status == status)
+        return [dict(r._mapping) for r in self.conn.execute(query)]
+
+    def subscriptions_of(self, process_id: UUID | str) -> list[UUID]:
+        rows = self.conn.execute(select(processes_subscriptions.c.subscription_id)
+                                 .where(processes_subscriptions.c.process_id == UUID(str(process_id))))
+        return [r.subscription_id for r in rows]
+
+    def link_subscription(self, process_id: UUID, subscription_id: UUID, workflow_target: str) -> None:
+        _insert_ignore(self.conn, processes_subscriptions, {
+            "process_id": process_id, "subscription_id": subscription_id,
+            "workflow_target": workflow_target, "created_at": now(),
+        })
+
+    def processes_of(self, subscription_id: UUID | str) -> list[dict[str, Any]]:
+        rows = self.conn.execute(
+            select(processes, processes_subscriptions.c.workflow_target.label("link_target"))
+            .join(processes_subscriptions, processes_subscriptions.c.process_id == processes.c.process_id)
+            .where(processes_subscriptions.c.subscription_id == UUID(str(subscription_id)))
+            .order_by(processes.c.started_at)
+        )
+        return [dict(r._mapping) for r in rows]
+
+    # -- steps -----------------------------------------------------------------------------------
+
+    def record_step(self, process_id: UUID, name: str, *, status: str, try_number: int,
+                    state: dict[str, Any] | None, error: str | None, started_at: datetime) -> None:
+        """One row per try of a step; recording the same try again replaces it."""
+        _upsert(self.conn, process_steps, {
+            "process_id": process_id, "name": name, "status": status, "try_number": try_number,
+            "state": state, "error": error, "started_at": started_at, "completed_at": now(),
+        }, ["process_id", "name", "try_number"])
+
+    def completed_step_state(self, process_id: UUID, name: str) -> dict[str, Any] | None:
+        """The state a step left when it already completed in this process (a crash after its commit)."""
+        row = self.conn.execute(
+            select(process_steps.c.state)
+            .where(process_steps.c.process_id == process_id, process_steps.c.name == name,
+                   process_steps.c.status == "success")
+            .order_by(process_steps.c.try_number.desc())
+        ).first()
+        return row.state if row else None
+
+    def steps_of(self, process_id: UUID | str) -> list[dict[str, Any]]:
+        rows = self.conn.execute(select(process_steps)
+                                 .where(process_steps.c.process_id == UUID(str(process_id)))
+                                 .order_by(process_steps.c.started_at, process_steps.c.step_id))
+        return [dict(r._mapping) for r in rows]
+
+    def count(self, table) -> int:
+        return self.conn.execute(select(func.count()).select_from(table)).scalar_one()
+
+
+def duplicate_message(group_name: str, holder: SubscriptionModel | None) -> str:
+    where = f"subscription {holder.subscription_id} ({holder.status})" if holder else "another subscription"
+    return f"group_name {group_name!r} is already used by {where} of this customer"
+
+
+def _dialect_insert(conn: Connection, table):
+    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+
+
+def _insert_ignore(conn: Connection, table, values: dict[str, Any]) -> None:
+    conn.execute(_dialect_insert(conn, table).values(**values).on_conflict_do_nothing())
+
+
+def _upsert(conn: Connection, table, values: dict[str, Any], keys: list[str]) -> None:
+    stmt = _dialect_insert(conn, table).values(**values)
+    changed = {k: stmt.excluded[k] for k in values if k not in keys}
+    conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=changed))

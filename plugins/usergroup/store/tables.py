@@ -1,0 +1,124 @@
+"""SQLAlchemy tables. `usergroup` is a placeholder schema: the engine maps it to the configured one."""
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    Uuid,
+)
+from sqlalchemy.types import TypeDecorator
+
+SCHEMA_TOKEN = "usergroup"
+
+
+class UTCDateTime(TypeDecorator):
+    """A timezone-aware timestamp on both databases: SQLite drops the zone, so read values back as UTC."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: the store keeps timezone-aware timestamps")
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+metadata = MetaData(schema=SCHEMA_TOKEN)
+
+products = Table(
+    "products",
+    metadata,
+    Column("product_id", Uuid, primary_key=True),
+    Column("name", String(255), nullable=False, unique=True),
+    Column("description", Text, nullable=False),
+    Column("product_type", String(255), nullable=False),
+    Column("tag", String(20), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    Column("subscription_id", Uuid, primary_key=True),
+    Column("product_id", Uuid, ForeignKey(products.c.product_id), nullable=False),
+    Column("customer_id", Uuid, nullable=False, index=True),
+    Column("description", Text, nullable=False),
+    Column("status", String(20), nullable=False, index=True),
+    Column("insync", Boolean, nullable=False),
+    Column("start_date", UTCDateTime),
+    Column("end_date", UTCDateTime),
+    Column("note", Text),
+    Column("version", Integer, nullable=False),
+)
+
+user_group_blocks = Table(
+    "user_group_blocks",
+    metadata,
+    Column("subscription_id", Uuid, ForeignKey(subscriptions.c.subscription_id), primary_key=True),
+    Column("group_name", String(255)),
+    Column("group_id", BigInteger),
+    # Uniqueness of names per customer, case-insensitive, among non-terminated subscriptions:
+    # name_key is the case-folded name while the subscription is not terminated, else NULL.
+    Column("customer_id", Uuid, nullable=False),
+    Column("name_key", String(1024)),
+    UniqueConstraint("customer_id", "name_key", name="uq_user_group_blocks_customer_name"),
+)
+
+processes = Table(
+    "processes",
+    metadata,
+    Column("process_id", Uuid, primary_key=True),
+    Column("workflow_name", String(255), nullable=False),
+    Column("workflow_target", String(20), nullable=False),
+    Column("status", String(20), nullable=False, index=True),
+    Column("last_step", String(255)),
+    Column("failed_reason", Text),
+    Column("traceback", Text),
+    Column("dag_id", String(250), nullable=False),
+    Column("run_id", String(250), nullable=False),
+    Column("created_by", String(255)),
+    Column("input_state", JSON, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("last_modified_at", UTCDateTime, nullable=False),
+    UniqueConstraint("dag_id", "run_id", name="uq_processes_dag_run"),
+)
+
+process_steps = Table(
+    "process_steps",
+    metadata,
+    Column("step_id", Integer, primary_key=True, autoincrement=True),
+    Column("process_id", Uuid, ForeignKey(processes.c.process_id), nullable=False, index=True),
+    Column("name", String(255), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("try_number", Integer, nullable=False),
+    Column("state", JSON),
+    Column("error", Text),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("completed_at", UTCDateTime, nullable=False),
+    UniqueConstraint("process_id", "name", "try_number", name="uq_process_steps_try"),
+)
+
+processes_subscriptions = Table(
+    "processes_subscriptions",
+    metadata,
+    Column("process_id", Uuid, ForeignKey(processes.c.process_id), primary_key=True),
+    Column("subscription_id", Uuid, ForeignKey(subscriptions.c.subscription_id), primary_key=True),
+    Column("workflow_target", String(20), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
