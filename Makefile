@@ -23,15 +23,18 @@ run: export USERGROUP_RUN_NAME_SET = $(if $(filter undefined,$(origin NAME)),,1)
 venv: $(VENV)/.installed
 
 $(VENV)/.installed: requirements.txt pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
-	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
-	touch $@
+	@echo "make: installing the pinned requirements into $(VENV)" >&2
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt >&2
+	@$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e . >&2
+	@touch $@
 
+# Progress goes to stderr: `make run` prints only the subscription's JSON on stdout.
 airflow-home: venv
 	@mkdir -p $(AIRFLOW_HOME)
-	$(BIN)/airflow db migrate > $(AIRFLOW_HOME)/db-migrate.log 2>&1 || { tail -20 $(AIRFLOW_HOME)/db-migrate.log; exit 1; }
-	$(BIN)/usergroup db upgrade
+	@echo "make run: Airflow home $(AIRFLOW_HOME): migrating its metadata database" >&2
+	@$(BIN)/airflow db migrate > $(AIRFLOW_HOME)/db-migrate.log 2>&1 || { tail -20 $(AIRFLOW_HOME)/db-migrate.log >&2; exit 1; }
+	@$(BIN)/usergroup db upgrade >&2
 
 run: airflow-home
 	@$(BIN)/python scripts/run_create_user_group.py

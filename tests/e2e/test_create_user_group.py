@@ -1,0 +1,89 @@
+"""End to end: create_user_group runs through Airflow (`airflow dags test`), then the store is checked."""
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+
+from usergroup.store import tables
+
+STEPS = ["create_subscription", "store_process_subscription", "initialize_subscription", "provision_user_group",
+         "set_status", "resync", "done"]
+NAMES = ["Research Lab", "O'Brien \"q\" <b>html</b>'); DROP TABLE subscriptions;--", "Zürich 研究室 👩‍🔬 \\ $HOME"]
+
+
+def dags_test(conf: str | None) -> subprocess.CompletedProcess:
+    args = [sys.executable, "-m", "airflow", "dags", "test", "create_user_group"]
+    if conf is not None:
+        args += ["--conf", conf]
+    return subprocess.run(args, capture_output=True, text=True, env=os.environ.copy(), timeout=300)
+
+
+def dag_runs(airflow_db) -> int:
+    with sqlite3.connect(airflow_db) as conn:
+        return conn.execute("SELECT count(*) FROM dag_run WHERE dag_id = 'create_user_group'").fetchone()[0]
+
+
+def row_counts(store) -> dict[str, int]:
+    with store.transaction() as repo:
+        return {t.name: repo.count(t) for t in tables.metadata.sorted_tables if t.name != "products"}
+
+
+def test_names_end_active_and_in_sync(airflow_db, store):
+    for name in NAMES:
+        result = dags_test(json.dumps({"group_name": name}))
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    with store.transaction() as repo:
+        subs = repo.list_subscriptions()
+        assert sorted(s.user_group.group_name for s in subs) == sorted(NAMES)
+        for sub in subs:
+            assert sub.status == "active" and sub.insync is True
+            assert sub.description == f"User Group {sub.user_group.group_name}"
+            assert sub.user_group.group_id > 0 and sub.start_date is not None
+            (process,) = repo.processes_of(sub.subscription_id)
+            assert process["status"] == "completed" and process["workflow_target"] == "CREATE"
+            assert process["link_target"] == "CREATE" and process["last_step"] == "done"
+            steps = repo.steps_of(process["process_id"])
+            assert [s["name"] for s in steps] == STEPS and {s["status"] for s in steps} == {"success"}
+    assert row_counts(store) == {"subscriptions": 3, "user_group_blocks": 3, "processes": 3,
+                                 "process_steps": 21, "processes_subscriptions": 3}
+
+
+@pytest.mark.parametrize("store_target", ["sqlite"], indirect=True)  # refused before any store is touched
+@pytest.mark.parametrize(
+    ("conf", "message"),
+    [
+        (None, "Invalid input for param group_name: No value passed"),
+        ('{"group_name": ""}', "Invalid input for param group_name: '' should be non-empty"),
+        ('{"group_name": "   "}', "Invalid input for param group_name"),
+        ('{"group_name": " lead"}', "Invalid input for param group_name"),
+        ('{"group_name": "tab\\there"}', "Invalid input for param group_name"),
+        ('{"group_name": "nl\\n"}', "Invalid input for param group_name"),
+        ('{"group_name": null}', "Invalid input for param group_name"),
+        ('{"group_name": 42}', "Invalid input for param group_name: 42 is not of type 'string'"),
+        (json.dumps({"group_name": "x" * 256}), "is too long"),
+    ],
+)
+def test_rejected_names_create_no_run_and_no_row(airflow_db, store, conf, message):
+    runs = dag_runs(airflow_db)
+    result = dags_test(conf)
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr
+    assert dag_runs(airflow_db) == runs
+    assert set(row_counts(store).values()) == {0}
+
+
+def test_a_duplicate_name_fails_at_the_first_step_and_adds_nothing(airflow_db, store):
+    assert dags_test(json.dumps({"group_name": "Shared Name"})).returncode == 0
+    before = row_counts(store)
+    with store.transaction() as repo:
+        (holder,) = repo.list_subscriptions()
+    result = dags_test(json.dumps({"group_name": "shared NAME"}))
+    assert result.returncode != 0
+    out = result.stdout + result.stderr
+    assert f"already used by subscription {holder.subscription_id}" in out
+    assert f"AirflowFailException: create_subscription: group_name 'shared NAME' is already used" in out
+    assert row_counts(store) == before

@@ -1,0 +1,139 @@
+"""The store on SQLite and on PostgreSQL: migrations, the repository's operations, its guarantees."""
+
+from datetime import UTC, datetime
+from uuid import uuid4
+
+import pytest
+from sqlalchemy import inspect, text
+
+from usergroup.domain import USER_GROUP_PRODUCT, ProcessStatus, UserGroupInactive
+from usergroup.store import tables
+from usergroup.store.engine import check_db_schema
+from usergroup.store.migrate import current_revision, upgrade
+from usergroup.store.repository import DuplicateGroupNameError, StaleSubscriptionError
+
+CUSTOMER = uuid4()
+
+
+def initial(name: str | None = None, customer=CUSTOMER) -> UserGroupInactive:
+    sub = UserGroupInactive.from_product_id(USER_GROUP_PRODUCT.product_id, customer)
+    sub.user_group.group_name = name
+    return sub
+
+
+def test_migration_is_idempotent_and_matches_the_tables(store, store_target):
+    engine = store.engine
+    assert upgrade(engine) == "0001"  # a second upgrade is a no-op
+    schema = None if store_target.kind == "sqlite" else store_target.db_schema
+    with engine.connect() as conn:
+        assert current_revision(conn, schema) == "0001"
+        insp = inspect(conn)
+        assert {t.name for t in tables.metadata.sorted_tables} | {"alembic_version"} <= set(
+            insp.get_table_names(schema=schema))
+        for table in tables.metadata.sorted_tables:  # the migration builds exactly the tables the code uses
+            reflected = {c["name"]: c["nullable"] for c in insp.get_columns(table.name, schema=schema)}
+            assert reflected == {c.name: c.nullable for c in table.columns}, table.name
+            uniques = {tuple(u["column_names"]) for u in insp.get_unique_constraints(table.name, schema=schema)}
+            expected = {tuple(c.name for c in u.columns) for u in table.constraints
+                        if type(u).__name__ == "UniqueConstraint"}
+            assert expected <= uniques, table.name
+        product = conn.execute(text(f"SELECT name, product_type, tag FROM {schema + '.' if schema else ''}products"))
+        assert product.all() == [("User Group", "UserGroup", "GROUP")]
+
+
+def test_the_schema_is_mapped_deliberately(store, store_target):
+    """PostgreSQL: every table, the version table too, in the configured schema and nowhere else.
+    SQLite (no schemas): the placeholder maps to the main database of the store's own file."""
+    with store.engine.connect() as conn:
+        insp = inspect(conn)
+        if store_target.kind == "postgres":
+            assert {"subscriptions", "alembic_version"} <= set(insp.get_table_names(schema=store_target.db_schema))
+            assert "subscriptions" not in insp.get_table_names(schema="public")
+        else:
+            assert conn.get_execution_options()["schema_translate_map"] == {"usergroup": None}
+            assert {"subscriptions", "alembic_version"} <= set(insp.get_table_names())
+
+
+def test_save_and_load_round_trip_with_version(store):
+    sub = initial("Verbatim 'quotes' <b>html</b> 研究")
+    with store.transaction() as repo:
+        saved = repo.save_subscription(sub)
+    assert saved.version == 1
+    with store.transaction() as repo:
+        loaded = repo.get_subscription(sub.subscription_id)
+    assert loaded == saved and type(loaded) is UserGroupInactive
+    loaded.description = "changed"
+    with store.transaction() as repo:
+        assert repo.save_subscription(loaded).version == 2
+
+
+def test_optimistic_lock_refuses_a_stale_version(store):
+    with store.transaction() as repo:
+        saved = repo.save_subscription(initial())
+    with store.transaction() as repo:
+        repo.save_subscription(saved)  # version 1 -> 2
+    with pytest.raises(StaleSubscriptionError, match="changed by someone else"), store.transaction() as repo:
+        repo.save_subscription(saved)  # still says version 1
+    with pytest.raises(StaleSubscriptionError, match="already exists"), store.transaction() as repo:
+        repo.save_subscription(saved.model_copy(update={"version": 0}))
+
+
+def test_duplicate_names_are_refused_without_case_and_only_per_customer(store):
+    with store.transaction() as repo:
+        first = repo.save_subscription(initial("Research Lab"))
+        repo.save_subscription(initial("Research Lab", customer=uuid4()))  # another customer: fine
+    with pytest.raises(DuplicateGroupNameError, match=str(first.subscription_id)), store.transaction() as repo:
+        repo.save_subscription(initial("research LAB"))
+    with store.transaction() as repo:
+        assert repo.find_by_group_name(CUSTOMER, "RESEARCH lab").subscription_id == first.subscription_id
+        assert repo.count(tables.subscriptions) == 2  # the refused one left nothing behind
+
+
+def test_a_terminated_subscription_frees_its_name(store):
+    with store.transaction() as repo:
+        sub = repo.save_subscription(initial("Reusable"))
+    sub = UserGroupInactive.from_other_lifecycle(sub, "terminated")
+    with store.transaction() as repo:
+        repo.save_subscription(sub)
+        repo.save_subscription(initial("reusable"))
+        assert repo.find_by_group_name(CUSTOMER, "Reusable").status == "initial"
+
+
+def test_a_failed_transaction_writes_nothing(store):
+    with pytest.raises(RuntimeError), store.transaction() as repo:
+        repo.save_subscription(initial("Half"))
+        raise RuntimeError("crash inside the unit of work")
+    with store.transaction() as repo:
+        assert repo.count(tables.subscriptions) == 0
+        assert repo.count(tables.user_group_blocks) == 0
+
+
+def test_process_trail_is_idempotent(store):
+    pid = uuid4()
+    start = dict(workflow_name="create_user_group", workflow_target="CREATE", dag_id="d", run_id="r",
+                 created_by="manual:tester", input_state={"group_name": "x"})
+    with store.transaction() as repo:
+        repo.start_process(pid, **start)
+        repo.start_process(pid, **start)
+        sub = repo.save_subscription(initial())
+        repo.link_subscription(pid, sub.subscription_id, "CREATE")
+        repo.link_subscription(pid, sub.subscription_id, "CREATE")
+        t = datetime.now(UTC)
+        repo.record_step(pid, "a", status="failed", try_number=1, state=None, error="boom", started_at=t)
+        repo.record_step(pid, "a", status="success", try_number=2, state={"k": 1}, error=None, started_at=t)
+        repo.record_step(pid, "a", status="success", try_number=2, state={"k": 2}, error=None, started_at=t)
+        repo.set_process_status(pid, ProcessStatus.COMPLETED, last_step="done")
+    with store.transaction() as repo:
+        assert repo.count(tables.processes) == 1
+        assert repo.count(tables.processes_subscriptions) == 1
+        assert [(s["try_number"], s["status"]) for s in repo.steps_of(pid)] == [(1, "failed"), (2, "success")]
+        assert repo.completed_step_state(pid, "a") == {"k": 2}
+        (process,) = repo.processes_of(sub.subscription_id)
+        assert process["status"] == "completed" and process["created_by"] == "manual:tester"
+        assert process["started_at"].tzinfo is not None
+
+
+@pytest.mark.parametrize("bad", ["", "Public", "1abc", "a-b", "a;drop", "x" * 64, None])
+def test_db_schema_names_are_checked(bad):
+    with pytest.raises(ValueError, match="not a valid schema name"):
+        check_db_schema(bad)

@@ -1,0 +1,78 @@
+"""The `usergroup` command: db upgrade, subscriptions list/show, in JSON and as text."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from uuid import uuid4
+
+import pytest
+
+from usergroup.cli import main
+from usergroup.domain import USER_GROUP_PRODUCT, UserGroupInactive
+from usergroup.report import SUBSCRIPTION_COLUMNS
+
+USERGROUP = str(Path(sys.executable).parent / "usergroup")
+
+
+@pytest.fixture
+def one_subscription(store):
+    sub = UserGroupInactive.from_product_id(USER_GROUP_PRODUCT.product_id, uuid4())
+    sub.user_group.group_name = "CLI <Lab> 'ü'"
+    pid = uuid4()
+    with store.transaction() as repo:
+        sub = repo.save_subscription(sub)
+        repo.start_process(pid, workflow_name="create_user_group", workflow_target="CREATE", dag_id="d",
+                           run_id="r", created_by="manual", input_state={})
+        repo.link_subscription(pid, sub.subscription_id, "CREATE")
+    return sub
+
+
+def test_db_upgrade_creates_the_store(store_target, monkeypatch, capsys):
+    monkeypatch.setenv("AIRFLOW_CONN_USERGROUP_DEFAULT", store_target.conn_json)
+    assert main(["db", "upgrade"]) == 0
+    assert main(["db", "upgrade"]) == 0
+    out = capsys.readouterr().out
+    assert f"(schema {store_target.db_schema}) is at revision 0001" in out
+
+
+def test_show_json_has_the_documented_shape(one_subscription, capsys):
+    assert main(["subscriptions", "show", str(one_subscription.subscription_id), "--json"]) == 0
+    view = json.loads(capsys.readouterr().out)
+    assert set(SUBSCRIPTION_COLUMNS) <= set(view)
+    assert view["product"] == "User Group"
+    assert view["user_group"] == {"group_name": "CLI <Lab> 'ü'", "group_id": None}
+    assert view["status"] == "initial" and view["insync"] is False and view["version"] == 1
+    (process,) = view["processes"]
+    assert process["workflow_target"] == "CREATE" and process["status"] == "running" and process["steps"] == []
+
+
+def test_list_json_is_an_array_and_text_shows_the_name(one_subscription, capsys):
+    assert main(["subscriptions", "list", "--json"]) == 0
+    (view,) = json.loads(capsys.readouterr().out)
+    assert view["subscription_id"] == str(one_subscription.subscription_id)
+    assert main(["subscriptions", "list"]) == 0
+    assert "CLI <Lab> 'ü'" in capsys.readouterr().out
+
+
+def test_show_unknown_and_malformed_ids(store, capsys):
+    assert main(["subscriptions", "show", str(uuid4())]) == 1
+    assert "no subscription" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["subscriptions", "show", "not-a-uuid"])
+    assert "is not a subscription id" in capsys.readouterr().err
+
+
+def test_the_console_command_keeps_stdout_parseable(one_subscription):
+    """Airflow's log lines (e.g. which store is used) go to stderr; stdout is only the JSON."""
+    result = subprocess.run([USERGROUP, "subscriptions", "list", "--json"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)[0]["user_group"]["group_name"] == "CLI <Lab> 'ü'"
+
+
+def test_a_broken_connection_is_a_one_line_error(monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_USERGROUP_DEFAULT", '{"conn_type": "mysql", "host": "h"}')
+    result = subprocess.run([USERGROUP, "subscriptions", "list"], capture_output=True, text=True)
+    assert result.returncode == 1
+    assert "usergroup: ValueError: connection 'usergroup_default' has type 'mysql'" in result.stderr
+    assert "Traceback" not in result.stderr

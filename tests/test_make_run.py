@@ -1,0 +1,44 @@
+"""`make run`: the README's first command, with names a user can type, passed to Airflow verbatim."""
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from conftest import ROOT
+
+TRICKY = "O'Brien; $(shell id) `id` \"q\" \\ Zürich 研究"
+
+
+@pytest.fixture
+def make_env(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MAKE"))}
+    env["AIRFLOW_HOME"] = str(tmp_path / "airflow-home")
+    return env
+
+
+def make_run(env, *args):
+    return subprocess.run(["make", "--no-print-directory", "run", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_make_run_prints_an_active_subscription_for_a_tricky_name(make_env):
+    result = make_run(make_env, f"NAME={TRICKY}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    view = json.loads(result.stdout[result.stdout.index("{"):])
+    assert view["user_group"]["group_name"] == TRICKY
+    assert view["status"] == "active" and view["insync"] is True and view["user_group"]["group_id"]
+    assert view["description"] == f"User Group {TRICKY}"
+    assert [p["status"] for p in view["processes"]] == ["completed"]
+    assert "uid=" not in result.stdout + result.stderr  # $(shell id) and `id` never ran
+
+
+def test_make_run_rejects_a_bad_name_with_the_validation_message(make_env):
+    result = make_run(make_env, "NAME=trailing ")
+    assert result.returncode != 0
+    assert "Invalid input for param group_name" in result.stderr
+    make_env["NAME"] = " leading"  # from the environment, leading whitespace reaches the check too
+    result = make_run(make_env)
+    assert result.returncode != 0
+    assert "Invalid input for param group_name: ' leading'" in result.stderr
