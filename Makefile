@@ -1,5 +1,6 @@
 # usergroup: set-up, run and test. `make run` and `make test` work on a fresh machine.
 SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 PYTHON ?= python3.11
 VENV := $(CURDIR)/.venv
 BIN := $(VENV)/bin
@@ -25,7 +26,7 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt pyproject.toml
 	@echo "make: installing the pinned requirements into $(VENV)" >&2
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt >&2
+	@$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt 2>&1 | { grep -v 'is ignored: it is neither' || true; } >&2
 	@$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e . >&2
 	@touch $@
 

@@ -11,6 +11,8 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from usergroup.domain.names import check_group_name
+
 DAG_ID = "create_user_group"
 
 
@@ -39,6 +41,10 @@ def main() -> int:
                    if "ParamValidationError:" in line or "AirflowFailException:" in line]
         for line in dict.fromkeys(reasons) or ["see the log"]:
             say(f"rejected: {line}")
+        try:
+            check_group_name(name)
+        except ValueError as exc:
+            say(f"the rule it breaks: {exc}")
         say(f"airflow dags test exited {result.returncode}")
         return result.returncode
 

@@ -5,7 +5,6 @@ import os
 import subprocess
 
 import pytest
-
 from conftest import ROOT
 
 TRICKY = "O'Brien; $(shell id) `id` \"q\" \\ Zürich 研究"

@@ -85,5 +85,5 @@ def test_a_duplicate_name_fails_at_the_first_step_and_adds_nothing(airflow_db, s
     assert result.returncode != 0
     out = result.stdout + result.stderr
     assert f"already used by subscription {holder.subscription_id}" in out
-    assert f"AirflowFailException: create_subscription: group_name 'shared NAME' is already used" in out
+    assert "AirflowFailException: create_subscription: group_name 'shared NAME' is already used" in out
     assert row_counts(store) == before
