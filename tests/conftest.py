@@ -104,3 +104,16 @@ def store(store_target, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_USERGROUP_DEFAULT", store_target.conn_json)
     yield Store(engine)
     engine.dispose()
+
+
+def oss_for(store):
+    """The fake OSS/BSS beside a store (its own table on PostgreSQL, its own file beside SQLite's)."""
+    from usergroup.provisioning import FakeOssBss
+    from usergroup.store.engine import mapped_schema
+
+    return FakeOssBss(store.engine.url, mapped_schema(store.engine) or "usergroup")
+
+
+@pytest.fixture
+def oss(store):
+    return oss_for(store)

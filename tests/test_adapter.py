@@ -5,10 +5,11 @@ from uuid import UUID, uuid4
 
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
+from conftest import oss_for
 
 from usergroup.adapter import DEFAULT_CUSTOMER_ID, process_id_for, run_step, step_task
 from usergroup.domain import USER_GROUP_PRODUCT, SubscriptionLifecycle, Target
-from usergroup.provisioning import FakeOssBss, OssBssError
+from usergroup.provisioning import OssBssError
 from usergroup.step import step
 from usergroup.steps import done, resync, set_status, store_process_subscription
 from usergroup.store import tables
@@ -29,7 +30,7 @@ def initial_state(name="Research Lab") -> dict:
 
 
 def run(step_, state, store, try_number=1, start=None):
-    return run_step(step_, state, store=store, oss=FakeOssBss(), try_number=try_number, start=start)
+    return run_step(step_, state, store=store, oss=oss_for(store), try_number=try_number, start=start)
 
 
 def test_merges_commits_and_records_the_step(store):
@@ -78,7 +79,9 @@ def test_a_step_that_already_committed_is_not_run_again(store):
     assert again == after
     with store.transaction() as repo:
         assert repo.get_subscription(after["subscription_id"]).version == 2
-        assert [s["name"] for s in repo.steps_of(state["process_id"])].count("initialize_subscription") == 1
+        rows = [s for s in repo.steps_of(state["process_id"]) if s["name"] == "initialize_subscription"]
+        assert [(r["try_number"], r["status"]) for r in rows] == [(1, "success"), (2, "replayed")]
+        assert rows[1]["note"] == "committed by try 1; not run again" and rows[1]["state"] == after
 
 
 def test_a_duplicate_at_the_first_step_writes_nothing(store):

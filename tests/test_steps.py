@@ -5,7 +5,7 @@ from uuid import UUID, uuid4
 import pytest
 
 from usergroup.domain import USER_GROUP_PRODUCT, SubscriptionLifecycle, Target, UserGroup, UserGroupInactive
-from usergroup.provisioning import FakeOssBss, OssBssError
+from usergroup.provisioning import OssBssError
 from usergroup.steps import done, resync, set_status, store_process_subscription
 from usergroup.store import tables
 from usergroup.store.repository import DuplicateGroupNameError
@@ -51,25 +51,29 @@ def test_initialize_subscription_names_describes_and_moves_to_provisioning():
     assert new.description == "User Group Lab 1"
 
 
-def test_provision_user_group_stores_a_stable_group_id():
+def test_provision_user_group_stores_a_stable_group_id(oss):
     sub = UserGroupInactive.from_product_id(USER_GROUP_PRODUCT.product_id, uuid4())
     sub = initialize_subscription({"subscription": sub.model_dump(mode="json"), "group_name": "Lab"})["subscription"]
     state = {"subscription": sub.model_dump(mode="json")}
-    first = provision_user_group(state, oss=FakeOssBss())
-    second = provision_user_group(state, oss=FakeOssBss())
+    first = provision_user_group(state, oss=oss)
+    second = provision_user_group(state, oss=oss)
     assert first["group_id"] == second["group_id"] == first["subscription"].user_group.group_id > 0
+    (group,) = oss.groups()  # the fake kept one group, and was asked twice
+    assert group["subscription_id"] == sub.subscription_id and group["calls"] == 2
 
 
-def test_provision_user_group_fails_on_demand(monkeypatch):
+def test_provision_user_group_fails_on_demand(oss, monkeypatch):
     monkeypatch.setenv("USERGROUP_FAKE_OSS_FAIL", "1")
     with pytest.raises(OssBssError, match="unavailable"):
-        FakeOssBss().provision_user_group(uuid4(), "x")
+        oss.provision_user_group(uuid4(), "x")
+    monkeypatch.setenv("USERGROUP_FAKE_OSS_FAIL", "0")
+    assert oss.provision_user_group(uuid4(), "x") > 0
 
 
-def test_a_step_refuses_a_subscription_in_the_wrong_lifecycle():
+def test_a_step_refuses_a_subscription_in_the_wrong_lifecycle(oss):
     sub = UserGroupInactive.from_product_id(USER_GROUP_PRODUCT.product_id, uuid4())
     with pytest.raises(TypeError, match="needs UserGroupProvisioning"):
-        provision_user_group({"subscription": sub.model_dump(mode="json")}, oss=FakeOssBss())
+        provision_user_group({"subscription": sub.model_dump(mode="json")}, oss=oss)
 
 
 def test_set_status_active_sets_start_date_and_resync_sets_insync():

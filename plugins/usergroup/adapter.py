@@ -62,9 +62,14 @@ def run_step(step: Step, state: State, *, store: Store, oss: OssBssClient, try_n
     recorded. A step that already completed in this process (a crash after its commit) is not run again."""
     process_id = UUID(state["process_id"])
     with store.transaction() as repo:
-        if (done_state := repo.completed_step_state(process_id, step.name)) is not None:
-            log.info("Step %s already completed in process %s: returning its state", step.name, process_id)
-            return done_state
+        if (done := repo.completed_step(process_id, step.name)) is not None:
+            log.info("Step %s already committed by try %s of process %s: not run again, its state is returned",
+                     step.name, done["try_number"], process_id)
+            if done["try_number"] != try_number:
+                repo.record_step(process_id, step.name, status="replayed", try_number=try_number,
+                                 state=done["state"], error=None, started_at=datetime.now(UTC),
+                                 note=f"committed by try {done['try_number']}; not run again")
+            return done["state"]
         if start is None:
             repo.set_process_status(process_id, ProcessStatus.RUNNING, last_step=step.name)
     started_at = datetime.now(UTC)
@@ -96,10 +101,10 @@ def _record_failure(store: Store, process_id: UUID, state: State, name: str, try
         with store.transaction() as repo:
             if start is not None:
                 repo.start_process(process_id, input_state=state, **start)
-            repo.record_step(process_id, name, status="failed", try_number=try_number, state=None,
-                             error=f"{reason}\n{tail}", started_at=started_at)
-            repo.set_process_status(process_id, ProcessStatus.FAILED, last_step=name, failed_reason=reason,
-                                    traceback=tail)
+            if repo.record_step_failure(process_id, name, try_number=try_number, error=f"{reason}\n{tail}",
+                                        started_at=started_at):
+                repo.set_process_status(process_id, ProcessStatus.FAILED, last_step=name, failed_reason=reason,
+                                        traceback=tail)
     except Exception:  # the store itself may be what failed; the task fails with the original error
         log.exception("Could not record the failure of step %s in process %s", name, process_id)
 
@@ -117,8 +122,9 @@ def step_task(step: Step, *, form: type[BaseModel] | None = None, target: Target
                 "workflow_name": dag_run.dag_id, "workflow_target": str(target), "dag_id": dag_run.dag_id,
                 "run_id": dag_run.run_id, "created_by": _triggered_by(dag_run),
             }
-        return run_step(step, state, store=UserGroupHook().store, oss=FakeOssBss(), try_number=ti.try_number,
-                        start=start)
+        hook = UserGroupHook()
+        return run_step(step, state, store=hook.store, oss=FakeOssBss(*hook.url_and_schema),
+                        try_number=ti.try_number, start=start)
 
     body.__name__ = body.__qualname__ = step.name
     body.__doc__ = step.description

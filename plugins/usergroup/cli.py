@@ -15,7 +15,7 @@ def quiet_hook():
 
     from usergroup.hook import UserGroupHook
 
-    configure_logging(output=sys.stderr)  # stdout is for the result (`--json` must parse)
+    configure_logging(output=sys.__stderr__)  # stdout is for the result (`--json` must parse)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     return UserGroupHook()
 

@@ -1,11 +1,28 @@
-"""The OSS/BSS client interface and its fake, which hands out one stable group id per subscription."""
+"""The OSS/BSS client interface and its fake, which keeps the groups it provisioned in a table of its own."""
 
-import hashlib
 import os
+from functools import cached_property
+from pathlib import Path
 from typing import Protocol
 from uuid import UUID
 
+from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, Uuid, select, update
+from sqlalchemy.engine import URL
+
+from usergroup.store.engine import create_store_engine
+from usergroup.store.sql import insert_ignore
+
 FAIL_ENV = "USERGROUP_FAKE_OSS_FAIL"
+
+fake_metadata = MetaData(schema="usergroup")
+fake_ossbss_groups = Table(
+    "fake_ossbss_groups",
+    fake_metadata,
+    Column("group_id", Integer, primary_key=True, autoincrement=True),
+    Column("subscription_id", Uuid, nullable=False, unique=True),
+    Column("group_name", String(255), nullable=False),
+    Column("calls", Integer, nullable=False),
+)
 
 
 class OssBssError(RuntimeError):
@@ -18,11 +35,37 @@ class OssBssClient(Protocol):
 
 
 class FakeOssBss:
-    """No real OSS/BSS: the group id is derived from the subscription id, so a retry gets the same one.
-    Set USERGROUP_FAKE_OSS_FAIL=1 to make every call fail (to demonstrate a failure and its resume)."""
+    """Stands in for the OSS/BSS. Like a real one it commits on its own connection, outside the step's
+    transaction, and it is idempotent per subscription: asked again, it returns the same group (and counts
+    the call). On PostgreSQL its table sits beside the store's, on SQLite in a file of its own beside the
+    store's file. USERGROUP_FAKE_OSS_FAIL=1 makes every call fail, to demonstrate a failure and its resume."""
+
+    def __init__(self, url: URL, db_schema: str):
+        self.url, self.db_schema = url, db_schema
+
+    @cached_property
+    def engine(self) -> Engine:
+        url = self.url
+        if url.get_backend_name() == "sqlite":
+            path = Path(url.database)
+            url = url.set(database=str(path.with_name(f"{path.stem}-fake-ossbss{path.suffix}")))
+        engine = create_store_engine(url, self.db_schema)
+        fake_metadata.create_all(engine, checkfirst=True)
+        return engine
 
     def provision_user_group(self, subscription_id: UUID, group_name: str) -> int:
         if os.environ.get(FAIL_ENV, "") not in ("", "0"):
             raise OssBssError(f"fake OSS/BSS unavailable ({FAIL_ENV} is set): group {group_name!r} not provisioned")
-        digest = hashlib.sha256(UUID(str(subscription_id)).bytes).digest()
-        return int.from_bytes(digest[:4], "big") % 2_000_000_000 + 1
+        subscription_id = UUID(str(subscription_id))
+        with self.engine.begin() as conn:
+            insert_ignore(conn, fake_ossbss_groups,
+                           {"subscription_id": subscription_id, "group_name": group_name, "calls": 0})
+            conn.execute(update(fake_ossbss_groups).where(fake_ossbss_groups.c.subscription_id == subscription_id)
+                         .values(calls=fake_ossbss_groups.c.calls + 1))
+            return conn.execute(select(fake_ossbss_groups.c.group_id)
+                                .where(fake_ossbss_groups.c.subscription_id == subscription_id)).scalar_one()
+
+    def groups(self) -> list[dict]:
+        """What it provisioned: one row per group, with how often it was asked for it."""
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(select(fake_ossbss_groups))]

@@ -127,7 +127,7 @@ def test_process_trail_is_idempotent(store):
         assert repo.count(tables.processes) == 1
         assert repo.count(tables.processes_subscriptions) == 1
         assert [(s["try_number"], s["status"]) for s in repo.steps_of(pid)] == [(1, "failed"), (2, "success")]
-        assert repo.completed_step_state(pid, "a") == {"k": 2}
+        assert repo.completed_step(pid, "a") == {"try_number": 2, "state": {"k": 2}}
         (process,) = repo.processes_of(sub.subscription_id)
         assert process["status"] == "completed" and process["created_by"] == "manual:tester"
         assert process["started_at"].tzinfo is not None

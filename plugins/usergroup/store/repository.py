@@ -7,12 +7,12 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import Connection, Engine, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from usergroup.domain import ProcessStatus, SubscriptionLifecycle, SubscriptionModel, UserGroupInactive
 from usergroup.domain.names import name_key
 from usergroup.domain.product import Product
+from usergroup.store.sql import insert_ignore, upsert
 from usergroup.store.tables import (
     process_steps,
     processes,
@@ -131,7 +131,7 @@ class Repository:
                   "name_key": name_key(block.group_name) if claimed else None}
         try:
             with self.conn.begin_nested():
-                _upsert(self.conn, user_group_blocks, {"subscription_id": sub.subscription_id, **values},
+                upsert(self.conn, user_group_blocks, {"subscription_id": sub.subscription_id, **values},
                         ["subscription_id"])
         except IntegrityError:
             holder = self.find_by_group_name(sub.customer_id, block.group_name)
@@ -143,7 +143,7 @@ class Repository:
                       run_id: str, created_by: str | None, input_state: dict[str, Any]) -> None:
         """Create the process row (idempotent) and mark it running."""
         t = now()
-        _insert_ignore(self.conn, processes, {
+        insert_ignore(self.conn, processes, {
             "process_id": process_id, "workflow_name": workflow_name, "workflow_target": workflow_target,
             "status": str(ProcessStatus.CREATED), "dag_id": dag_id, "run_id": run_id,
             "created_by": created_by, "input_state": input_state, "started_at": t, "last_modified_at": t,
@@ -177,7 +177,7 @@ class Repository:
         return [r.subscription_id for r in rows]
 
     def link_subscription(self, process_id: UUID, subscription_id: UUID, workflow_target: str) -> None:
-        _insert_ignore(self.conn, processes_subscriptions, {
+        insert_ignore(self.conn, processes_subscriptions, {
             "process_id": process_id, "subscription_id": subscription_id,
             "workflow_target": workflow_target, "created_at": now(),
         })
@@ -194,22 +194,37 @@ class Repository:
     # -- steps -----------------------------------------------------------------------------------
 
     def record_step(self, process_id: UUID, name: str, *, status: str, try_number: int,
-                    state: dict[str, Any] | None, error: str | None, started_at: datetime) -> None:
+                    state: dict[str, Any] | None, error: str | None, started_at: datetime,
+                    note: str | None = None) -> None:
         """One row per try of a step; recording the same try again replaces it."""
-        _upsert(self.conn, process_steps, {
+        upsert(self.conn, process_steps, {
             "process_id": process_id, "name": name, "status": status, "try_number": try_number,
-            "state": state, "error": error, "started_at": started_at, "completed_at": now(),
+            "state": state, "error": error, "note": note, "started_at": started_at, "completed_at": now(),
         }, ["process_id", "name", "try_number"])
 
-    def completed_step_state(self, process_id: UUID, name: str) -> dict[str, Any] | None:
-        """The state a step left when it already completed in this process (a crash after its commit)."""
+    def record_step_failure(self, process_id: UUID, name: str, *, try_number: int, error: str,
+                            started_at: datetime) -> bool:
+        """Record a failed try. If this try had already committed (it crashed after its commit), its success
+        stands and only the error is added: returns False. Otherwise returns True."""
+        committed = self.conn.execute(
+            update(process_steps)
+            .where(process_steps.c.process_id == process_id, process_steps.c.name == name,
+                   process_steps.c.try_number == try_number, process_steps.c.status == "success")
+            .values(error=error, note="crashed after its commit")
+        ).rowcount
+        if not committed:
+            self.record_step(process_id, name, status="failed", try_number=try_number, state=None, error=error,
+                             started_at=started_at)
+        return not committed
+
+    def completed_step(self, process_id: UUID, name: str) -> dict[str, Any] | None:
+        """The try that committed this step in this process, with the state it left, if any."""
         row = self.conn.execute(
-            select(process_steps.c.state)
+            select(process_steps.c.try_number, process_steps.c.state)
             .where(process_steps.c.process_id == process_id, process_steps.c.name == name,
                    process_steps.c.status == "success")
-            .order_by(process_steps.c.try_number.desc())
         ).first()
-        return row.state if row else None
+        return dict(row._mapping) if row else None
 
     def steps_of(self, process_id: UUID | str) -> list[dict[str, Any]]:
         rows = self.conn.execute(select(process_steps)
@@ -224,17 +239,3 @@ class Repository:
 def duplicate_message(group_name: str, holder: SubscriptionModel | None) -> str:
     where = f"subscription {holder.subscription_id} ({holder.status})" if holder else "another subscription"
     return f"group_name {group_name!r} is already used by {where} of this customer"
-
-
-def _dialect_insert(conn: Connection, table):
-    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
-
-
-def _insert_ignore(conn: Connection, table, values: dict[str, Any]) -> None:
-    conn.execute(_dialect_insert(conn, table).values(**values).on_conflict_do_nothing())
-
-
-def _upsert(conn: Connection, table, values: dict[str, Any], keys: list[str]) -> None:
-    stmt = _dialect_insert(conn, table).values(**values)
-    changed = {k: stmt.excluded[k] for k in values if k not in keys}
-    conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=changed))

@@ -109,6 +109,7 @@ process_steps = Table(
     Column("try_number", Integer, nullable=False),
     Column("state", JSON),
     Column("error", Text),
+    Column("note", Text),
     Column("started_at", UTCDateTime, nullable=False),
     Column("completed_at", UTCDateTime, nullable=False),
     UniqueConstraint("process_id", "name", "try_number", name="uq_process_steps_try"),

@@ -1,0 +1,20 @@
+"""Dialect-aware INSERT ... ON CONFLICT for PostgreSQL and SQLite."""
+
+from typing import Any
+
+from sqlalchemy import Connection, Table
+from sqlalchemy.dialects import postgresql, sqlite
+
+
+def _insert(conn: Connection, table: Table):
+    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+
+
+def insert_ignore(conn: Connection, table: Table, values: dict[str, Any]) -> None:
+    conn.execute(_insert(conn, table).values(**values).on_conflict_do_nothing())
+
+
+def upsert(conn: Connection, table: Table, values: dict[str, Any], keys: list[str]) -> None:
+    stmt = _insert(conn, table).values(**values)
+    changed = {k: stmt.excluded[k] for k in values if k not in keys}
+    conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=changed))
