@@ -60,7 +60,7 @@ def test_show_unknown_and_malformed_ids(store, capsys):
     assert "no subscription" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["subscriptions", "show", "not-a-uuid"])
-    assert "is not a subscription id" in capsys.readouterr().err
+    assert "is not an id (a UUID)" in capsys.readouterr().err
 
 
 def test_the_console_command_keeps_stdout_parseable(one_subscription):

@@ -1,4 +1,4 @@
-"""The `usergroup` command: upgrade the store, list and show subscriptions."""
+"""The `usergroup` command: upgrade the store; list and show subscriptions and processes; recover."""
 
 import argparse
 import json
@@ -6,7 +6,8 @@ import logging
 import sys
 from uuid import UUID
 
-from usergroup.report import subscription_json
+from usergroup.domain import ProcessStatus
+from usergroup.report import process_json, subscription_json
 
 
 def quiet_hook():
@@ -64,11 +65,52 @@ def subscriptions_show(args) -> int:
     return 0
 
 
+def subscriptions_set_in_sync(args) -> int:
+    with quiet_hook().store.transaction() as repo:
+        sub = repo.set_in_sync(UUID(args.id))
+    print(f"subscription {sub.subscription_id} is in sync (version {sub.version})")
+    return 0
+
+
+def processes_list(args) -> int:
+    with quiet_hook().store.transaction() as repo:
+        views = [process_json(repo, p) for p in repo.list_processes(status=args.status)]
+    if args.json:
+        print(json.dumps(views, indent=2, ensure_ascii=False))
+        return 0
+    print(f"{'process_id':36}  {'workflow':18}  {'target':8}  {'status':9}  {'last_step':26}  failed_reason")
+    for p in views:
+        print(f"{p['process_id']:36}  {p['workflow_name']:18}  {p['workflow_target']:8}  {p['status']:9}  "
+              f"{p['last_step'] or '':26}  {p['failed_reason'] or ''}")
+    return 0
+
+
+def processes_show(args) -> int:
+    with quiet_hook().store.transaction() as repo:
+        process = repo.get_process(args.id)
+        if process is None:
+            print(f"usergroup: no process {args.id}", file=sys.stderr)
+            return 1
+        view = process_json(repo, process, detail=True)
+    if args.json:
+        print(json.dumps(view, indent=2, ensure_ascii=False))
+        return 0
+    for key in ("process_id", "workflow_name", "workflow_target", "status", "last_step", "failed_reason",
+                "created_by", "dag_id", "run_id", "started_at", "last_modified_at", "subscriptions"):
+        print(f"{key:17} {view[key]}")
+    for st in view["steps"]:
+        print(f"step              {st['name']:28} try {st['try_number']}  {st['status']:9} {st['completed_at']}"
+              f"{'  ' + st['note'] if st['note'] else ''}")
+        if st["error"]:
+            print("                  " + st["error"].splitlines()[0])
+    return 0
+
+
 def _uuid(value: str) -> str:
     try:
         return str(UUID(value))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a subscription id (a UUID)") from None
+        raise argparse.ArgumentTypeError(f"{value!r} is not an id (a UUID)") from None
 
 
 def parser() -> argparse.ArgumentParser:
@@ -85,6 +127,18 @@ def parser() -> argparse.ArgumentParser:
     show.add_argument("id", type=_uuid, help="the subscription id")
     show.add_argument("--json", action="store_true", help="one subscription object")
     show.set_defaults(func=subscriptions_show)
+    sync = subs.add_parser("set-in-sync", help="operator recovery: mark a subscription in sync again")
+    sync.add_argument("id", type=_uuid, help="the subscription id")
+    sync.set_defaults(func=subscriptions_set_in_sync)
+    procs = groups.add_parser("processes", help="the process trail").add_subparsers(dest="command", required=True)
+    pl = procs.add_parser("list", help="all processes")
+    pl.add_argument("--status", choices=[s.value for s in ProcessStatus], help="only processes in this status")
+    pl.add_argument("--json", action="store_true", help="an array of process objects")
+    pl.set_defaults(func=processes_list)
+    ps = procs.add_parser("show", help="one process: its steps, tries and errors")
+    ps.add_argument("id", type=_uuid, help="the process id")
+    ps.add_argument("--json", action="store_true", help="one process object, with each step's state")
+    ps.set_defaults(func=processes_show)
     return p
 
 

@@ -11,7 +11,7 @@ SUBSCRIPTION_COLUMNS = ("subscription_id", "customer_id", "description", "status
                         "end_date", "note", "version")
 PROCESS_COLUMNS = ("process_id", "workflow_name", "workflow_target", "status", "last_step", "failed_reason",
                    "created_by", "dag_id", "run_id", "started_at", "last_modified_at")
-STEP_COLUMNS = ("name", "status", "try_number", "started_at", "completed_at", "error")
+STEP_COLUMNS = ("name", "status", "try_number", "started_at", "completed_at", "error", "note")
 
 
 def subscription_json(repo: Repository, sub: SubscriptionModel) -> dict[str, Any]:
@@ -22,7 +22,14 @@ def subscription_json(repo: Repository, sub: SubscriptionModel) -> dict[str, Any
     return to_jsonable_python(view)
 
 
-def process_json(repo: Repository, process: dict[str, Any]) -> dict[str, Any]:
+def process_json(repo: Repository, process: dict[str, Any], detail: bool = False) -> dict[str, Any]:
+    """A process and its steps (one per try); `detail` adds the traceback, each step's state and the
+    subscriptions the process touched."""
     view = {c: process[c] for c in PROCESS_COLUMNS}
-    view["steps"] = [{c: s[c] for c in STEP_COLUMNS} for s in repo.steps_of(process["process_id"])]
+    columns = (*STEP_COLUMNS, "state") if detail else STEP_COLUMNS
+    view["steps"] = [{c: s[c] for c in columns} for s in repo.steps_of(process["process_id"])]
+    if detail:
+        view["traceback"] = process["traceback"]
+        view["input_state"] = process["input_state"]
+        view["subscriptions"] = repo.subscriptions_of(process["process_id"])
     return to_jsonable_python(view)

@@ -23,6 +23,12 @@ def set_status(status: SubscriptionLifecycle) -> Step:
     return _set_status
 
 
+@step("Unsync subscription")
+def unsync(subscription_id: UUID, process_id: UUID, repository) -> State:
+    """Take the in-sync lock for this workflow; fails at once if another process holds it."""
+    return {"subscription": repository.unsync(UUID(str(subscription_id)), UUID(str(process_id)))}
+
+
 @step("Set subscription in sync")
 def resync(subscription: SubscriptionModel) -> State:
     subscription.insync = True

@@ -35,6 +35,10 @@ class StaleSubscriptionError(StoreError):
     pass
 
 
+class OutOfSyncError(StoreError):
+    pass
+
+
 def now() -> datetime:
     return datetime.now(UTC)
 
@@ -123,6 +127,47 @@ class Repository:
             version = sub.version + 1
         self._save_block(sub)
         return sub.model_copy(update={"version": version})
+
+    def unsync(self, subscription_id: UUID, process_id: UUID) -> SubscriptionModel:
+        """Take the in-sync lock: one conditional UPDATE, so of any number of concurrent callers exactly one
+        wins. A loser learns which process holds the subscription."""
+        taken = self.conn.execute(
+            update(subscriptions)
+            .where(subscriptions.c.subscription_id == subscription_id, subscriptions.c.insync.is_(True))
+            .values(insync=False, version=subscriptions.c.version + 1)
+        ).rowcount
+        if not taken:
+            if self.get_subscription(subscription_id) is None:
+                raise StoreError(f"no subscription {subscription_id}")
+            raise OutOfSyncError(f"subscription {subscription_id} is out of sync" + self._held_by(
+                subscription_id, exclude=process_id))
+        return self.get_subscription(subscription_id)
+
+    def set_in_sync(self, subscription_id: UUID) -> SubscriptionModel:
+        """The operator's recovery: refused while a linked process is failed or running (it holds the lock)."""
+        if self.get_subscription(subscription_id) is None:
+            raise StoreError(f"no subscription {subscription_id}")
+        holders = self.unfinished_processes(subscription_id)
+        if holders:
+            names = ", ".join(f"{p['process_id']} ({p['workflow_name']}, {p['status']})" for p in holders)
+            raise OutOfSyncError(f"subscription {subscription_id} stays out of sync: process {names} has not "
+                                 "completed; resume it (clear its failed task) or abort it first")
+        self.conn.execute(update(subscriptions).where(subscriptions.c.subscription_id == subscription_id)
+                          .values(insync=True, version=subscriptions.c.version + 1))
+        return self.get_subscription(subscription_id)
+
+    def unfinished_processes(self, subscription_id: UUID, exclude: UUID | None = None) -> list[dict[str, Any]]:
+        unfinished = (ProcessStatus.CREATED, ProcessStatus.RUNNING, ProcessStatus.FAILED)
+        return [p for p in self.processes_of(subscription_id)
+                if p["status"] in unfinished and p["process_id"] != exclude]
+
+    def _held_by(self, subscription_id: UUID, exclude: UUID) -> str:
+        holders = self.unfinished_processes(subscription_id, exclude=exclude)
+        holders = [p for p in holders if self.completed_step(p["process_id"], "unsync")] or holders
+        if not holders:
+            return " (no unfinished process holds it: an operator can set it in sync)"
+        return "; held by " + ", ".join(f"process {p['process_id']} ({p['workflow_name']}, {p['status']})"
+                                       for p in holders)
 
     def _save_block(self, sub: SubscriptionModel) -> None:
         block = sub.user_group
