@@ -5,8 +5,8 @@ from uuid import UUID, uuid4
 
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
-from conftest import oss_for
 
+from conftest import oss_for
 from usergroup.adapter import DEFAULT_CUSTOMER_ID, process_id_for, run_step, step_task
 from usergroup.domain import USER_GROUP_PRODUCT, SubscriptionLifecycle, Target
 from usergroup.provisioning import OssBssError

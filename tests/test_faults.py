@@ -4,8 +4,8 @@ from contextlib import contextmanager
 from uuid import uuid4
 
 import pytest
-from conftest import oss_for
 
+from conftest import oss_for
 from usergroup.adapter import run_step
 from usergroup.domain import USER_GROUP_PRODUCT, SubscriptionLifecycle, Target
 from usergroup.steps import done, resync, set_status, store_process_subscription

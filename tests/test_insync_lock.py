@@ -5,8 +5,8 @@ from uuid import UUID, uuid4
 
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
-from conftest import oss_for
 
+from conftest import oss_for
 from usergroup.adapter import run_step
 from usergroup.domain import USER_GROUP_PRODUCT, ProcessStatus, UserGroupInactive
 from usergroup.steps import unsync

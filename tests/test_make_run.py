@@ -5,6 +5,7 @@ import os
 import subprocess
 
 import pytest
+
 from conftest import ROOT
 
 TRICKY = "O'Brien; $(shell id) `id` \"q\" \\ Zürich 研究"

@@ -5,6 +5,7 @@ import sys
 
 import pytest
 from airflow.dag_processing.dagbag import DagBag
+
 from conftest import ROOT
 
 STEPS = ["create_subscription", "store_process_subscription", "initialize_subscription", "provision_user_group",

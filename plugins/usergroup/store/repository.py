@@ -39,6 +39,9 @@ class OutOfSyncError(StoreError):
     pass
 
 
+UNFINISHED = (ProcessStatus.CREATED, ProcessStatus.RUNNING, ProcessStatus.FAILED)
+
+
 def now() -> datetime:
     return datetime.now(UTC)
 
@@ -97,6 +100,25 @@ class Repository:
             user_group_blocks.c.name_key == name_key(group_name),
         )).first()
         return self._to_model(row) if row else None
+
+    def claim_group_name(self, customer_id: UUID | str, group_name: str, process_id: UUID | str) -> None:
+        """Refuse `group_name` if a non-terminated subscription of the customer holds it, or another unfinished
+        process is creating a group of that name. Creates of one customer are serialized (a transaction lock
+        on PostgreSQL; SQLite's BEGIN IMMEDIATE serializes all writers), so of two concurrent runs with one
+        name exactly one passes; the process row committed with this step is the claim others then see."""
+        if self.conn.dialect.name == "postgresql":
+            self.conn.execute(select(func.pg_advisory_xact_lock(func.hashtext(f"usergroup.names.{customer_id}"))))
+        holder = self.find_by_group_name(customer_id, group_name)
+        if holder is not None:
+            raise DuplicateGroupNameError(duplicate_message(group_name, holder))
+        key, me = name_key(group_name), UUID(str(process_id))
+        in_flight = self.conn.execute(select(processes).where(processes.c.status.in_([str(s) for s in UNFINISHED])))
+        for p in in_flight.mappings():
+            given = p["input_state"] or {}
+            if (p["process_id"] != me and given.get("customer_id") == str(customer_id)
+                    and isinstance(given.get("group_name"), str) and name_key(given["group_name"]) == key):
+                raise DuplicateGroupNameError(f"group_name {group_name!r} is being claimed by process "
+                                              f"{p['process_id']} ({p['workflow_name']}, {p['status']})")
 
     def save_subscription(self, sub: SubscriptionModel) -> SubscriptionModel:
         """Insert (version 0) or update (optimistic lock on `version`); return it with its new version."""
@@ -157,9 +179,8 @@ class Repository:
         return self.get_subscription(subscription_id)
 
     def unfinished_processes(self, subscription_id: UUID, exclude: UUID | None = None) -> list[dict[str, Any]]:
-        unfinished = (ProcessStatus.CREATED, ProcessStatus.RUNNING, ProcessStatus.FAILED)
         return [p for p in self.processes_of(subscription_id)
-                if p["status"] in unfinished and p["process_id"] != exclude]
+                if p["status"] in UNFINISHED and p["process_id"] != exclude]
 
     def _held_by(self, subscription_id: UUID, exclude: UUID) -> str:
         holders = self.unfinished_processes(subscription_id, exclude=exclude)

@@ -14,7 +14,6 @@ from usergroup.domain.names import GroupName
 from usergroup.provisioning import OssBssClient
 from usergroup.step import State, step
 from usergroup.steps import done, resync, set_status, store_process_subscription
-from usergroup.store.repository import DuplicateGroupNameError, duplicate_message
 
 
 class CreateUserGroupForm(BaseModel):
@@ -28,9 +27,7 @@ class CreateUserGroupForm(BaseModel):
 @step("Create subscription")
 def create_subscription(product_id: UUID, customer_id: UUID, group_name: str, process_id: UUID,
                         repository) -> State:
-    holder = repository.find_by_group_name(customer_id, group_name)
-    if holder is not None:
-        raise DuplicateGroupNameError(duplicate_message(group_name, holder))
+    repository.claim_group_name(customer_id, group_name, process_id)
     subscription = UserGroupInactive.from_product_id(
         product_id, customer_id, subscription_id=uuid5(UUID(str(process_id)), "subscription")
     )
