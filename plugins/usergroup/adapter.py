@@ -10,6 +10,7 @@ from airflow.sdk import Variable, task
 from airflow.sdk.exceptions import AirflowFailException
 from pydantic import BaseModel, ValidationError
 from pydantic_core import to_jsonable_python
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from usergroup.domain import USER_GROUP_PRODUCT, ProcessStatus, SubscriptionModel, Target
 from usergroup.hook import UserGroupHook
@@ -90,7 +91,14 @@ def run_step(step: Step, state: State, *, store: Store, oss: OssBssClient, try_n
             _record_failure(store, process_id, state, step.name, try_number, started_at, exc, start)
         if permanent:
             raise AirflowFailException(f"{step.name}: {exc}") from exc
+        if isinstance(exc, OperationalError | InterfaceError):
+            raise StoreUnavailableError(f"{step.name}: the usergroup store is unavailable, nothing of this step "
+                                        f"was committed; Airflow retries it: {exc.orig}") from exc
         raise
+
+
+class StoreUnavailableError(RuntimeError):
+    """The store could not be reached or dropped the connection mid-step: transient, so retried."""
 
 
 def _record_failure(store: Store, process_id: UUID, state: State, name: str, try_number: int,

@@ -1,6 +1,7 @@
 """The OSS/BSS client interface and its fake, which keeps the groups it provisioned in a table of its own."""
 
 import os
+import time
 from functools import cached_property
 from pathlib import Path
 from typing import Protocol
@@ -13,6 +14,7 @@ from usergroup.store.engine import create_store_engine
 from usergroup.store.sql import insert_ignore
 
 FAIL_ENV = "USERGROUP_FAKE_OSS_FAIL"
+DELAY_ENV = "USERGROUP_FAKE_OSS_DELAY"  # seconds it takes to answer, after provisioning: a slow OSS/BSS
 
 fake_metadata = MetaData(schema="usergroup")
 fake_ossbss_groups = Table(
@@ -38,7 +40,8 @@ class FakeOssBss:
     """Stands in for the OSS/BSS. Like a real one it commits on its own connection, outside the step's
     transaction, and it is idempotent per subscription: asked again, it returns the same group (and counts
     the call). On PostgreSQL its table sits beside the store's, on SQLite in a file of its own beside the
-    store's file. USERGROUP_FAKE_OSS_FAIL=1 makes every call fail, to demonstrate a failure and its resume."""
+    store's file. USERGROUP_FAKE_OSS_FAIL=1 makes every call fail, to demonstrate a failure and its resume;
+    USERGROUP_FAKE_OSS_DELAY=S makes it answer S seconds after it provisioned."""
 
     def __init__(self, url: URL, db_schema: str):
         self.url, self.db_schema = url, db_schema
@@ -62,8 +65,10 @@ class FakeOssBss:
                            {"subscription_id": subscription_id, "group_name": group_name, "calls": 0})
             conn.execute(update(fake_ossbss_groups).where(fake_ossbss_groups.c.subscription_id == subscription_id)
                          .values(calls=fake_ossbss_groups.c.calls + 1))
-            return conn.execute(select(fake_ossbss_groups.c.group_id)
-                                .where(fake_ossbss_groups.c.subscription_id == subscription_id)).scalar_one()
+            group_id = conn.execute(select(fake_ossbss_groups.c.group_id)
+                                    .where(fake_ossbss_groups.c.subscription_id == subscription_id)).scalar_one()
+        time.sleep(float(os.environ.get(DELAY_ENV) or 0))
+        return group_id
 
     def groups(self) -> list[dict]:
         """What it provisioned: one row per group, with how often it was asked for it."""

@@ -1,0 +1,252 @@
+"""Against a live Airflow (scheduler, dag-processor, api-server on 127.0.0.1): failure and resume, a killed
+task, races, and bad input on the REST and CLI trigger paths. Store and metadata on PostgreSQL."""
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import StoreTarget, oss_for, pg_url
+from live import LiveAirflow, OwnPostgres
+from usergroup.store import tables
+from usergroup.store.migrate import upgrade
+from usergroup.store.repository import Store
+
+USERGROUP = str(Path(sys.executable).parent / "usergroup")
+STEP_NAMES = ["create_subscription", "store_process_subscription", "initialize_subscription",
+              "provision_user_group", "set_status", "resync", "done"]
+
+
+@pytest.fixture(scope="module")
+def live_store():
+    url = pg_url()
+    if not url:
+        pytest.skip("USERGROUP_TEST_DATABASE_URL not set")
+    target = StoreTarget("postgres", url.replace("postgresql://", "postgresql+psycopg2://", 1),
+                         f"ug_live_{secrets.token_hex(4)}")
+    engine = target.engine()
+    upgrade(engine)
+    yield target, Store(engine)
+    from sqlalchemy import text
+
+    with engine.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA IF EXISTS "{target.db_schema}" CASCADE'))
+    engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def live(live_store, tmp_path_factory):
+    target, _ = live_store
+    airflow = LiveAirflow(tmp_path_factory.mktemp("live-airflow"), pg_url(),
+                          {"AIRFLOW_CONN_USERGROUP_DEFAULT": target.conn_json})
+    airflow.store_conn = target.conn_json
+    try:
+        yield airflow.start()
+    finally:
+        airflow.stop()
+
+
+@pytest.fixture
+def store(live_store):
+    return live_store[1]
+
+
+def restart_scheduler(live: LiveAirflow, **env: str) -> None:
+    """Task processes inherit the scheduler's environment (LocalExecutor): restart it to change the fake
+    or the store's connection; what is not given goes back to the stack's own settings."""
+    live.stop_component("scheduler")
+    for key in ("USERGROUP_FAKE_OSS_FAIL", "USERGROUP_FAKE_OSS_DELAY"):
+        live.env.pop(key, None)
+    live.env["AIRFLOW_CONN_USERGROUP_DEFAULT"] = live.store_conn
+    live.env.update(env)
+    live.start_component("scheduler", ["scheduler"])
+    live.wait_healthy()
+
+
+def usergroup_cli(live: LiveAirflow, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([USERGROUP, *args], env=live.env, capture_output=True, text=True, timeout=120)
+
+
+def trigger(live: LiveAirflow, name: str) -> str:
+    response = live.trigger({"group_name": name})
+    assert response.status_code == 200, response.text
+    return response.json()["dag_run_id"]
+
+
+def subscription_of(store: Store, process_run_id: str):
+    with store.transaction() as repo:
+        (process,) = [p for p in repo.list_processes(dag_id="create_user_group") if p["run_id"] == process_run_id]
+        subs = repo.subscriptions_of(process["process_id"])
+        return process, (repo.get_subscription(subs[0]) if subs else None), repo.steps_of(process["process_id"])
+
+
+def test_oss_failure_then_clear_resumes(live, store):
+    restart_scheduler(live, USERGROUP_FAKE_OSS_FAIL="1")
+    run_id = trigger(live, "Failing Lab")
+    assert live.wait_run(run_id, timeout=240) == "failed"
+    assert live.task_states(run_id)["provision_user_group"] == "failed"
+    process, sub, steps = subscription_of(store, run_id)
+    assert sub.status == "provisioning" and sub.insync is False and sub.user_group.group_name == "Failing Lab"
+    assert process["status"] == "failed" and process["last_step"] == "provision_user_group"
+    assert "fake OSS/BSS unavailable" in process["failed_reason"] and "Traceback" in process["traceback"]
+    tries = [(s["try_number"], s["status"]) for s in steps if s["name"] == "provision_user_group"]
+    assert tries == [(1, "failed"), (2, "failed"), (3, "failed")]  # retries=2: three tries, each recorded
+
+    refused = usergroup_cli(live, "subscriptions", "set-in-sync", str(sub.subscription_id))
+    assert refused.returncode == 1 and f"process {process['process_id']} (create_user_group, failed)" in refused.stderr
+    failed = json.loads(usergroup_cli(live, "processes", "list", "--status", "failed", "--json").stdout)
+    assert str(process["process_id"]) in [p["process_id"] for p in failed]
+
+    restart_scheduler(live)
+    cleared = live.clear_failed(run_id, ["provision_user_group"])
+    assert cleared.status_code == 200, cleared.text
+    assert live.wait_run(run_id, timeout=180) == "success"
+    process, sub, steps = subscription_of(store, run_id)
+    assert sub.status == "active" and sub.insync is True and process["status"] == "completed"
+    assert [s["name"] for s in steps if s["status"] == "success"] == STEP_NAMES
+    groups = [g for g in oss_for(store).groups() if g["subscription_id"] == sub.subscription_id]
+    assert len(groups) == 1 and groups[0]["group_id"] == sub.user_group.group_id
+
+
+def task_runner_pid(ti_id: str) -> int | None:
+    """The task process: Airflow titles it "airflow worker -- <task instance id>"."""
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if f"airflow worker -- {ti_id}" in cmdline:
+                return int(pid)
+    return None
+
+
+def test_a_task_killed_mid_step_is_retried_and_the_run_completes(live, store):
+    restart_scheduler(live, USERGROUP_FAKE_OSS_DELAY="6")
+    run_id = trigger(live, "Killed Lab")
+    deadline, pid = time.monotonic() + 120, None
+    while pid is None and time.monotonic() < deadline:
+        tis = live.api("GET", f"/dags/create_user_group/dagRuns/{run_id}/taskInstances").json()["task_instances"]
+        ti = next(t for t in tis if t["task_id"] == "provision_user_group")
+        if ti["state"] == "running":
+            pid = task_runner_pid(ti["id"])
+        time.sleep(0.3)
+    assert pid, "provision_user_group never ran"
+    time.sleep(2)  # inside the step: the OSS/BSS has provisioned and is slow to answer
+    os.kill(pid, signal.SIGKILL)
+    assert live.wait_run(run_id, timeout=240) == "success"
+    process, sub, steps = subscription_of(store, run_id)
+    assert sub.status == "active" and sub.insync is True and process["status"] == "completed"
+    tries = [(s["try_number"], s["status"]) for s in steps if s["name"] == "provision_user_group"]
+    assert tries[-1][1] == "success" and tries[-1][0] >= 2  # the killed try committed nothing
+    (group,) = [g for g in oss_for(store).groups() if g["subscription_id"] == sub.subscription_id]
+    assert group["calls"] == 2 and group["group_id"] == sub.user_group.group_id  # asked twice, provisioned once
+    restart_scheduler(live)
+
+
+def wait_task(live: LiveAirflow, run_id: str, task_id: str, states: tuple[str, ...], timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        tis = live.api("GET", f"/dags/create_user_group/dagRuns/{run_id}/taskInstances").json()["task_instances"]
+        ti = next(t for t in tis if t["task_id"] == task_id)
+        if ti["state"] in states:
+            return ti
+        time.sleep(0.3)
+    raise TimeoutError(f"{task_id} of {run_id} never reached {states}")
+
+
+def test_the_store_going_away_mid_step_then_coming_back(live):
+    """The store's own PostgreSQL is stopped while provision_user_group runs: that try fails with a clear
+    error and commits nothing; the server comes back, the retry completes the run."""
+    pg = OwnPostgres().init()
+    try:
+        target = StoreTarget("postgres", pg.url, "usergroup")
+        own = Store(target.engine())
+        upgrade(own.engine)
+        restart_scheduler(live, AIRFLOW_CONN_USERGROUP_DEFAULT=target.conn_json, USERGROUP_FAKE_OSS_DELAY="4")
+        run_id = trigger(live, "Outage Lab")
+        wait_task(live, run_id, "provision_user_group", ("running",))
+        time.sleep(1.5)  # the step is inside its transaction, waiting for the OSS/BSS
+        pg.stop("immediate")
+        ti = wait_task(live, run_id, "provision_user_group", ("up_for_retry", "failed"), timeout=60)
+        own.engine.dispose()
+        pg.start()
+        assert live.wait_run(run_id, timeout=180) == "success"
+        log = live.api("GET", f"/dags/create_user_group/dagRuns/{run_id}/taskInstances/provision_user_group/logs/1",
+                       headers={"Accept": "application/json"}).text
+        assert '"exc_type":"StoreUnavailableError"' in log, log[-3000:]
+        assert "provision_user_group: the usergroup store is unavailable, nothing of this step was committed" in log
+        process, sub, steps = subscription_of(own, run_id)
+        assert ti["try_number"] == 1 and sub.status == "active" and sub.insync and process["status"] == "completed"
+        assert [(s["name"], s["status"]) for s in steps] == [(n, "success") for n in STEP_NAMES]  # nothing half
+        with own.transaction() as repo:
+            assert repo.count(tables.subscriptions) == 1 and repo.count(tables.processes_subscriptions) == 1
+        (group,) = oss_for(own).groups()
+        assert group["group_id"] == sub.user_group.group_id
+        own.engine.dispose()
+    finally:
+        restart_scheduler(live)
+        pg.remove()
+
+
+def test_fifty_creates_at_once_and_ten_with_one_name(live, store):
+    with store.transaction() as repo:
+        before = repo.count(tables.subscriptions)
+    names = [f"Race {i:02d}" for i in range(50)]
+    runs = [trigger(live, n) for n in names]
+    same = [trigger(live, "Contested Name" if i % 2 else "contested NAME") for i in range(10)]
+    states = {r: live.wait_run(r, timeout=900) for r in runs + same}
+    assert [r for r in runs if states[r] != "success"] == []
+    assert sorted(states[r] for r in same) == ["failed"] * 9 + ["success"]
+    with store.transaction() as repo:
+        subs = repo.list_subscriptions()
+        assert repo.count(tables.subscriptions) == before + 51  # the nine losers wrote no subscription
+        created = [s for s in subs if s.user_group.group_name in names]
+        assert len(created) == 50 and len({s.subscription_id for s in created}) == 50
+        assert all(s.status == "active" and s.insync for s in created)
+        contested = [s for s in subs if (s.user_group.group_name or "").casefold() == "contested name"]
+        assert len(contested) == 1 and contested[0].status == "active"
+        losers = [r for r in same if states[r] == "failed"]
+        assert not [p for p in repo.list_processes() if p["run_id"] in losers]  # and no process either
+
+
+BAD_CONFS = [
+    ({}, "group_name"), ({"group_name": None}, "group_name"), ({"group_name": 7}, "group_name"),
+    ({"group_name": ["a"]}, "group_name"), ({"group_name": {"a": 1}}, "group_name"),
+    ({"group_name": True}, "group_name"), ({"group_name": ""}, "group_name"), ({"group_name": "   "}, "group_name"),
+    ({"group_name": " lead"}, "group_name"), ({"group_name": "trail "}, "group_name"),
+    ({"group_name": "tab\there"}, "group_name"), ({"group_name": "new\nline"}, "group_name"),
+    ({"group_name": "nul\x00"}, "group_name"), ({"group_name": "esc\x1b[0m"}, "group_name"),
+    ({"group_name": "x" * 256}, "group_name"),
+]
+
+
+def test_bad_input_over_rest_and_cli_creates_no_run_and_no_row(live, store):
+    with store.transaction() as repo:
+        rows = {t.name: repo.count(t) for t in tables.metadata.sorted_tables}
+    runs = live.dag_run_count()
+    for conf, field in BAD_CONFS:
+        response = live.trigger(conf)
+        assert response.status_code == 400, (conf, response.status_code, response.text)
+        assert f"Invalid input for param {field}" in response.text, (conf, response.text)
+    cli_cases = [
+        ('{"group_name": ""}', "Invalid input for param group_name: '' should be non-empty"),
+        ('{"group_name": 5}', "Invalid input for param group_name: 5 is not of type 'string'"),
+        ('{"group_name": "x\\n"}', "Invalid input for param group_name: 'x\\n' does not match"),
+        ('{"group_name": "a"', "JSONDecodeError: Expecting ',' delimiter"),  # malformed JSON
+        ("not json", "JSONDecodeError: Expecting value"),
+        ("[]", "DagRun conf must be a JSON object or null"),
+    ]
+    for conf, message in cli_cases:
+        result = live.airflow("dags", "trigger", "create_user_group", "--conf", conf, check=False)
+        assert result.returncode != 0, conf
+        assert message in result.stdout + result.stderr, (conf, (result.stdout + result.stderr)[-1500:])
+    assert live.dag_run_count() == runs
+    with store.transaction() as repo:
+        assert {t.name: repo.count(t) for t in tables.metadata.sorted_tables} == rows
