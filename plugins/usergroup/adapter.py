@@ -1,7 +1,11 @@
 """The one adapter that turns a step into an Airflow task: merge the state, commit, record the step."""
 
 import logging
+import signal
+import threading
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid5
@@ -85,6 +89,10 @@ def run_step(step: Step, state: State, *, store: Store, oss: OssBssClient, try_n
             repo.record_step(process_id, step.name, status="success", try_number=try_number,
                              state=new_state, error=None, started_at=started_at)
         return new_state
+    except RunStopped as exc:
+        _record_failure(store, process_id, state, step.name, try_number, started_at, exc, start,
+                        status=ProcessStatus.ABORTED)
+        raise
     except Exception as exc:
         permanent = isinstance(exc, PERMANENT_ERRORS)
         if not (permanent and start is not None):
@@ -97,12 +105,37 @@ def run_step(step: Step, state: State, *, store: Store, oss: OssBssClient, try_n
         raise
 
 
+class RunStopped(BaseException):  # noqa: N818 - named for what happened, like Airflow's AirflowTaskTerminated
+    """Airflow stopped the task (SIGTERM: its run was marked failed or success, or the task was stopped)."""
+
+
+@contextmanager
+def stopped_by_sigterm() -> Iterator[None]:
+    """While a step runs, SIGTERM unwinds it (its transaction rolls back) and the process is left `aborted`."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def on_term(signum, frame):
+        if callable(previous):
+            previous(signum, frame)
+        raise RunStopped("the task was stopped by Airflow (SIGTERM) before the step completed")
+
+    signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 class StoreUnavailableError(RuntimeError):
     """The store could not be reached or dropped the connection mid-step: transient, so retried."""
 
 
 def _record_failure(store: Store, process_id: UUID, state: State, name: str, try_number: int,
-                    started_at: datetime, exc: Exception, start: dict[str, Any] | None) -> None:
+                    started_at: datetime, exc: BaseException, start: dict[str, Any] | None,
+                    status: ProcessStatus = ProcessStatus.FAILED) -> None:
     reason = f"{type(exc).__name__}: {exc}"
     tail = "".join(traceback.format_exception(exc))[-TRACEBACK_TAIL:]
     try:
@@ -111,8 +144,7 @@ def _record_failure(store: Store, process_id: UUID, state: State, name: str, try
                 repo.start_process(process_id, input_state=state, **start)
             if repo.record_step_failure(process_id, name, try_number=try_number, error=f"{reason}\n{tail}",
                                         started_at=started_at):
-                repo.set_process_status(process_id, ProcessStatus.FAILED, last_step=name, failed_reason=reason,
-                                        traceback=tail)
+                repo.set_process_status(process_id, status, last_step=name, failed_reason=reason, traceback=tail)
     except Exception:  # the store itself may be what failed; the task fails with the original error
         log.exception("Could not record the failure of step %s in process %s", name, process_id)
 
@@ -131,12 +163,28 @@ def step_task(step: Step, *, form: type[BaseModel] | None = None, target: Target
                 "run_id": dag_run.run_id, "created_by": _triggered_by(dag_run),
             }
         hook = UserGroupHook()
-        return run_step(step, state, store=hook.store, oss=FakeOssBss(*hook.url_and_schema),
-                        try_number=ti.try_number, start=start)
+        with stopped_by_sigterm():
+            return run_step(step, state, store=hook.store, oss=FakeOssBss(*hook.url_and_schema),
+                            try_number=ti.try_number, start=start)
 
     body.__name__ = body.__qualname__ = step.name
     body.__doc__ = step.description
     return task(task_id=step.name, **task_kwargs)(body)
+
+
+def on_run_end(context: dict[str, Any]) -> None:
+    """DAG run callback (success and failure): a run that ended while its process was neither completed nor
+    failed (stopped, marked failed or success by hand, timed out) leaves the process `aborted`. A `failed`
+    process stays failed: clearing its task resumes it."""
+    dag_run = context["dag_run"]
+    process_id = process_id_for(dag_run.dag_id, dag_run.run_id)
+    with UserGroupHook().store.transaction() as repo:
+        process = repo.get_process(process_id)
+        if process is not None and process["status"] in (ProcessStatus.CREATED, ProcessStatus.RUNNING):
+            state = getattr(dag_run.state, "value", dag_run.state)
+            repo.set_process_status(process_id, ProcessStatus.ABORTED,
+                                    failed_reason=f"the DAG run ended ({state}) before the workflow completed")
+            log.info("Process %s aborted: its DAG run ended %s", process_id, state)
 
 
 def _triggered_by(dag_run: Any) -> str:

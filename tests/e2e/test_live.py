@@ -250,3 +250,25 @@ def test_bad_input_over_rest_and_cli_creates_no_run_and_no_row(live, store):
     assert live.dag_run_count() == runs
     with store.transaction() as repo:
         assert {t.name: repo.count(t) for t in tables.metadata.sorted_tables} == rows
+
+
+def test_a_run_marked_failed_while_running_leaves_the_process_aborted(live, store):
+    restart_scheduler(live, USERGROUP_FAKE_OSS_DELAY="20")
+    try:
+        run_id = trigger(live, "Stopped Lab")
+        wait_task(live, run_id, "provision_user_group", ("running",))
+        marked = live.api("PATCH", f"/dags/create_user_group/dagRuns/{run_id}", json={"state": "failed"})
+        assert marked.status_code == 200, marked.text
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            process, sub, _ = subscription_of(store, run_id)
+            if process["status"] == "aborted":
+                break
+            time.sleep(1)
+        assert process["status"] == "aborted", process
+        assert "stopped by Airflow (SIGTERM) before the step completed" in process["failed_reason"]
+        assert process["last_step"] == "provision_user_group"
+        # the stopped step rolled back: the subscription is as initialize_subscription left it
+        assert sub.status == "provisioning" and sub.user_group.group_id is None and sub.insync is False
+    finally:
+        restart_scheduler(live)

@@ -221,7 +221,7 @@ class Repository:
         values: dict[str, Any] = {"status": str(status), "last_modified_at": now()}
         if last_step is not None:
             values["last_step"] = last_step
-        if status == ProcessStatus.FAILED:
+        if status in (ProcessStatus.FAILED, ProcessStatus.ABORTED):
             values.update(failed_reason=failed_reason, traceback=traceback)
         self.conn.execute(update(processes).where(processes.c.process_id == process_id).values(**values))
 
