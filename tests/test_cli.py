@@ -76,3 +76,22 @@ def test_a_broken_connection_is_a_one_line_error(monkeypatch):
     assert result.returncode == 1
     assert "usergroup: ValueError: connection 'usergroup_default' has type 'mysql'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_processes_list_and_show(one_subscription, capsys):
+    assert main(["processes", "list", "--json"]) == 0
+    (process,) = json.loads(capsys.readouterr().out)
+    assert process["status"] == "running" and process["workflow_target"] == "CREATE"
+    assert main(["processes", "list", "--status", "failed", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+    assert main(["processes", "show", process["process_id"], "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["subscriptions"] == [str(one_subscription.subscription_id)] and "traceback" in shown
+    assert main(["processes", "show", process["process_id"]]) == 0
+    assert "create_user_group" in capsys.readouterr().out
+
+
+def test_set_in_sync_refuses_while_a_process_runs(one_subscription, capsys):
+    assert main(["subscriptions", "set-in-sync", str(one_subscription.subscription_id)]) == 1
+    err = capsys.readouterr().err
+    assert "stays out of sync" in err and "(create_user_group, running)" in err
