@@ -6,15 +6,12 @@ from uuid import UUID, uuid4
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from usergroup.domain.errors import LifecycleError, describe
 from usergroup.domain.lifecycle import SubscriptionLifecycle
 from usergroup.domain.product import USER_GROUP_PRODUCT, Product
 
 PRODUCTS = {USER_GROUP_PRODUCT.product_id: USER_GROUP_PRODUCT}
 SUBSCRIPTION_MODEL_REGISTRY: dict[str, type["SubscriptionModel"]] = {}  # product name -> family base
-
-
-class LifecycleError(ValueError):
-    """A subscription cannot take a lifecycle state: a mandatory field is missing or invalid."""
 
 
 class SubscriptionModel(BaseModel):
@@ -55,27 +52,16 @@ class SubscriptionModel(BaseModel):
         return base.type_for(data["status"]).model_validate(data)
 
     @classmethod
-    def from_product_id(
-        cls,
-        product_id: UUID,
-        customer_id: UUID,
-        status: SubscriptionLifecycle = SubscriptionLifecycle.INITIAL,
-        subscription_id: UUID | None = None,
-    ) -> Self:
+    def from_product_id(cls, product_id: UUID, customer_id: UUID, status: SubscriptionLifecycle = "initial",
+                        subscription_id: UUID | None = None) -> Self:
         """A new subscription in `status` (`initial`), out of sync, with empty product blocks."""
         product = PRODUCTS.get(UUID(str(product_id)))
         if product is None:
             raise LifecycleError(f"unknown product_id {product_id}")
-        blocks = {name: f.annotation() for name, f in cls.model_fields.items() if name in cls._block_fields()}
+        blocks = {name: cls.model_fields[name].annotation() for name in cls.block_fields()}
         return cls.type_for(status)._validated(
-            subscription_id=subscription_id or uuid4(),
-            product=product,
-            customer_id=customer_id,
-            description=f"Initial subscription of {product.description}",
-            status=status,
-            insync=False,
-            **blocks,
-        )
+            subscription_id=subscription_id or uuid4(), product=product, customer_id=customer_id,
+            description=f"Initial subscription of {product.description}", status=status, insync=False, **blocks)
 
     @classmethod
     def from_other_lifecycle(cls, subscription: "SubscriptionModel", status: SubscriptionLifecycle) -> Self:
@@ -90,7 +76,8 @@ class SubscriptionModel(BaseModel):
         return cls.type_for(status)._validated(**data)
 
     @classmethod
-    def _block_fields(cls) -> set[str]:
+    def block_fields(cls) -> set[str]:
+        """The product block fields (orchestrator-core's product blocks): every model field but `product`."""
         return {n for n, f in cls.model_fields.items() if isinstance(f.annotation, type)
                 and issubclass(f.annotation, BaseModel) and n != "product"}
 
@@ -99,16 +86,4 @@ class SubscriptionModel(BaseModel):
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            raise LifecycleError(cls._describe(exc, data.get("status"))) from None
-
-    @classmethod
-    def _describe(cls, exc: ValidationError, status: Any) -> str:
-        problems = []
-        for err in exc.errors():
-            loc = list(err["loc"])
-            if loc and loc[0] in cls._block_fields():
-                loc[0] = cls.model_fields[loc[0]].annotation.__name__
-            missing = err["type"] == "missing" or err.get("input", 0) is None
-            what = "is required" if missing else f"is invalid: {err['msg']}"
-            problems.append(f"{'.'.join(map(str, loc))} {what}")
-        return f"{cls.__name__} ({status}): " + "; ".join(problems)
+            raise LifecycleError(describe(cls, exc, data.get("status"))) from None
