@@ -4,7 +4,7 @@ from datetime import timedelta
 
 from airflow.sdk import Param, dag
 
-from usergroup.adapter import on_run_end, step_task
+from usergroup.adapter import step_task
 from usergroup.domain import SubscriptionLifecycle, Target
 from usergroup.domain.names import GROUP_NAME_MAX_LENGTH, GROUP_NAME_PATTERN, GROUP_NAME_RULES
 from usergroup.steps import done, resync, set_status, store_process_subscription
@@ -38,8 +38,6 @@ from the state of the last successful step.
     tags=["usergroup", "orchestrator", "create"],
     doc_md=DOC_MD,
     default_args={"retries": 2, "retry_delay": timedelta(seconds=5)},
-    on_success_callback=on_run_end,
-    on_failure_callback=on_run_end,
     params={
         "group_name": Param(
             type="string",

@@ -7,8 +7,8 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
 from conftest import oss_for
-from usergroup.adapter import DEFAULT_CUSTOMER_ID, on_run_end, process_id_for, run_step, step_task
-from usergroup.domain import USER_GROUP_PRODUCT, ProcessStatus, SubscriptionLifecycle, Target
+from usergroup.adapter import DEFAULT_CUSTOMER_ID, process_id_for, run_step, step_task
+from usergroup.domain import USER_GROUP_PRODUCT, SubscriptionLifecycle, Target
 from usergroup.provisioning import OssBssError
 from usergroup.step import step
 from usergroup.steps import done, resync, set_status, store_process_subscription
@@ -139,19 +139,3 @@ def test_the_customer_comes_from_an_airflow_variable(store, monkeypatch):
     monkeypatch.setenv("AIRFLOW_VAR_USERGROUP_CUSTOMER_ID", "not-a-uuid")
     with pytest.raises(AirflowFailException, match="usergroup_customer_id is not a UUID"):
         first.function(params={"group_name": "y"}, dag_run=dag_run, ti=SimpleNamespace(try_number=1))
-
-
-@pytest.mark.parametrize(("status", "after"),
-                         [("running", "aborted"), ("failed", "failed"), ("completed", "completed")])
-def test_a_run_that_ends_unfinished_leaves_its_process_aborted(store, status, after):
-    dag_run = SimpleNamespace(dag_id="create_user_group", run_id=f"end_{status}", state="failed")
-    pid = process_id_for(dag_run.dag_id, dag_run.run_id)
-    with store.transaction() as repo:
-        repo.start_process(pid, **{**START, "run_id": dag_run.run_id}, input_state={})
-        repo.set_process_status(pid, ProcessStatus(status))
-    on_run_end({"dag_run": dag_run})
-    with store.transaction() as repo:
-        process = repo.get_process(pid)
-    assert process["status"] == after
-    if after == "aborted":
-        assert process["failed_reason"] == "the DAG run ended (failed) before the workflow completed"

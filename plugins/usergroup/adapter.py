@@ -172,21 +172,6 @@ def step_task(step: Step, *, form: type[BaseModel] | None = None, target: Target
     return task(task_id=step.name, **task_kwargs)(body)
 
 
-def on_run_end(context: dict[str, Any]) -> None:
-    """DAG run callback (success and failure): a run that ended while its process was neither completed nor
-    failed (stopped, marked failed or success by hand, timed out) leaves the process `aborted`. A `failed`
-    process stays failed: clearing its task resumes it."""
-    dag_run = context["dag_run"]
-    process_id = process_id_for(dag_run.dag_id, dag_run.run_id)
-    with UserGroupHook().store.transaction() as repo:
-        process = repo.get_process(process_id)
-        if process is not None and process["status"] in (ProcessStatus.CREATED, ProcessStatus.RUNNING):
-            state = getattr(dag_run.state, "value", dag_run.state)
-            repo.set_process_status(process_id, ProcessStatus.ABORTED,
-                                    failed_reason=f"the DAG run ended ({state}) before the workflow completed")
-            log.info("Process %s aborted: its DAG run ended %s", process_id, state)
-
-
 def _triggered_by(dag_run: Any) -> str:
     run_type = getattr(dag_run, "run_type", None)
     user = getattr(dag_run, "triggering_user_name", None)
