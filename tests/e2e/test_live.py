@@ -236,7 +236,7 @@ def test_bad_input_over_rest_and_cli_creates_no_run_and_no_row(live, store):
         assert response.status_code == 400, (conf, response.status_code, response.text)
         assert f"Invalid input for param {field}" in response.text, (conf, response.text)
     cli_cases = [
-        ('{"group_name": ""}', "Invalid input for param group_name: '' should be non-empty"),
+        ('{"group_name": ""}', "Invalid input for param group_name: ''"),  # which rule is named first varies
         ('{"group_name": 5}', "Invalid input for param group_name: 5 is not of type 'string'"),
         ('{"group_name": "x\\n"}', "Invalid input for param group_name: 'x\\n' does not match"),
         ('{"group_name": "a"', "JSONDecodeError: Expecting ',' delimiter"),  # malformed JSON
@@ -246,7 +246,8 @@ def test_bad_input_over_rest_and_cli_creates_no_run_and_no_row(live, store):
     for conf, message in cli_cases:
         result = live.airflow("dags", "trigger", "create_user_group", "--conf", conf, check=False)
         assert result.returncode != 0, conf
-        assert message in result.stdout + result.stderr, (conf, (result.stdout + result.stderr)[-1500:])
+        out = result.stdout + result.stderr
+        assert message in out, (conf, [line for line in out.splitlines() if "Error" in line])
     assert live.dag_run_count() == runs
     with store.transaction() as repo:
         assert {t.name: repo.count(t) for t in tables.metadata.sorted_tables} == rows
