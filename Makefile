@@ -19,7 +19,9 @@ unexport NAME
 run: export USERGROUP_RUN_NAME = $(value NAME)
 run: export USERGROUP_RUN_NAME_SET = $(if $(filter undefined,$(origin NAME)),,1)
 
-.PHONY: venv airflow-home run test lint clean
+PORT ?= 8080
+
+.PHONY: venv airflow-home run up down test lint clean
 
 venv: $(VENV)/.installed
 
@@ -39,6 +41,13 @@ airflow-home: venv
 
 run: airflow-home
 	@$(BIN)/python scripts/run_create_user_group.py
+
+# A local Airflow (SQLite, LocalExecutor, tuned for latency) on 127.0.0.1:$(PORT); `make down` stops it.
+up: venv
+	@$(BIN)/python scripts/devstack.py up --port $(PORT)
+
+down:
+	@test ! -x $(BIN)/python || $(BIN)/python scripts/devstack.py down
 
 test: venv
 	$(BIN)/ruff check .

@@ -65,6 +65,12 @@ def test_names_end_active_and_in_sync(airflow_db, store):
         ('{"group_name": null}', "Invalid input for param group_name"),
         ('{"group_name": 42}', "Invalid input for param group_name: 42 is not of type 'string'"),
         (json.dumps({"group_name": "x" * 256}), "is too long"),
+        ('{"group_name": ["a"]}', "Invalid input for param group_name: ['a'] is not of type 'string'"),
+        ('{"group_name": {"a": 1}}', "Invalid input for param group_name: {'a': 1} is not of type 'string'"),
+        ('{"group_name": true}', "Invalid input for param group_name: True is not of type 'string'"),
+        ('{"group_name": "nul\\u0000"}', "Invalid input for param group_name"),
+        ('{"group_name": "esc\\u001b[0m"}', "Invalid input for param group_name"),
+        ('{"group_name": "a"', "JSONDecodeError"),
     ],
 )
 def test_rejected_names_create_no_run_and_no_row(airflow_db, store, conf, message):

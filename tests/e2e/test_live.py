@@ -273,3 +273,16 @@ def test_a_run_marked_failed_while_running_leaves_the_process_aborted(live, stor
         assert sub.status == "provisioning" and sub.user_group.group_id is None and sub.insync is False
     finally:
         restart_scheduler(live)
+
+
+def test_the_trail_survives_airflow_db_clean(live, store):
+    run_id = trigger(live, "Clean Lab")
+    assert live.wait_run(run_id) == "success"
+    with store.transaction() as repo:
+        before = {t.name: repo.count(t) for t in tables.metadata.sorted_tables}
+    live.airflow("db", "clean", "--clean-before-timestamp", "2999-01-01", "--yes", "--skip-archive")
+    assert live.api("GET", f"/dags/create_user_group/dagRuns/{run_id}").status_code == 404  # Airflow forgot it
+    with store.transaction() as repo:
+        assert {t.name: repo.count(t) for t in tables.metadata.sorted_tables} == before
+    process, sub, steps = subscription_of(store, run_id)
+    assert process["status"] == "completed" and sub.status == "active" and len(steps) == 7

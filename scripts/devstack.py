@@ -1,0 +1,226 @@
+"""A local Airflow for this package: api-server, scheduler, dag-processor and triggerer on 127.0.0.1.
+
+`make up` / `make down` call `up` and `down`; the tests start the same stack on a free port. Each component
+runs in a process group of its own and is stopped by group. Settings are tuned for latency on a small machine:
+the scheduler sleeps 0.1 s when idle, heartbeats every second, and runs few task processes at once (SQLite).
+"""
+
+import argparse
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+DAG_ID = "create_user_group"
+COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def tuned_settings(home: Path, port: int) -> dict[str, str]:
+    base = f"http://127.0.0.1:{port}"
+    return {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__PARALLELISM": "4",  # SQLite: more task processes at once only wait on its lock
+        "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.1",
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+        "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__API__BASE_URL": base,
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base}/execution/",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
+        "PYTHONWARNINGS": "ignore::UserWarning",
+    }
+
+
+class Stack:
+    """One Airflow home's running components; `overrides` win over the tuned settings."""
+
+    def __init__(self, home: Path, port: int | None = None, overrides: dict[str, str] | None = None):
+        self.home = home.resolve()
+        self.state_file = self.home / "stack.json"
+        state = json.loads(self.state_file.read_text()) if self.state_file.exists() else {}
+        self.port = port or state.get("port") or 8080
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.pids: dict[str, int] = state.get("pids", {})
+        self.env = {**os.environ, **tuned_settings(self.home, self.port), **(overrides or {})}
+        self._token: str | None = None
+
+    # -- starting and stopping ----------------------------------------------------------------------
+
+    @property
+    def password(self) -> str:
+        path = self.home / "passwords.json"
+        if not path.exists():
+            self.home.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({"admin": secrets.token_urlsafe(12)}))
+            path.chmod(0o600)
+        return json.loads(path.read_text())["admin"]
+
+    def airflow(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        result = subprocess.run([str(BIN / "airflow"), *args], env=self.env, capture_output=True, text=True,
+                                timeout=600, stdin=subprocess.DEVNULL)
+        if check and result.returncode != 0:
+            raise RuntimeError(f"airflow {' '.join(args)} exited {result.returncode}:\n{result.stderr[-3000:]}")
+        return result
+
+    def running(self) -> bool:
+        return any(_alive(pid) for pid in self.pids.values())
+
+    def up(self, timeout: float = 120) -> "Stack":
+        """Prepare the home (migrate, store upgrade, DAG serialized and unpaused), start, wait until healthy."""
+        _ = self.password
+        self.airflow("db", "migrate")
+        subprocess.run([str(BIN / "usergroup"), "db", "upgrade"], env=self.env, check=True, capture_output=True)
+        self.airflow("dags", "reserialize")
+        self.airflow("dags", "unpause", DAG_ID)
+        logs = self.home / "logs" / "stack"
+        logs.mkdir(parents=True, exist_ok=True)
+        for name in COMPONENTS:
+            self.start(name)
+        self.state_file.write_text(json.dumps({"port": self.port, "pids": self.pids}))
+        self.wait_healthy(timeout)
+        return self
+
+    def start(self, name: str) -> None:
+        log = (self.home / "logs" / "stack" / f"{name}.log").open("a")
+        proc = subprocess.Popen([str(BIN / "airflow"), name], env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+        self.pids[name] = proc.pid
+
+    def stop(self, name: str, grace: float = 30) -> None:
+        pid = self.pids.pop(name, None)
+        if pid is None:
+            return
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(pid, sig)
+            except ProcessLookupError:
+                break
+            deadline = time.monotonic() + grace
+            while time.monotonic() < deadline and _group_alive(pid):
+                time.sleep(0.2)
+            if not _group_alive(pid):
+                break
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+
+    def down(self) -> None:
+        for name in list(self.pids):
+            self.stop(name)
+        self.state_file.unlink(missing_ok=True)
+
+    def wait_healthy(self, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            dead = [n for n, pid in self.pids.items() if not _alive(pid)]
+            if dead:
+                raise RuntimeError(f"{dead[0]} exited: see {self.home / 'logs' / 'stack' / (dead[0] + '.log')}")
+            try:
+                health = requests.get(f"{self.base}/api/v2/monitor/health", timeout=2).json()
+                if all(health[c]["status"] == "healthy" for c in ("metadatabase", "scheduler", "dag_processor")):
+                    return
+            except (requests.RequestException, KeyError, ValueError):
+                pass
+            time.sleep(0.3)
+        raise TimeoutError(f"Airflow at {self.base} not healthy after {timeout:.0f}s")
+
+    # -- the REST API v2 --------------------------------------------------------------------------------
+
+    def token(self) -> str:
+        if self._token is None:
+            r = requests.post(f"{self.base}/auth/token", json={"username": "admin", "password": self.password},
+                              timeout=10)
+            r.raise_for_status()
+            self._token = r.json()["access_token"]
+        return self._token
+
+    def api(self, method: str, path: str, **kw) -> requests.Response:
+        headers = {"Authorization": f"Bearer {self.token()}", **kw.pop("headers", {})}
+        return requests.request(method, f"{self.base}/api/v2{path}", headers=headers, timeout=30, **kw)
+
+    def trigger(self, conf: dict, dag_id: str = DAG_ID) -> requests.Response:
+        return self.api("POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf})
+
+    def run_state(self, run_id: str, dag_id: str = DAG_ID) -> str:
+        return self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}").json()["state"]
+
+    def wait_run(self, run_id: str, timeout: float = 180, dag_id: str = DAG_ID) -> str:
+        deadline, state = time.monotonic() + timeout, None
+        while time.monotonic() < deadline:
+            state = self.run_state(run_id, dag_id)
+            if state in ("success", "failed"):
+                return state
+            time.sleep(0.2)
+        raise TimeoutError(f"run {run_id} still {state} after {timeout}s")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie of ours counts as gone
+        return os.waitpid(pid, os.WNOHANG) == (0, 0)
+    except ChildProcessError:
+        return Path(f"/proc/{pid}").exists() and "zombie" not in Path(f"/proc/{pid}/status").read_text()
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=["up", "down"])
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT") or 8080))
+    args = parser.parse_args()
+    home = Path(os.environ["AIRFLOW_HOME"])
+    stack = Stack(home, port=args.port if args.command == "up" else None)
+    if args.command == "down":
+        was = stack.running()
+        stack.down()
+        print(f"make down: {'stopped' if was else 'nothing was running for'} {home}", file=sys.stderr)
+        return 0
+    if stack.running():
+        print(f"make up: already running at {stack.base} (make down stops it)", file=sys.stderr)
+        return 0
+    started = time.monotonic()
+    try:
+        stack.up()
+    except Exception:
+        stack.down()
+        raise
+    print(f"Airflow is up at {stack.base} in {time.monotonic() - started:.0f} s, create_user_group ready to trigger\n"
+          f"  login: admin / {stack.password}\n"
+          f"  logs:  {home / 'logs' / 'stack'}\n  stop:  make down")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
