@@ -121,10 +121,6 @@ class Stack:
                 time.sleep(0.2)
             if not _group_alive(pid):
                 break
-        try:
-            os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
 
     def down(self) -> None:
         for name in list(self.pids):
@@ -188,6 +184,10 @@ def _alive(pid: int) -> bool:
 
 
 def _group_alive(pgid: int) -> bool:
+    try:  # reap the leader if it is our child: a zombie would keep the group "alive"
+        os.waitpid(pgid, os.WNOHANG)
+    except ChildProcessError:
+        pass
     try:
         os.killpg(pgid, 0)
         return True

@@ -47,9 +47,9 @@ def live(live_store, tmp_path_factory):
                           {"AIRFLOW_CONN_USERGROUP_DEFAULT": target.conn_json})
     airflow.store_conn = target.conn_json
     try:
-        yield airflow.start()
+        yield airflow.start_stack()
     finally:
-        airflow.stop()
+        airflow.stop_stack()
 
 
 @pytest.fixture
@@ -60,12 +60,12 @@ def store(live_store):
 def restart_scheduler(live: LiveAirflow, **env: str) -> None:
     """Task processes inherit the scheduler's environment (LocalExecutor): restart it to change the fake
     or the store's connection; what is not given goes back to the stack's own settings."""
-    live.stop_component("scheduler")
+    live.stop("scheduler")
     for key in ("USERGROUP_FAKE_OSS_FAIL", "USERGROUP_FAKE_OSS_DELAY"):
         live.env.pop(key, None)
     live.env["AIRFLOW_CONN_USERGROUP_DEFAULT"] = live.store_conn
     live.env.update(env)
-    live.start_component("scheduler", ["scheduler"])
+    live.start("scheduler")
     live.wait_healthy()
 
 
