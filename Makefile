@@ -21,7 +21,7 @@ run: export USERGROUP_RUN_NAME_SET = $(if $(filter undefined,$(origin NAME)),,1)
 
 PORT ?= 8080
 
-.PHONY: venv airflow-home run up down test lint clean
+.PHONY: venv airflow-home run up down test bench lint clean
 
 venv: $(VENV)/.installed
 
@@ -52,6 +52,10 @@ down:
 test: venv
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# A benchmark, not a test: needs PostgreSQL (USERGROUP_BENCH_DATABASE_URL, default the local server).
+bench: venv
+	$(BIN)/python benchmarks/bench.py
 
 lint: venv
 	$(BIN)/ruff check .

@@ -172,6 +172,47 @@ class Stack:
         raise TimeoutError(f"run {run_id} still {state} after {timeout}s")
 
 
+class PostgresStack(Stack):
+    """The same stack with its metadata in a fresh PostgreSQL database (dropped by `stop_stack`), more task
+    processes at once (PostgreSQL takes them), and short task heartbeat timeouts: a killed task is noticed in
+    seconds. For the tests and the benchmark."""
+
+    def __init__(self, home: Path, server_url: str, overrides: dict[str, str] | None = None):
+        from sqlalchemy.engine import make_url
+
+        self.meta_db = f"airflow_{secrets.token_hex(4)}"
+        self._server_url = make_url(server_url).set(drivername="postgresql+psycopg2")
+        meta_url = self._server_url.set(database=self.meta_db).render_as_string(hide_password=False)
+        super().__init__(home, port=free_port(), overrides={
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": meta_url,
+            "AIRFLOW__CORE__PARALLELISM": "8",
+            "AIRFLOW__CORE__MAX_ACTIVE_RUNS_PER_DAG": "64",
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "15",
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "2",
+            **(overrides or {}),
+        })
+
+    def _admin(self, sql: str) -> None:
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(self._server_url, isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            conn.execute(text(sql))
+        engine.dispose()
+
+    def start_stack(self) -> "PostgresStack":
+        self._admin(f'CREATE DATABASE "{self.meta_db}"')
+        try:
+            return self.up()
+        except Exception:
+            self.stop_stack()
+            raise
+
+    def stop_stack(self) -> None:
+        self.down()
+        self._admin(f'DROP DATABASE IF EXISTS "{self.meta_db}" WITH (FORCE)')
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

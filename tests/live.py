@@ -1,52 +1,16 @@
-"""Live Airflow stacks for tests: the `make up` stack (scripts/devstack.py) on a free port, and a variant with
-its metadata in a fresh PostgreSQL database and short task heartbeat timeouts, so a killed task is noticed
-in seconds. Both stop every process group they started."""
+"""Live Airflow for tests: scripts/devstack.py's PostgreSQL stack with the REST calls the tests make, and a
+PostgreSQL server of the test's own."""
 
 import os
-import secrets
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
-
-from devstack import DAG_ID, Stack, free_port
+from devstack import DAG_ID, PostgresStack, free_port
 
 
-class LiveAirflow(Stack):
-    def __init__(self, home: Path, pg_url: str, extra_env: dict[str, str] | None = None):
-        self.meta_db = f"airflow_live_{secrets.token_hex(4)}"
-        self._server_url = make_url(pg_url).set(drivername="postgresql+psycopg2")
-        meta_url = self._server_url.set(database=self.meta_db).render_as_string(hide_password=False)
-        super().__init__(home, port=free_port(), overrides={
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": meta_url,
-            "AIRFLOW__CORE__PARALLELISM": "8",
-            "AIRFLOW__CORE__MAX_ACTIVE_RUNS_PER_DAG": "64",
-            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "15",
-            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "2",
-            **(extra_env or {}),
-        })
-
-    def _admin(self, sql: str) -> None:
-        engine = create_engine(self._server_url, isolation_level="AUTOCOMMIT")
-        with engine.connect() as conn:
-            conn.execute(text(sql))
-        engine.dispose()
-
-    def start_stack(self) -> "LiveAirflow":
-        self._admin(f'CREATE DATABASE "{self.meta_db}"')
-        try:
-            return self.up()
-        except Exception:
-            self.stop_stack()
-            raise
-
-    def stop_stack(self) -> None:
-        self.down()
-        self._admin(f'DROP DATABASE IF EXISTS "{self.meta_db}" WITH (FORCE)')
-
+class LiveAirflow(PostgresStack):
     def task_states(self, run_id: str) -> dict[str, str]:
         tis = self.api("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances").json()
         return {ti["task_id"]: ti["state"] for ti in tis["task_instances"]}

@@ -62,26 +62,29 @@ def initial_state(form: type[BaseModel], target: Target, params: dict[str, Any],
 
 def run_step(step: Step, state: State, *, store: Store, oss: OssBssClient, try_number: int,
              start: dict[str, Any] | None = None) -> State:
-    """Run one step: its updates merged into the state, a returned subscription saved, and the step row
-    written, all in one transaction; on failure nothing of the step is committed and the failure is
-    recorded. A step that already completed in this process (a crash after its commit) is not run again."""
+    """Run one step: its updates merged into the state, a returned subscription saved, the step row and the
+    process's progress written, all in one transaction; on failure nothing of the step is committed and the
+    failure is recorded. A step that already committed in this process (its task died after the commit) is
+    not run again: its recorded state is returned."""
     process_id = UUID(state["process_id"])
-    with store.transaction() as repo:
-        if (done := repo.completed_step(process_id, step.name)) is not None:
-            log.info("Step %s already committed by try %s of process %s: not run again, its state is returned",
-                     step.name, done["try_number"], process_id)
-            if done["try_number"] != try_number:
-                repo.record_step(process_id, step.name, status="replayed", try_number=try_number,
-                                 state=done["state"], error=None, started_at=datetime.now(UTC),
-                                 note=f"committed by try {done['try_number']}; not run again")
-            return done["state"]
-        if start is None:
-            repo.set_process_status(process_id, ProcessStatus.RUNNING, last_step=step.name)
+    if start is None and try_number > 1:  # a retry or a cleared task: the process is running again from now on
+        with store.transaction() as repo:
+            repo.resume_process(process_id, last_step=step.name)
     started_at = datetime.now(UTC)
     try:
         with store.transaction() as repo:
+            if (done := repo.completed_step(process_id, step.name)) is not None:
+                log.info("Step %s already committed by try %s of process %s: not run again, its state is returned",
+                         step.name, done["try_number"], process_id)
+                if done["try_number"] != try_number:
+                    repo.record_step(process_id, step.name, status="replayed", try_number=try_number,
+                                     state=done["state"], error=None, started_at=started_at,
+                                     note=f"committed by try {done['try_number']}; not run again")
+                return done["state"]
             if start is not None:  # the process opens with its first step: a refused input writes nothing
                 repo.start_process(process_id, input_state=state, **start)
+            else:
+                repo.set_process_status(process_id, ProcessStatus.RUNNING, last_step=step.name)
             updates = step(state, repository=repo, oss=oss)
             if isinstance(sub := updates.get("subscription"), SubscriptionModel):
                 updates["subscription"] = repo.save_subscription(sub)

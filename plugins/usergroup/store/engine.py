@@ -35,7 +35,7 @@ def create_store_engine(url: str | URL, db_schema: str = DEFAULT_DB_SCHEMA) -> E
         event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
         translate = {SCHEMA_TOKEN: None}
     else:
-        engine = create_engine(url, pool_pre_ping=True)
+        engine = create_engine(url)  # a task is a fresh process: its connections are new, no pre-ping needed
         translate = {SCHEMA_TOKEN: db_schema}
     return engine.execution_options(schema_translate_map=translate)
 

@@ -225,6 +225,13 @@ class Repository:
             values.update(failed_reason=failed_reason, traceback=traceback)
         self.conn.execute(update(processes).where(processes.c.process_id == process_id).values(**values))
 
+    def resume_process(self, process_id: UUID, last_step: str) -> None:
+        """Back to `running` (a retried or cleared task), unless the process already completed."""
+        self.conn.execute(update(processes)
+                          .where(processes.c.process_id == process_id,
+                                 processes.c.status != str(ProcessStatus.COMPLETED))
+                          .values(status=str(ProcessStatus.RUNNING), last_step=last_step, last_modified_at=now()))
+
     def get_process(self, process_id: UUID | str) -> dict[str, Any] | None:
         row = self.conn.execute(select(processes).where(processes.c.process_id == UUID(str(process_id)))).first()
         return dict(row._mapping) if row else None

@@ -1,0 +1,200 @@
+"""make bench: what usergroup costs on top of Airflow, on one live stack (PostgreSQL for Airflow's metadata and
+for the store, the shipped tuned settings): latency and throughput against a bare chain of seven no-op tasks,
+the DAG file's parse cost, and create latency with 100,000 subscriptions in the store. Ratios, not seconds,
+are the figures to compare; all are measured in the same session."""
+
+import json
+import os
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from datetime import datetime
+from pathlib import Path
+from uuid import uuid4
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from devstack import PostgresStack  # noqa: E402
+
+OURS, BASE = "create_user_group", "baseline_chain"
+LATENCY_RUNS = int(os.environ.get("BENCH_LATENCY_RUNS", "20"))
+BURST = int(os.environ.get("BENCH_BURST", "40"))
+SCALE_ROWS = int(os.environ.get("BENCH_SCALE_ROWS", "100000"))
+SCALE_RUNS = int(os.environ.get("BENCH_SCALE_RUNS", "10"))
+PARSE_REPEATS = 7
+
+
+def ts(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, round(q * (len(values) - 1)))]
+
+
+class Bench:
+    def __init__(self, stack: PostgresStack):
+        self.stack = stack
+        self.n = 0
+
+    def trigger(self, dag_id: str) -> str:
+        self.n += 1
+        r = self.stack.trigger({"group_name": f"Bench {self.n} {secrets.token_hex(3)}"}, dag_id=dag_id)
+        r.raise_for_status()
+        return r.json()["dag_run_id"]
+
+    def finished(self, dag_id: str, run_id: str) -> tuple[datetime, datetime]:
+        assert self.stack.wait_run(run_id, timeout=600, dag_id=dag_id) == "success", (dag_id, run_id)
+        run = self.stack.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}").json()
+        return ts(run["queued_at"]), ts(run["end_date"])
+
+    def latency(self, dag_id: str) -> float:
+        queued, ended = self.finished(dag_id, self.trigger(dag_id))
+        return (ended - queued).total_seconds()
+
+    def burst(self, dag_id: str, count: int) -> float:
+        """Runs per minute when `count` are triggered at once: from the first queued to the last ended."""
+        runs = [self.trigger(dag_id) for _ in range(count)]
+        spans = [self.finished(dag_id, r) for r in runs]
+        seconds = (max(e for _, e in spans) - min(q for q, _ in spans)).total_seconds()
+        return count / seconds * 60
+
+
+def parse_seconds(dag_file: Path, env: dict[str, str]) -> float:
+    """The DAG file's own cost in a fresh interpreter that has already imported Airflow's SDK."""
+    code = ("import time, runpy, sys, airflow.sdk\n"
+            "t = time.perf_counter(); runpy.run_path(sys.argv[1]); print(time.perf_counter() - t)\n")
+    times = [float(subprocess.run([sys.executable, "-c", code, str(dag_file)], env=env, capture_output=True,
+                                  text=True, check=True, cwd=ROOT / "plugins").stdout.split()[-1])
+             for _ in range(PARSE_REPEATS)]
+    return statistics.median(times)
+
+
+def fill_store(store_url: str, db_schema: str, customer_id: str, rows: int) -> None:
+    """`rows` active subscriptions of the faked customer, each with its block, completed process and link."""
+    from datetime import UTC
+
+    from sqlalchemy import insert
+
+    from usergroup.domain import USER_GROUP_PRODUCT
+    from usergroup.store.engine import create_store_engine
+    from usergroup.store.tables import processes, processes_subscriptions, subscriptions, user_group_blocks
+
+    engine = create_store_engine(store_url, db_schema)
+    now = datetime.now(UTC)
+    for start in range(0, rows, 10_000):
+        subs, blocks, procs, links = [], [], [], []
+        for i in range(start, min(rows, start + 10_000)):
+            sid, pid, name = uuid4(), uuid4(), f"Existing group {i}"
+            subs.append({"subscription_id": sid, "product_id": USER_GROUP_PRODUCT.product_id,
+                         "customer_id": customer_id, "description": f"User Group {name}", "status": "active",
+                         "insync": True, "start_date": now, "end_date": None, "note": None, "version": 5})
+            blocks.append({"subscription_id": sid, "group_name": name, "group_id": i + 10_000_000,
+                           "customer_id": customer_id, "name_key": name.casefold()})
+            procs.append({"process_id": pid, "workflow_name": OURS, "workflow_target": "CREATE",
+                          "status": "completed", "last_step": "done", "dag_id": OURS, "run_id": f"fill_{i}",
+                          "created_by": "bench", "input_state": {"group_name": name, "customer_id": customer_id},
+                          "started_at": now, "last_modified_at": now})
+            links.append({"process_id": pid, "subscription_id": sid, "workflow_target": "CREATE",
+                          "created_at": now})
+        with engine.begin() as conn:
+            for table, values in ((subscriptions, subs), (user_group_blocks, blocks), (processes, procs),
+                                  (processes_subscriptions, links)):
+                conn.execute(insert(table), values)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("ANALYZE")
+    engine.dispose()
+
+
+def main() -> int:
+    pg = os.environ.get("USERGROUP_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    home = Path(tempfile.mkdtemp(prefix="usergroup-bench-"))
+    dags = home / "dags"
+    dags.mkdir()
+    shutil.copy(ROOT / "dags" / f"{OURS}.py", dags)
+    shutil.copy(ROOT / "benchmarks" / f"{BASE}.py", dags)
+    store_schema = f"ug_bench_{secrets.token_hex(4)}"
+    store_url = pg.replace("postgresql://", "postgresql+psycopg2://", 1)
+    from sqlalchemy.engine import make_url
+
+    u = make_url(store_url)
+    conn = json.dumps({"conn_type": "postgres", "host": u.host, "port": u.port, "login": u.username,
+                       "password": u.password or "", "schema": u.database, "extra": {"db_schema": store_schema}})
+    stack = PostgresStack(home, pg, {"AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+                                     "AIRFLOW_CONN_USERGROUP_DEFAULT": conn})
+    results: dict = {"machine": f"{os.cpu_count()} cores, {os.uname().machine}, Python {sys.version.split()[0]}"}
+    print(f"bench: starting Airflow (metadata and store on PostgreSQL) in {home}", file=sys.stderr, flush=True)
+    try:
+        stack.start_stack()
+        stack.airflow("dags", "unpause", BASE)
+        bench = Bench(stack)
+        for dag_id in (OURS, BASE):  # warm-up: first runs pay for caches on both sides
+            bench.latency(dag_id)
+
+        print(f"bench: latency, {LATENCY_RUNS} runs each, interleaved", file=sys.stderr, flush=True)
+        lat = {OURS: [], BASE: []}
+        for _ in range(LATENCY_RUNS):
+            for dag_id in (OURS, BASE):
+                lat[dag_id].append(bench.latency(dag_id))
+        print(f"bench: throughput, {BURST} runs at once", file=sys.stderr, flush=True)
+        burst = {dag_id: bench.burst(dag_id, BURST) for dag_id in (OURS, BASE)}
+
+        parse_env = {**stack.env}
+        parse = {dag_id: parse_seconds(dags / f"{dag_id}.py", parse_env) for dag_id in (OURS, BASE)}
+
+        print(f"bench: scale, {SCALE_ROWS} existing subscriptions", file=sys.stderr, flush=True)
+        empty = [bench.latency(OURS) for _ in range(SCALE_RUNS)]
+        from usergroup.adapter import DEFAULT_CUSTOMER_ID
+
+        fill_store(store_url, store_schema, DEFAULT_CUSTOMER_ID, SCALE_ROWS)
+        full = [bench.latency(OURS) for _ in range(SCALE_RUNS)]
+    finally:
+        stack.stop_stack()
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(store_url)
+        with engine.begin() as c:
+            c.execute(text(f'DROP SCHEMA IF EXISTS "{store_schema}" CASCADE'))
+        engine.dispose()
+        shutil.rmtree(home, ignore_errors=True)
+
+    med = {k: statistics.median(v) for k, v in lat.items()}
+    results.update({
+        "latency_s": {k: {"median": med[k], "p90": pct(v, 0.9), "runs": len(v)} for k, v in lat.items()},
+        "latency_ratio": med[OURS] / med[BASE],
+        "runs_per_min": burst, "throughput_ratio": burst[OURS] / burst[BASE], "create_per_min": burst[OURS],
+        "parse_s": parse, "parse_ratio": parse[OURS] / parse[BASE],
+        "scale": {"rows": SCALE_ROWS, "empty_median_s": statistics.median(empty),
+                  "full_median_s": statistics.median(full)},
+        "scale_ratio": statistics.median(full) / statistics.median(empty),
+    })
+    rows = [
+        ("trigger-to-success, median", f"{med[OURS]:.2f} s", f"{med[BASE]:.2f} s", f"{results['latency_ratio']:.2f}"),
+        ("trigger-to-success, p90", f"{pct(lat[OURS], .9):.2f} s", f"{pct(lat[BASE], .9):.2f} s", ""),
+        (f"throughput, {BURST} at once", f"{burst[OURS]:.1f} /min", f"{burst[BASE]:.1f} /min",
+         f"{results['throughput_ratio']:.2f}"),
+        ("DAG file parse (after airflow.sdk)", f"{parse[OURS] * 1000:.0f} ms", f"{parse[BASE] * 1000:.0f} ms",
+         f"{results['parse_ratio']:.2f}"),
+        (f"create with {SCALE_ROWS:,} subscriptions in the store / with none", f"{statistics.median(full):.2f} s",
+         f"{statistics.median(empty):.2f} s", f"{results['scale_ratio']:.2f}"),
+    ]
+    print(f"\n| measure | {OURS} | {BASE} (or empty store) | ratio |\n|---|---|---|---|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+    print(f"\nmachine: {results['machine']}")
+    out = ROOT / "artifacts" / "bench.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print(f"figures: {out}")
+    print(f"bench: latency_ratio={results['latency_ratio']:.2f} throughput_ratio={results['throughput_ratio']:.2f} "
+          f"create_per_min={results['create_per_min']:.1f} scale_ratio={results['scale_ratio']:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
