@@ -103,7 +103,7 @@ def test_the_task_bodies_run_the_whole_workflow(store, monkeypatch):
     monkeypatch.delenv("AIRFLOW_VAR_USERGROUP_CUSTOMER_ID", raising=False)
     dag_run = SimpleNamespace(dag_id="create_user_group", run_id="manual__body", run_type="manual",
                               triggering_user_name="admin")
-    ti = SimpleNamespace(try_number=1)
+    ti = SimpleNamespace(try_number=1, hostname="worker-a")
     steps = [store_process_subscription(Target.CREATE), initialize_subscription, provision_user_group,
              set_status(SubscriptionLifecycle.ACTIVE), resync, done]
     first = step_task(create_subscription, form=CreateUserGroupForm, target=Target.CREATE)
@@ -117,6 +117,7 @@ def test_the_task_bodies_run_the_whole_workflow(store, monkeypatch):
         sub = repo.get_subscription(state["subscription_id"])
         assert sub.status == "active" and sub.insync and sub.user_group.group_id == state["group_id"]
         assert repo.get_process(state["process_id"])["created_by"] == "manual:admin"
+        assert {s["hostname"] for s in repo.steps_of(state["process_id"])} == {"worker-a"}  # who ran each step
 
 
 @pytest.mark.parametrize("params", [{}, {"group_name": None}, {"group_name": " x"}, {"group_name": 5}])

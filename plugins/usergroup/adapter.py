@@ -61,7 +61,7 @@ def initial_state(form: type[BaseModel], target: Target, params: dict[str, Any],
 
 
 def run_step(step: Step, state: State, *, store: Store, oss: OssBssClient, try_number: int,
-             start: dict[str, Any] | None = None) -> State:
+             start: dict[str, Any] | None = None, hostname: str | None = None) -> State:
     """Run one step: its updates merged into the state, a returned subscription saved, the step row and the
     process's progress written, all in one transaction; on failure nothing of the step is committed and the
     failure is recorded. A step that already committed in this process (its task died after the commit) is
@@ -78,7 +78,7 @@ def run_step(step: Step, state: State, *, store: Store, oss: OssBssClient, try_n
                          step.name, done["try_number"], process_id)
                 if done["try_number"] != try_number:
                     repo.record_step(process_id, step.name, status="replayed", try_number=try_number,
-                                     state=done["state"], error=None, started_at=started_at,
+                                     state=done["state"], error=None, started_at=started_at, hostname=hostname,
                                      note=f"committed by try {done['try_number']}; not run again")
                 return done["state"]
             if start is not None:  # the process opens with its first step: a refused input writes nothing
@@ -90,16 +90,17 @@ def run_step(step: Step, state: State, *, store: Store, oss: OssBssClient, try_n
                 updates["subscription"] = repo.save_subscription(sub)
             new_state = {**state, **to_jsonable_python(updates)}
             repo.record_step(process_id, step.name, status="success", try_number=try_number,
-                             state=new_state, error=None, started_at=started_at)
+                             state=new_state, error=None, started_at=started_at, hostname=hostname)
         return new_state
     except RunStopped as exc:
         _record_failure(store, process_id, state, step.name, try_number, started_at, exc, start,
-                        status=ProcessStatus.ABORTED)
+                        status=ProcessStatus.ABORTED, hostname=hostname)
         raise
     except Exception as exc:
         permanent = isinstance(exc, PERMANENT_ERRORS)
         if not (permanent and start is not None):
-            _record_failure(store, process_id, state, step.name, try_number, started_at, exc, start)
+            _record_failure(store, process_id, state, step.name, try_number, started_at, exc, start,
+                            hostname=hostname)
         if permanent:
             raise AirflowFailException(f"{step.name}: {exc}") from exc
         if isinstance(exc, OperationalError | InterfaceError):
@@ -138,7 +139,7 @@ class StoreUnavailableError(RuntimeError):
 
 def _record_failure(store: Store, process_id: UUID, state: State, name: str, try_number: int,
                     started_at: datetime, exc: BaseException, start: dict[str, Any] | None,
-                    status: ProcessStatus = ProcessStatus.FAILED) -> None:
+                    status: ProcessStatus = ProcessStatus.FAILED, hostname: str | None = None) -> None:
     reason = f"{type(exc).__name__}: {exc}"
     tail = "".join(traceback.format_exception(exc))[-TRACEBACK_TAIL:]
     try:
@@ -146,7 +147,7 @@ def _record_failure(store: Store, process_id: UUID, state: State, name: str, try
             if start is not None:
                 repo.start_process(process_id, input_state=state, **start)
             if repo.record_step_failure(process_id, name, try_number=try_number, error=f"{reason}\n{tail}",
-                                        started_at=started_at):
+                                        started_at=started_at, hostname=hostname):
                 repo.set_process_status(process_id, status, last_step=name, failed_reason=reason, traceback=tail)
     except Exception:  # the store itself may be what failed; the task fails with the original error
         log.exception("Could not record the failure of step %s in process %s", name, process_id)
@@ -168,7 +169,7 @@ def step_task(step: Step, *, form: type[BaseModel] | None = None, target: Target
         hook = UserGroupHook()
         with stopped_by_sigterm():
             return run_step(step, state, store=hook.store, oss=FakeOssBss(*hook.url_and_schema),
-                            try_number=ti.try_number, start=start)
+                            try_number=ti.try_number, start=start, hostname=getattr(ti, "hostname", None))
 
     body.__name__ = body.__qualname__ = step.name
     body.__doc__ = step.description

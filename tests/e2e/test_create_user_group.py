@@ -70,7 +70,7 @@ def test_names_end_active_and_in_sync(airflow_db, store):
         ('{"group_name": true}', "Invalid input for param group_name: True is not of type 'string'"),
         ('{"group_name": "nul\\u0000"}', "Invalid input for param group_name"),
         ('{"group_name": "esc\\u001b[0m"}', "Invalid input for param group_name"),
-        ('{"group_name": "a"', "JSONDecodeError"),
+        ('{"group_name": "a"', "is not valid JSON. Error: Expecting ',' delimiter"),
     ],
 )
 def test_rejected_names_create_no_run_and_no_row(airflow_db, store, conf, message):

@@ -268,15 +268,16 @@ class Repository:
 
     def record_step(self, process_id: UUID, name: str, *, status: str, try_number: int,
                     state: dict[str, Any] | None, error: str | None, started_at: datetime,
-                    note: str | None = None) -> None:
+                    note: str | None = None, hostname: str | None = None) -> None:
         """One row per try of a step; recording the same try again replaces it."""
         upsert(self.conn, process_steps, {
             "process_id": process_id, "name": name, "status": status, "try_number": try_number,
-            "state": state, "error": error, "note": note, "started_at": started_at, "completed_at": now(),
+            "state": state, "error": error, "note": note, "hostname": hostname, "started_at": started_at,
+            "completed_at": now(),
         }, ["process_id", "name", "try_number"])
 
     def record_step_failure(self, process_id: UUID, name: str, *, try_number: int, error: str,
-                            started_at: datetime) -> bool:
+                            started_at: datetime, hostname: str | None = None) -> bool:
         """Record a failed try. If this try had already committed (it crashed after its commit), its success
         stands and only the error is added: returns False. Otherwise returns True."""
         committed = self.conn.execute(
@@ -287,7 +288,7 @@ class Repository:
         ).rowcount
         if not committed:
             self.record_step(process_id, name, status="failed", try_number=try_number, state=None, error=error,
-                             started_at=started_at)
+                             started_at=started_at, hostname=hostname)
         return not committed
 
     def completed_step(self, process_id: UUID, name: str) -> dict[str, Any] | None:

@@ -110,6 +110,7 @@ process_steps = Table(
     Column("state", JSON),
     Column("error", Text),
     Column("note", Text),
+    Column("hostname", String(255)),  # the worker that ran the try
     Column("started_at", UTCDateTime, nullable=False),
     Column("completed_at", UTCDateTime, nullable=False),
     UniqueConstraint("process_id", "name", "try_number", name="uq_process_steps_try"),

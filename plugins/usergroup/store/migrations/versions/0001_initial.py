@@ -84,6 +84,7 @@ def upgrade() -> None:
         sa.Column("state", sa.JSON),
         sa.Column("error", sa.Text),
         sa.Column("note", sa.Text),
+        sa.Column("hostname", sa.String(255)),
         sa.Column("started_at", ts, nullable=False),
         sa.Column("completed_at", ts, nullable=False),
         sa.UniqueConstraint("process_id", "name", "try_number", name="uq_process_steps_try"),
