@@ -21,6 +21,16 @@ def quiet_hook():
     return UserGroupHook()
 
 
+def emit_json(view) -> int:
+    print(json.dumps(view, indent=2, ensure_ascii=False))
+    return 0
+
+
+def not_found(kind: str, ident: str) -> int:
+    print(f"usergroup: no {kind} {ident}", file=sys.stderr)
+    return 1
+
+
 def db_upgrade(args) -> int:
     from usergroup.store.migrate import upgrade
 
@@ -35,8 +45,7 @@ def subscriptions_list(args) -> int:
     with quiet_hook().store.transaction() as repo:
         subs = repo.list_subscriptions()
         if args.json:
-            print(json.dumps([subscription_json(repo, s) for s in subs], indent=2, ensure_ascii=False))
-            return 0
+            return emit_json([subscription_json(repo, s) for s in subs])
     print(f"{'subscription_id':36}  {'status':12}  {'insync':6}  {'group_id':>10}  group_name")
     for s in subs:
         g = s.user_group
@@ -48,12 +57,10 @@ def subscriptions_show(args) -> int:
     with quiet_hook().store.transaction() as repo:
         sub = repo.get_subscription(args.id)
         if sub is None:
-            print(f"usergroup: no subscription {args.id}", file=sys.stderr)
-            return 1
+            return not_found("subscription", args.id)
         view = subscription_json(repo, sub)
     if args.json:
-        print(json.dumps(view, indent=2, ensure_ascii=False))
-        return 0
+        return emit_json(view)
     for key in ("subscription_id", "product", "customer_id", "description", "status", "insync", "start_date",
                 "end_date", "note", "version"):
         print(f"{key:16} {view[key]}")
@@ -76,8 +83,7 @@ def processes_list(args) -> int:
     with quiet_hook().store.transaction() as repo:
         views = [process_json(repo, p) for p in repo.list_processes(status=args.status)]
     if args.json:
-        print(json.dumps(views, indent=2, ensure_ascii=False))
-        return 0
+        return emit_json(views)
     print(f"{'process_id':36}  {'workflow':18}  {'target':8}  {'status':9}  {'last_step':26}  failed_reason")
     for p in views:
         print(f"{p['process_id']:36}  {p['workflow_name']:18}  {p['workflow_target']:8}  {p['status']:9}  "
@@ -89,12 +95,10 @@ def processes_show(args) -> int:
     with quiet_hook().store.transaction() as repo:
         process = repo.get_process(args.id)
         if process is None:
-            print(f"usergroup: no process {args.id}", file=sys.stderr)
-            return 1
+            return not_found("process", args.id)
         view = process_json(repo, process, detail=True)
     if args.json:
-        print(json.dumps(view, indent=2, ensure_ascii=False))
-        return 0
+        return emit_json(view)
     for key in ("process_id", "workflow_name", "workflow_target", "status", "last_step", "failed_reason",
                 "created_by", "dag_id", "run_id", "started_at", "last_modified_at", "subscriptions"):
         print(f"{key:17} {view[key]}")
