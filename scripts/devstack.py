@@ -21,7 +21,9 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 DAG_ID = "create_user_group"
-COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+# Task logs are read from the local files: no log server, which would listen on every interface.
+COMPONENTS = {"api-server": [], "scheduler": ["--skip-serve-logs"], "dag-processor": [],
+              "triggerer": ["--skip-serve-logs"]}
 
 
 def free_port() -> int:
@@ -103,8 +105,8 @@ class Stack:
 
     def start(self, name: str) -> None:
         log = (self.home / "logs" / "stack" / f"{name}.log").open("a")
-        proc = subprocess.Popen([str(BIN / "airflow"), name], env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen([str(BIN / "airflow"), name, *COMPONENTS[name]], env=self.env, stdout=log,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         self.pids[name] = proc.pid
 
     def stop(self, name: str, grace: float = 30) -> None:

@@ -98,6 +98,8 @@ def topology(tmp_path):
         "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "60",
         "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": "30",
         "AIRFLOW__CORE__HOSTNAME_CALLABLE": "topology_host.name",
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST": "127.0.0.1",
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(free_port()),
         "AIRFLOW__CORE__PARALLELISM": "32",  # Airflow's default, as in the compose deployment (not make up's 4)
         "PYTHONPATH": os.pathsep.join([str(HERE), str(ROOT / "plugins")]),
     })
@@ -112,8 +114,10 @@ def topology(tmp_path):
             **stack.env, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}, capture_output=True,
             text=True, timeout=600)
         assert init.returncode == 0, init.stderr[-3000:]
+        # Log servers listen on every interface: off here (the logs are local files on this one machine).
+        extra_args = {"airflow-scheduler": ["--skip-serve-logs"], "airflow-triggerer": ["--skip-serve-logs"]}
         for name in ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer"):
-            procs[name] = _start(stack, name, SERVICES[name]["command"].split(), {})
+            procs[name] = _start(stack, name, SERVICES[name]["command"].split() + extra_args.get(name, []), {})
         for worker in WORKERS:  # two workers on one host: a Celery name and a recorded hostname of their own
             procs[worker] = _start(stack, worker, [*SERVICES["airflow-worker"]["command"].split(), "--concurrency",
                                                    "4", "--celery-hostname", f"{worker}@%h", "--skip-serve-logs"],
