@@ -95,3 +95,16 @@ def test_set_in_sync_refuses_while_a_process_runs(one_subscription, capsys):
     assert main(["subscriptions", "set-in-sync", str(one_subscription.subscription_id)]) == 1
     err = capsys.readouterr().err
     assert "stays out of sync" in err and "(create_user_group, running)" in err
+
+
+def test_abort_then_set_in_sync(one_subscription, capsys):
+    """A run stopped between two tasks leaves its process running: the operator aborts it, then resyncs."""
+    assert main(["processes", "list", "--json"]) == 0
+    (process,) = json.loads(capsys.readouterr().out)
+    assert main(["processes", "abort", process["process_id"], "--reason", "run stopped in Airflow"]) == 0
+    assert main(["subscriptions", "set-in-sync", str(one_subscription.subscription_id)]) == 0
+    assert "is in sync (version 2)" in capsys.readouterr().out
+    assert main(["processes", "abort", process["process_id"]]) == 1
+    assert "is aborted: only a created, running or failed process can be aborted" in capsys.readouterr().err
+    assert main(["processes", "list", "--status", "aborted", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["failed_reason"] == "run stopped in Airflow"

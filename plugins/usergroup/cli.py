@@ -79,6 +79,13 @@ def subscriptions_set_in_sync(args) -> int:
     return 0
 
 
+def processes_abort(args) -> int:
+    with quiet_hook().store.transaction() as repo:
+        repo.abort_process(UUID(args.id), args.reason)
+    print(f"process {args.id} is aborted")
+    return 0
+
+
 def processes_list(args) -> int:
     with quiet_hook().store.transaction() as repo:
         views = [process_json(repo, p) for p in repo.list_processes(status=args.status)]
@@ -143,6 +150,10 @@ def parser() -> argparse.ArgumentParser:
     ps.add_argument("id", type=_uuid, help="the process id")
     ps.add_argument("--json", action="store_true", help="one process object, with each step's state")
     ps.set_defaults(func=processes_show)
+    pa = procs.add_parser("abort", help="mark an unfinished process aborted, after its DAG run was stopped")
+    pa.add_argument("id", type=_uuid, help="the process id")
+    pa.add_argument("--reason", default="aborted by an operator", help="recorded as the process's reason")
+    pa.set_defaults(func=processes_abort)
     return p
 
 

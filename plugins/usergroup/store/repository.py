@@ -232,6 +232,20 @@ class Repository:
                                  processes.c.status != str(ProcessStatus.COMPLETED))
                           .values(status=str(ProcessStatus.RUNNING), last_step=last_step, last_modified_at=now()))
 
+    def abort_process(self, process_id: UUID, reason: str) -> None:
+        """The operator's word that an unfinished process will not go on (its DAG run was stopped)."""
+        aborted = self.conn.execute(
+            update(processes)
+            .where(processes.c.process_id == process_id, processes.c.status.in_([str(s) for s in UNFINISHED]))
+            .values(status=str(ProcessStatus.ABORTED), failed_reason=reason, last_modified_at=now())
+        ).rowcount
+        if not aborted:
+            process = self.get_process(process_id)
+            if process is None:
+                raise StoreError(f"no process {process_id}")
+            raise StoreError(f"process {process_id} is {process['status']}: only a created, running or failed "
+                             "process can be aborted")
+
     def get_process(self, process_id: UUID | str) -> dict[str, Any] | None:
         row = self.conn.execute(select(processes).where(processes.c.process_id == UUID(str(process_id)))).first()
         return dict(row._mapping) if row else None
