@@ -112,13 +112,12 @@ class Repository:
         if holder is not None:
             raise DuplicateGroupNameError(duplicate_message(group_name, holder))
         key, me = name_key(group_name), UUID(str(process_id))
-        in_flight = self.conn.execute(select(processes).where(processes.c.status.in_([str(s) for s in UNFINISHED])))
+        in_flight = self.conn.execute(select(processes).where(processes.c.status.in_(UNFINISHED)))
         for p in in_flight.mappings():
             given = p["input_state"] or {}
             if (p["process_id"] != me and given.get("customer_id") == str(customer_id)
                     and isinstance(given.get("group_name"), str) and name_key(given["group_name"]) == key):
-                raise DuplicateGroupNameError(f"group_name {group_name!r} is being claimed by process "
-                                              f"{p['process_id']} ({p['workflow_name']}, {p['status']})")
+                raise DuplicateGroupNameError(f"group_name {group_name!r} is being claimed by process {_describe(p)}")
 
     def save_subscription(self, sub: SubscriptionModel) -> SubscriptionModel:
         """Insert (version 0) or update (optimistic lock on `version`); return it with its new version."""
@@ -171,7 +170,7 @@ class Repository:
             raise StoreError(f"no subscription {subscription_id}")
         holders = self.unfinished_processes(subscription_id)
         if holders:
-            names = ", ".join(f"{p['process_id']} ({p['workflow_name']}, {p['status']})" for p in holders)
+            names = ", ".join(_describe(p) for p in holders)
             raise OutOfSyncError(f"subscription {subscription_id} stays out of sync: process {names} has not "
                                  "completed; resume it (clear its failed task) or abort it first")
         self.conn.execute(update(subscriptions).where(subscriptions.c.subscription_id == subscription_id)
@@ -187,8 +186,7 @@ class Repository:
         holders = [p for p in holders if self.completed_step(p["process_id"], "unsync")] or holders
         if not holders:
             return " (no unfinished process holds it: an operator can set it in sync)"
-        return "; held by " + ", ".join(f"process {p['process_id']} ({p['workflow_name']}, {p['status']})"
-                                       for p in holders)
+        return "; held by " + ", ".join(f"process {_describe(p)}" for p in holders)
 
     def _save_block(self, sub: SubscriptionModel) -> None:
         block = sub.user_group
@@ -236,7 +234,7 @@ class Repository:
         """The operator's word that an unfinished process will not go on (its DAG run was stopped)."""
         aborted = self.conn.execute(
             update(processes)
-            .where(processes.c.process_id == process_id, processes.c.status.in_([str(s) for s in UNFINISHED]))
+            .where(processes.c.process_id == process_id, processes.c.status.in_(UNFINISHED))
             .values(status=str(ProcessStatus.ABORTED), failed_reason=reason, last_modified_at=now())
         ).rowcount
         if not aborted:
@@ -322,6 +320,10 @@ class Repository:
 
     def count(self, table) -> int:
         return self.conn.execute(select(func.count()).select_from(table)).scalar_one()
+
+
+def _describe(process: dict[str, Any]) -> str:
+    return f"{process['process_id']} ({process['workflow_name']}, {process['status']})"
 
 
 def duplicate_message(group_name: str, holder: SubscriptionModel | None) -> str:
