@@ -13,6 +13,10 @@ export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__CORE__UNIT_TEST_MODE := False
 export PYTHONWARNINGS := ignore::UserWarning
+# The store: the usergroup_default connection from the environment, else the embedded SQLite file in the
+# Airflow home, chosen here explicitly (the hook never falls back to a file on its own).
+AIRFLOW_CONN_USERGROUP_DEFAULT ?= {"conn_type": "sqlite", "host": "$(abspath $(AIRFLOW_HOME))/usergroup.db"}
+export AIRFLOW_CONN_USERGROUP_DEFAULT
 
 # NAME is user text: never expanded by make, never pasted into a shell line (see scripts/run_create_user_group.py).
 unexport NAME
@@ -21,7 +25,7 @@ run: export USERGROUP_RUN_NAME_SET = $(if $(filter undefined,$(origin NAME)),,1)
 
 PORT ?= 8080
 
-.PHONY: venv airflow-home run up down test bench lint clean
+.PHONY: venv airflow-home run up down test test-fast browser bench lint clean
 
 venv: $(VENV)/.installed
 
@@ -49,9 +53,24 @@ up: venv
 down:
 	@test ! -x $(BIN)/python || $(BIN)/python scripts/devstack.py down
 
-test: venv
+# Everything: ruff, then every test, the live stacks and the browser included.
+test: venv browser
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The edit-test loop: everything but the live stacks (under 2 minutes on 2 cores).
+test-fast: venv
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -m "not live" -n 2 $(PYTEST_ARGS)
+
+# The browser test drives a headless Chromium: Debian's (installed here if apt can), else Playwright's own.
+browser: venv
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  echo "make: installing Debian's chromium for the browser test" >&2; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	elif $(BIN)/playwright install chromium >&2; then :; \
+	else echo "make: the browser test needs Chromium: 'apt-get install chromium' (Debian) or '$(BIN)/playwright install chromium'" >&2; exit 1; fi
 
 # A benchmark, not a test: needs PostgreSQL (USERGROUP_BENCH_DATABASE_URL, default the local server).
 bench: venv

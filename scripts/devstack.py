@@ -18,6 +18,9 @@ from pathlib import Path
 
 import requests
 
+from usergroup.render import STORE_POOL
+from usergroup.workflows import all_workflows
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 DAG_ID = "create_user_group"
@@ -32,15 +35,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def embedded_store(home: Path) -> str:
+    """The embedded store's connection: an SQLite file of its own in the Airflow home (never Airflow's)."""
+    return json.dumps({"conn_type": "sqlite", "host": str(home / "usergroup.db")})
+
+
 def tuned_settings(home: Path, port: int) -> dict[str, str]:
     base = f"http://127.0.0.1:{port}"
     return {
+        # The store: the connection given in the environment, else the embedded one, chosen here explicitly.
+        "AIRFLOW_CONN_USERGROUP_DEFAULT": os.environ.get("AIRFLOW_CONN_USERGROUP_DEFAULT") or embedded_store(home),
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__CORE__PARALLELISM": "4",  # SQLite: more task processes at once only wait on its lock
+        "AIRFLOW__CORE__PARALLELISM": "8",  # Airflow's SQLite database takes no more task processes at once
         "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.1",
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
         "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
@@ -57,7 +67,8 @@ def tuned_settings(home: Path, port: int) -> dict[str, str]:
 class Stack:
     """One Airflow home's running components; `overrides` win over the tuned settings."""
 
-    def __init__(self, home: Path, port: int | None = None, overrides: dict[str, str] | None = None):
+    def __init__(self, home: Path, port: int | None = None, overrides: dict[str, str] | None = None,
+                 store_slots: int = 4):
         self.home = home.resolve()
         self.state_file = self.home / "stack.json"
         state = json.loads(self.state_file.read_text()) if self.state_file.exists() else {}
@@ -65,6 +76,7 @@ class Stack:
         self.base = f"http://127.0.0.1:{self.port}"
         self.pids: dict[str, int] = state.get("pids", {})
         self.env = {**os.environ, **tuned_settings(self.home, self.port), **(overrides or {})}
+        self.store_slots = store_slots  # tasks at once on the store (the embedded SQLite store: few)
         self._token: str | None = None
 
     # -- starting and stopping ----------------------------------------------------------------------
@@ -93,8 +105,10 @@ class Stack:
         _ = self.password
         self.airflow("db", "migrate")
         subprocess.run([str(BIN / "usergroup"), "db", "upgrade"], env=self.env, check=True, capture_output=True)
+        self.airflow("pools", "set", STORE_POOL, str(self.store_slots), "usergroup tasks on the store at once")
         self.airflow("dags", "reserialize")
-        self.airflow("dags", "unpause", DAG_ID)
+        for dag_id in all_workflows():
+            self.airflow("dags", "unpause", dag_id)
         logs = self.home / "logs" / "stack"
         logs.mkdir(parents=True, exist_ok=True)
         for name in COMPONENTS:
@@ -185,7 +199,7 @@ class PostgresStack(Stack):
         self.meta_db = f"airflow_{secrets.token_hex(4)}"
         self._server_url = make_url(server_url).set(drivername="postgresql+psycopg2")
         meta_url = self._server_url.set(database=self.meta_db).render_as_string(hide_password=False)
-        super().__init__(home, port=free_port(), overrides={
+        super().__init__(home, port=free_port(), store_slots=8, overrides={
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": meta_url,
             "AIRFLOW__CORE__PARALLELISM": "8",
             "AIRFLOW__CORE__MAX_ACTIVE_RUNS_PER_DAG": "64",

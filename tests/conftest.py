@@ -1,6 +1,5 @@
 """Shared fixtures: an isolated Airflow home, and a fresh store on SQLite and on PostgreSQL."""
 
-import json
 import os
 import secrets
 import subprocess
@@ -10,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-PG_URL_ENV = "USERGROUP_TEST_DATABASE_URL"
+from helpers import PG_URL_ENV, ROOT, StoreTarget, oss_for, pg_url
 
 # Before anything imports Airflow: a private Airflow home with our DAGs and plugins, no examples.
 _HOME = Path(tempfile.mkdtemp(prefix="usergroup-test-airflow-"))
@@ -41,36 +39,6 @@ def airflow_db(airflow_home):
     result = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     return airflow_home / "airflow.db"
-
-
-def pg_url() -> str | None:
-    url = os.environ.get(PG_URL_ENV)
-    if not url and os.environ.get("CI"):
-        pytest.fail(f"{PG_URL_ENV} is not set: CI must run the PostgreSQL half of the store suite")
-    return url
-
-
-class StoreTarget:
-    """One fresh store: its SQLAlchemy URL, its db_schema and the Airflow connection that reaches it."""
-
-    def __init__(self, kind: str, url: str, db_schema: str):
-        self.kind, self.url, self.db_schema = kind, url, db_schema
-
-    @property
-    def conn_json(self) -> str:
-        from sqlalchemy.engine import make_url
-
-        u = make_url(self.url)
-        if self.kind == "sqlite":
-            return json.dumps({"conn_type": "sqlite", "host": u.database})
-        return json.dumps({"conn_type": "postgres", "host": u.host, "port": u.port, "login": u.username,
-                           "password": u.password or "", "schema": u.database,
-                           "extra": {"db_schema": self.db_schema}})
-
-    def engine(self):
-        from usergroup.store.engine import create_store_engine
-
-        return create_store_engine(self.url, self.db_schema)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -104,14 +72,6 @@ def store(store_target, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_USERGROUP_DEFAULT", store_target.conn_json)
     yield Store(engine)
     engine.dispose()
-
-
-def oss_for(store):
-    """The fake OSS/BSS beside a store (its own table on PostgreSQL, its own file beside SQLite's)."""
-    from usergroup.provisioning import FakeOssBss
-    from usergroup.store.engine import mapped_schema
-
-    return FakeOssBss(store.engine.url, mapped_schema(store.engine) or "usergroup")
 
 
 @pytest.fixture

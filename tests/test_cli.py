@@ -4,13 +4,14 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 
 from usergroup.cli import main
 from usergroup.domain import USER_GROUP_PRODUCT, UserGroupInactive
 from usergroup.report import SUBSCRIPTION_COLUMNS
+from usergroup.store import tables
 
 USERGROUP = str(Path(sys.executable).parent / "usergroup")
 
@@ -24,6 +25,7 @@ def one_subscription(store):
         sub = repo.save_subscription(sub)
         repo.start_process(pid, workflow_name="create_user_group", workflow_target="CREATE", dag_id="d",
                            run_id="r", created_by="manual", input_state={})
+        repo.enter_step(pid, "create_subscription")
         repo.link_subscription(pid, sub.subscription_id, "CREATE")
     return sub
 
@@ -33,7 +35,7 @@ def test_db_upgrade_creates_the_store(store_target, monkeypatch, capsys):
     assert main(["db", "upgrade"]) == 0
     assert main(["db", "upgrade"]) == 0
     out = capsys.readouterr().out
-    assert f"(schema {store_target.db_schema}) is at revision 0001" in out
+    assert f"(schema {store_target.db_schema}) is at revision 0002" in out
 
 
 def test_show_json_has_the_documented_shape(one_subscription, capsys):
@@ -74,7 +76,7 @@ def test_a_broken_connection_is_a_one_line_error(monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_USERGROUP_DEFAULT", '{"conn_type": "mysql", "host": "h"}')
     result = subprocess.run([USERGROUP, "subscriptions", "list"], capture_output=True, text=True)
     assert result.returncode == 1
-    assert "usergroup: ValueError: connection 'usergroup_default' has type 'mysql'" in result.stderr
+    assert "usergroup: StoreConnectionError: connection 'usergroup_default' has type 'mysql'" in result.stderr
     assert "Traceback" not in result.stderr
 
 
@@ -97,14 +99,33 @@ def test_set_in_sync_refuses_while_a_process_runs(one_subscription, capsys):
     assert "stays out of sync" in err and "(create_user_group, running)" in err
 
 
-def test_abort_then_set_in_sync(one_subscription, capsys):
+def test_abort_then_set_in_sync(one_subscription, store, airflow_db, capsys):
     """A run stopped between two tasks leaves its process running: the operator aborts it, then resyncs."""
     assert main(["processes", "list", "--json"]) == 0
     (process,) = json.loads(capsys.readouterr().out)
-    assert main(["processes", "abort", process["process_id"], "--reason", "run stopped in Airflow"]) == 0
+    pid = process["process_id"]
+    assert main(["processes", "abort", pid, "--reason", "run stopped in Airflow"]) == 0
+    assert "Airflow has no run r of d" in capsys.readouterr().out  # its run is gone (airflow db clean)
     assert main(["subscriptions", "set-in-sync", str(one_subscription.subscription_id)]) == 0
     assert "is in sync (version 2)" in capsys.readouterr().out
-    assert main(["processes", "abort", process["process_id"]]) == 1
-    assert "is aborted: only a created, running or failed process can be aborted" in capsys.readouterr().err
     assert main(["processes", "list", "--status", "aborted", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["failed_reason"] == "run stopped in Airflow"
+    assert main(["processes", "abort", pid, "--reason", "again"]) == 0  # safe to repeat: the new reason stands
+    with store.transaction() as repo:
+        assert repo.get_process(pid)["failed_reason"] == "again"
+        repo.conn.execute(tables.processes.update().where(tables.processes.c.process_id == UUID(pid))
+                          .values(status="completed"))
+    assert main(["processes", "abort", pid]) == 1
+    assert "is completed: only an unfinished process can be aborted" in capsys.readouterr().err
+
+
+def test_abort_when_airflow_is_out_of_reach_still_aborts_and_says_so(one_subscription, store, monkeypatch, capsys):
+    monkeypatch.setenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "postgresql://nobody@127.0.0.1:1/none")
+    with store.transaction() as repo:
+        (process,) = repo.list_processes()
+    code = subprocess.run([USERGROUP, "processes", "abort", str(process["process_id"])], capture_output=True,
+                          text=True, timeout=120)
+    assert code.returncode == 1 and f"process {process['process_id']} is aborted" in code.stdout
+    assert "could not be marked failed" in code.stderr and "mark it failed in Airflow" in code.stderr
+    with store.transaction() as repo:
+        assert repo.get_process(process["process_id"])["status"] == "aborted"

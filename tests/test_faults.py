@@ -5,20 +5,14 @@ from uuid import uuid4
 
 import pytest
 
-from conftest import oss_for
+from helpers import oss_for
 from usergroup.adapter import run_step
-from usergroup.domain import USER_GROUP_PRODUCT, SubscriptionLifecycle, Target
-from usergroup.steps import done, resync, set_status, store_process_subscription
+from usergroup.domain import USER_GROUP_PRODUCT
 from usergroup.store import tables
 from usergroup.store.repository import Repository, Store
-from usergroup.workflows.create_user_group import (
-    create_subscription,
-    initialize_subscription,
-    provision_user_group,
-)
+from usergroup.workflows.create_user_group import create_user_group
 
-STEPS = [create_subscription, store_process_subscription(Target.CREATE), initialize_subscription,
-         provision_user_group, set_status(SubscriptionLifecycle.ACTIVE), resync, done]
+STEPS = create_user_group.steps
 START = {"workflow_name": "create_user_group", "workflow_target": "CREATE", "dag_id": "create_user_group",
          "run_id": "manual__faults", "created_by": "test"}
 
@@ -58,12 +52,12 @@ def run_workflow(store: Store, oss) -> dict:
     state = {"process_id": str(uuid4()), "workflow_name": "create_user_group", "workflow_target": "CREATE",
              "product_id": str(USER_GROUP_PRODUCT.product_id), "customer_id": str(uuid4()),
              "group_name": "Fault Lab"}
-    for i, step in enumerate(STEPS):
+    for i, (step, task_id) in enumerate(zip(STEPS, create_user_group.task_ids, strict=True)):
         start = START if i == 0 else None
         try:
-            new = run_step(step, state, store=store, oss=oss, try_number=1, start=start)
+            new = run_step(step, state, store=store, oss=oss, try_number=1, task_id=task_id, start=start)
         except TaskDied:
-            new = run_step(step, state, store=store, oss=oss, try_number=2, start=start)
+            new = run_step(step, state, store=store, oss=oss, try_number=2, task_id=task_id, start=start)
         state = new
     return state
 

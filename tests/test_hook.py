@@ -4,10 +4,16 @@ import json
 from types import SimpleNamespace
 
 import pytest
+from airflow.sdk.exceptions import AirflowFailException
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
-from usergroup.hook import UserGroupHook
+from helpers import PG_URL_ENV, StoreTarget, pg_url
+from usergroup.adapter import step_task
+from usergroup.hook import StoreConnectionError, UserGroupHook
+from usergroup.steps import resync
 from usergroup.store import tables
+from usergroup.workflows.create_user_group import create_user_group
 
 
 def test_provider_hook_attributes():
@@ -51,20 +57,53 @@ def test_postgres_uri_with_db_schema_extra(monkeypatch):
     assert db_schema == "ug_other"
 
 
-def test_undefined_connection_falls_back_to_the_embedded_sqlite_file(airflow_home, monkeypatch):
+def test_an_undefined_connection_is_an_error_naming_it(monkeypatch):
+    """No silent fallback to a local file: a worker without the connection fails, it does not split the data."""
     monkeypatch.delenv("AIRFLOW_CONN_USERGROUP_DEFAULT", raising=False)
-    hook = UserGroupHook()
-    said = []
-    monkeypatch.setattr(type(hook), "log", property(lambda self: SimpleNamespace(info=lambda *a: said.append(a))))
+    with pytest.raises(StoreConnectionError, match="the Airflow connection 'usergroup_default' is not defined.*"
+                                                   "AIRFLOW_CONN_USERGROUP_DEFAULT"):
+        _ = UserGroupHook().engine
+
+
+def test_the_task_fails_at_once_without_the_connection(monkeypatch):
+    """The task body (as Airflow calls it) fails without retry, naming the connection."""
+    monkeypatch.delenv("AIRFLOW_CONN_USERGROUP_DEFAULT", raising=False)
+    body = step_task(resync, create_user_group, task_id="resync").function
+    with pytest.raises(AirflowFailException, match="resync: the Airflow connection 'usergroup_default' is not"):
+        body({"process_id": "x"}, params={}, dag_run=SimpleNamespace(dag_id="d", run_id="r"),
+             ti=SimpleNamespace(try_number=1, map_index=-1))
+
+
+def test_postgres_options_reach_the_engine(monkeypatch):
+    """Every libpq option of the connection (sslmode, options, keepalives...) reaches the engine's URL; our own
+    `db_schema` does not (libpq would refuse it)."""
+    monkeypatch.setenv("AIRFLOW_CONN_UG_TLS", "postgresql://u:pw@db.example:5432/mydb?sslmode=require"
+                       "&options=-c%20statement_timeout%3D4321&keepalives_idle=30&db_schema=ug_tls")
+    hook = UserGroupHook(usergroup_conn_id="ug_tls")
     url, db_schema = hook.url_and_schema
-    assert url.database == str(airflow_home / "usergroup.db") and db_schema == "usergroup"
-    assert "embedded SQLite store" in said[0][0] and said[0][2] == airflow_home / "usergroup.db"
+    assert dict(url.query) == {"sslmode": "require", "options": "-c statement_timeout=4321", "keepalives_idle": "30"}
+    assert db_schema == "ug_tls" and hook.engine.url.query["sslmode"] == "require"
 
 
-def test_never_airflow_metadata_db(monkeypatch):
-    monkeypatch.delenv("AIRFLOW_CONN_USERGROUP_DEFAULT", raising=False)
-    url, _ = UserGroupHook().url_and_schema
-    assert not url.database.endswith("airflow.db")
+def test_postgres_options_take_effect_on_a_real_server(monkeypatch):
+    if not (url := pg_url()):
+        pytest.skip(f"{PG_URL_ENV} not set")
+    conn = json.loads(StoreTarget("postgres", url, "usergroup").conn_json)
+    conn["extra"].update(options="-c statement_timeout=4321", application_name="usergroup-hook-test")
+    monkeypatch.setenv("AIRFLOW_CONN_USERGROUP_DEFAULT", json.dumps(conn))
+    with UserGroupHook().engine.connect() as c:
+        assert c.execute(text("SHOW statement_timeout")).scalar() == "4321ms"
+        assert c.execute(text("SHOW application_name")).scalar() == "usergroup-hook-test"
+    conn["extra"]["sslmode"] = "require"  # this server has no TLS: libpq must refuse, not connect without it
+    monkeypatch.setenv("AIRFLOW_CONN_USERGROUP_DEFAULT", json.dumps(conn))
+    with pytest.raises(OperationalError, match="SSL"):
+        UserGroupHook().engine.connect()
+
+
+def test_the_hook_type_is_true():
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+    assert UserGroupHook.conn_type == PostgresHook.conn_type  # it takes a postgres connection (sqlite: embedded)
 
 
 @pytest.mark.parametrize(
@@ -72,6 +111,7 @@ def test_never_airflow_metadata_db(monkeypatch):
     [
         ({"conn_type": "mysql", "host": "h"}, "needs a 'postgres' or 'sqlite' connection"),
         ({"conn_type": "sqlite"}, "needs the database file's path"),
+        ({"conn_type": "http", "host": "h"}, "needs a 'postgres' or 'sqlite' connection"),
         ({"conn_type": "postgres", "host": "h", "extra": {"db_schema": "Bad-Name"}}, "not a valid schema name"),
     ],
 )

@@ -6,9 +6,9 @@ from uuid import UUID, uuid4
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
-from conftest import oss_for
+from helpers import oss_for
 from usergroup.adapter import run_step
-from usergroup.domain import USER_GROUP_PRODUCT, ProcessStatus, UserGroupInactive
+from usergroup.domain import USER_GROUP_PRODUCT, UserGroupInactive
 from usergroup.steps import unsync
 from usergroup.store.repository import OutOfSyncError
 
@@ -78,6 +78,6 @@ def test_set_in_sync_is_refused_while_a_process_is_unfinished(store, in_sync_sub
             store.transaction() as repo:
         repo.set_in_sync(in_sync_subscription.subscription_id)
     with store.transaction() as repo:
-        repo.set_process_status(UUID(state["process_id"]), ProcessStatus.ABORTED)
+        repo.abort_process(UUID(state["process_id"]), "given up")
     with store.transaction() as repo:
         assert repo.set_in_sync(in_sync_subscription.subscription_id).insync is True

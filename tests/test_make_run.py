@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from conftest import ROOT
+from helpers import ROOT
 
 TRICKY = "O'Brien; $(shell id) `id` \"q\" \\ Zürich 研究"
 

@@ -5,7 +5,7 @@ from uuid import uuid4
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from conftest import oss_for
+from helpers import oss_for
 from usergroup.adapter import run_step
 from usergroup.domain import USER_GROUP_PRODUCT
 from usergroup.store import tables

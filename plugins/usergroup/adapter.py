@@ -7,7 +7,7 @@ import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID, uuid5
 
 from airflow.sdk import Variable, task
@@ -20,7 +20,10 @@ from usergroup.domain import USER_GROUP_PRODUCT, ProcessStatus, SubscriptionMode
 from usergroup.hook import UserGroupHook
 from usergroup.provisioning import FakeOssBss, OssBssClient
 from usergroup.step import State, Step
-from usergroup.store.repository import Store, StoreError
+from usergroup.store.repository import ProcessAbortedError, Store, StoreError
+
+if TYPE_CHECKING:
+    from usergroup.workflow import Workflow
 
 log = logging.getLogger(__name__)
 
@@ -61,50 +64,53 @@ def initial_state(form: type[BaseModel], target: Target, params: dict[str, Any],
 
 
 def run_step(step: Step, state: State, *, store: Store, oss: OssBssClient, try_number: int,
-             start: dict[str, Any] | None = None, hostname: str | None = None) -> State:
-    """Run one step: its updates merged into the state, a returned subscription saved, the step row and the
-    process's progress written, all in one transaction; on failure nothing of the step is committed and the
-    failure is recorded. A step that already committed in this process (its task died after the commit) is
-    not run again: its recorded state is returned."""
+             task_id: str | None = None, map_index: int = -1, start: dict[str, Any] | None = None,
+             hostname: str | None = None) -> State:
+    """Run one try of the task `task_id` (default: the step's name) over `state`.
+
+    The process row is locked first, so of two live tries of one task exactly one runs the step. The step's
+    updates are merged into the state, a returned subscription saved, the step row and the process's progress
+    written, all in one transaction; on failure nothing of the step is committed and the failure is recorded.
+    A task that already committed in this process (it died after its commit) is not run again: its recorded
+    state is returned. A step of an aborted process refuses to run."""
     process_id = UUID(state["process_id"])
-    if start is None and try_number > 1:  # a retry or a cleared task: the process is running again from now on
-        with store.transaction() as repo:
-            repo.resume_process(process_id, last_step=step.name)
+    task_id = task_id or step.name
     started_at = datetime.now(UTC)
+    row = {"task_id": task_id, "map_index": map_index, "try_number": try_number, "hostname": hostname}
+    opening = {**start, "input_state": state} if start is not None else None
     try:
         with store.transaction() as repo:
-            if (done := repo.completed_step(process_id, step.name)) is not None:
-                log.info("Step %s already committed by try %s of process %s: not run again, its state is returned",
-                         step.name, done["try_number"], process_id)
-                if done["try_number"] != try_number:
-                    repo.record_step(process_id, step.name, status="replayed", try_number=try_number,
-                                     state=done["state"], error=None, started_at=started_at, hostname=hostname,
-                                     note=f"committed by try {done['try_number']}; not run again")
-                return done["state"]
             if start is not None:  # the process opens with its first step: a refused input writes nothing
                 repo.start_process(process_id, input_state=state, **start)
-            else:
-                repo.set_process_status(process_id, ProcessStatus.RUNNING, last_step=step.name)
+            repo.enter_step(process_id, task_id)  # locks the process; refuses an aborted one
+            if (done := repo.completed_step(process_id, task_id, map_index)) is not None:
+                log.info("Task %s already committed by try %s of process %s: not run again, its state is returned",
+                         task_id, done["try_number"], process_id)
+                if done["try_number"] != try_number:
+                    repo.record_step(process_id, step.name, status="replayed", state=done["state"], error=None,
+                                     started_at=started_at, note=f"committed by try {done['try_number']}; not run "
+                                     "again", **row)
+                return done["state"]
             updates = step(state, repository=repo, oss=oss)
             if isinstance(sub := updates.get("subscription"), SubscriptionModel):
                 updates["subscription"] = repo.save_subscription(sub)
             new_state = {**state, **to_jsonable_python(updates)}
-            repo.record_step(process_id, step.name, status="success", try_number=try_number,
-                             state=new_state, error=None, started_at=started_at, hostname=hostname)
+            repo.record_step(process_id, step.name, status="success", state=new_state, error=None,
+                             started_at=started_at, **row)
         return new_state
+    except ProcessAbortedError as exc:  # the process keeps its abort; the task fails at once
+        raise AirflowFailException(f"{task_id}: {exc}") from None
     except RunStopped as exc:
-        _record_failure(store, process_id, state, step.name, try_number, started_at, exc, start,
-                        status=ProcessStatus.ABORTED, hostname=hostname)
+        record_failure(store, process_id, step.name, row, started_at, exc, ProcessStatus.ABORTED, opening)
         raise
     except Exception as exc:
         permanent = isinstance(exc, PERMANENT_ERRORS)
         if not (permanent and start is not None):
-            _record_failure(store, process_id, state, step.name, try_number, started_at, exc, start,
-                            hostname=hostname)
+            record_failure(store, process_id, step.name, row, started_at, exc, opening=opening)
         if permanent:
-            raise AirflowFailException(f"{step.name}: {exc}") from exc
+            raise AirflowFailException(f"{task_id}: {exc}") from exc
         if isinstance(exc, OperationalError | InterfaceError):
-            raise StoreUnavailableError(f"{step.name}: the usergroup store is unavailable, nothing of this step "
+            raise StoreUnavailableError(f"{task_id}: the usergroup store is unavailable, nothing of this step "
                                         f"was committed; Airflow retries it: {exc.orig}") from exc
         raise
 
@@ -137,43 +143,59 @@ class StoreUnavailableError(RuntimeError):
     """The store could not be reached or dropped the connection mid-step: transient, so retried."""
 
 
-def _record_failure(store: Store, process_id: UUID, state: State, name: str, try_number: int,
-                    started_at: datetime, exc: BaseException, start: dict[str, Any] | None,
-                    status: ProcessStatus = ProcessStatus.FAILED, hostname: str | None = None) -> None:
+def record_failure(store: Store, process_id: UUID, name: str, row: dict[str, Any], started_at: datetime,
+                   exc: BaseException, status: ProcessStatus = ProcessStatus.FAILED,
+                   opening: dict[str, Any] | None = None) -> None:
+    """Record a failed try and the process's reason; `opening` creates the process row if there is none yet."""
     reason = f"{type(exc).__name__}: {exc}"
     tail = "".join(traceback.format_exception(exc))[-TRACEBACK_TAIL:]
     try:
         with store.transaction() as repo:
-            if start is not None:
-                repo.start_process(process_id, input_state=state, **start)
-            if repo.record_step_failure(process_id, name, try_number=try_number, error=f"{reason}\n{tail}",
-                                        started_at=started_at, hostname=hostname):
-                repo.set_process_status(process_id, status, last_step=name, failed_reason=reason, traceback=tail)
+            if opening is not None and repo.get_process(process_id) is None:
+                repo.start_process(process_id, **opening)
+            if repo.record_step_failure(process_id, name, error=f"{reason}\n{tail}", started_at=started_at, **row):
+                repo.fail_process(process_id, status, last_step=row["task_id"], failed_reason=reason, traceback=tail)
     except Exception:  # the store itself may be what failed; the task fails with the original error
-        log.exception("Could not record the failure of step %s in process %s", name, process_id)
+        log.exception("Could not record the failure of task %s in process %s", row["task_id"], process_id)
 
 
-def step_task(step: Step, *, form: type[BaseModel] | None = None, target: Target | None = None, **task_kwargs):
-    """The TaskFlow task of `step`, its task id the step's name. The first task of a workflow gets the
-    input `form` and the `target`: it builds the initial state and opens the process."""
+def step_task(step: Step, workflow: "Workflow", *, task_id: str | None = None, first: bool = False):
+    """The TaskFlow task of `step` in `workflow`, its task id the step's name (or `task_id`), its display name
+    the step's description. The `first` task (decided when the DAG is built) validates the input form, builds
+    the initial state and opens the process; every other task takes the state its upstream task returned."""
+    task_id = task_id or step.name
 
     def body(state: State | None = None, *, params=None, dag_run=None, ti=None):
-        start = None
-        if state is None:
+        opening = {"workflow_name": dag_run.dag_id, "workflow_target": str(workflow.target),
+                   "dag_id": dag_run.dag_id, "run_id": dag_run.run_id, "created_by": _triggered_by(dag_run)}
+        if first:
             customer_id = Variable.get(CUSTOMER_VARIABLE, default=DEFAULT_CUSTOMER_ID)
-            state = initial_state(form, target, dict(params or {}), dag_run, customer_id)
-            start = {
-                "workflow_name": dag_run.dag_id, "workflow_target": str(target), "dag_id": dag_run.dag_id,
-                "run_id": dag_run.run_id, "created_by": _triggered_by(dag_run),
-            }
+            state = initial_state(workflow.form, workflow.target, dict(params or {}), dag_run, customer_id)
         hook = UserGroupHook()
+        try:
+            store, oss = hook.store, FakeOssBss(*hook.url_and_schema)
+        except ValueError as exc:  # no store connection, or a bad one: no retry cures it
+            raise AirflowFailException(f"{task_id}: {exc}") from None
+        row = {"task_id": task_id, "map_index": getattr(ti, "map_index", -1), "try_number": ti.try_number,
+               "hostname": getattr(ti, "hostname", None)}
+        if state is None:  # its upstream task returned nothing: it was marked success by hand, or never ran
+            exc = MissingStateError(f"{task_id}: no state from the upstream task (was it marked success by hand?); "
+                                    "clear the run's first failed or skipped task with its downstream tasks")
+            process_id = process_id_for(dag_run.dag_id, dag_run.run_id)
+            record_failure(store, process_id, step.name, row, datetime.now(UTC), exc,
+                           opening={**opening, "input_state": dict(params or {})})
+            raise AirflowFailException(str(exc))
         with stopped_by_sigterm():
-            return run_step(step, state, store=hook.store, oss=FakeOssBss(*hook.url_and_schema),
-                            try_number=ti.try_number, start=start, hostname=getattr(ti, "hostname", None))
+            return run_step(step, state, store=store, oss=oss, task_id=task_id, map_index=row["map_index"],
+                            try_number=row["try_number"], start=opening if first else None, hostname=row["hostname"])
 
-    body.__name__ = body.__qualname__ = step.name
+    body.__name__ = body.__qualname__ = task_id
     body.__doc__ = step.description
-    return task(task_id=step.name, **task_kwargs)(body)
+    return task(task_id=task_id, task_display_name=step.description, **step.task_options)(body)
+
+
+class MissingStateError(RuntimeError):
+    """A task that is not the first got no state."""
 
 
 def _triggered_by(dag_run: Any) -> str:

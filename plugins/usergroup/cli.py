@@ -80,9 +80,30 @@ def subscriptions_set_in_sync(args) -> int:
 
 
 def processes_abort(args) -> int:
-    with quiet_hook().store.transaction() as repo:
+    """Stop the process's Airflow run first (a running step is stopped and rolls back, releasing the process row
+    its transaction holds), then abort the process in the store: from then on none of its steps runs."""
+    from usergroup.runs import fail_dag_run
+
+    store = quiet_hook().store
+    with store.transaction() as repo:
+        process = repo.get_process(args.id)
+    if process is None:
+        return not_found("process", args.id)
+    if process["status"] == ProcessStatus.COMPLETED:
+        print(f"usergroup: process {args.id} is completed: only an unfinished process can be aborted", file=sys.stderr)
+        return 1
+    try:
+        stopped, airflow_error = fail_dag_run(process["dag_id"], process["run_id"]), None
+    except Exception as exc:  # Airflow's database out of reach: the abort still stops every later step
+        stopped, airflow_error = None, f"{type(exc).__name__}: {exc}"
+    with store.transaction() as repo:
         repo.abort_process(UUID(args.id), args.reason)
     print(f"process {args.id} is aborted")
+    if airflow_error:
+        print(f"usergroup: its Airflow run {process['run_id']} of {process['dag_id']} could not be marked failed "
+              f"({airflow_error}); mark it failed in Airflow (no step of the process runs any more)", file=sys.stderr)
+        return 1
+    print(stopped)
     return 0
 
 
@@ -110,7 +131,7 @@ def processes_show(args) -> int:
                 "created_by", "dag_id", "run_id", "started_at", "last_modified_at", "subscriptions"):
         print(f"{key:17} {view[key]}")
     for st in view["steps"]:
-        print(f"step              {st['name']:28} try {st['try_number']}  {st['status']:9} {st['completed_at']}"
+        print(f"step              {st['task_id']:28} try {st['try_number']}  {st['status']:9} {st['completed_at']}"
               f"{'  ' + st['note'] if st['note'] else ''}")
         if st["error"]:
             print("                  " + st["error"].splitlines()[0])
@@ -150,7 +171,8 @@ def parser() -> argparse.ArgumentParser:
     ps.add_argument("id", type=_uuid, help="the process id")
     ps.add_argument("--json", action="store_true", help="one process object, with each step's state")
     ps.set_defaults(func=processes_show)
-    pa = procs.add_parser("abort", help="mark an unfinished process aborted, after its DAG run was stopped")
+    pa = procs.add_parser("abort", help="abort an unfinished process: no step of it runs any more, and its DAG run "
+                          "is marked failed if it is still going")
     pa.add_argument("id", type=_uuid, help="the process id")
     pa.add_argument("--reason", default="aborted by an operator", help="recorded as the process's reason")
     pa.set_defaults(func=processes_abort)

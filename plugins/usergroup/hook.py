@@ -1,36 +1,35 @@
 """UserGroupHook: Airflow connection -> SQLAlchemy engine -> the subscription store."""
 
-import os
 from functools import cached_property
-from pathlib import Path
 
 from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowNotFoundException
 from sqlalchemy import Engine
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, make_url
 
 from usergroup.store.engine import DEFAULT_DB_SCHEMA, create_store_engine
 from usergroup.store.repository import Store
 
-EMBEDDED_DB_FILE = "usergroup.db"
+OUR_EXTRAS = {"db_schema"}  # the connection's extras that are ours, not the database driver's
 
 
-def airflow_home() -> Path:
-    return Path(os.environ.get("AIRFLOW_HOME") or "~/airflow").expanduser()
+class StoreConnectionError(ValueError):
+    """The store's connection is missing or unusable: no retry cures that."""
 
 
 class UserGroupHook(BaseHook):
-    """The store of User Group subscriptions, reached through an Airflow connection.
+    """The store of User Group subscriptions, reached through an Airflow connection, and only through it.
 
-    The connection is a PostgreSQL connection (its "schema" field is the database name) or an SQLite one
-    (`sqlite:///abs/path.db`, or JSON with `host` set to the path). The extra `{"db_schema": "..."}` names the
-    database schema of our tables (default `usergroup`). When the connection is not defined, the store is
-    the embedded SQLite file `$AIRFLOW_HOME/usergroup.db`, never Airflow's metadata database.
+    The connection is a PostgreSQL connection (its "schema" field is the database name; every other extra,
+    `sslmode`, `options`, keepalives, ..., reaches libpq as it does through PostgresHook) or, for the embedded
+    store that `make run` and `make up` define, an SQLite one (`sqlite:///abs/path.db`, or JSON with `host` set
+    to the path). The extra `db_schema` names the database schema of our tables (default `usergroup`).
+    A missing connection is an error: the store never silently moves to a local file.
     """
 
     conn_name_attr = "usergroup_conn_id"
     default_conn_name = "usergroup_default"
-    conn_type = "usergroup"
+    conn_type = "postgres"  # the deployed store; an sqlite connection is the embedded one
     hook_name = "User Group subscription store"
 
     def __init__(self, usergroup_conn_id: str = default_conn_name, **kwargs) -> None:
@@ -42,10 +41,10 @@ class UserGroupHook(BaseHook):
         try:
             conn = self.get_connection(self.usergroup_conn_id)
         except AirflowNotFoundException:
-            path = airflow_home() / EMBEDDED_DB_FILE
-            self.log.info("Connection %r is not defined: using the embedded SQLite store %s",
-                          self.usergroup_conn_id, path)
-            return URL.create("sqlite", database=str(path)), DEFAULT_DB_SCHEMA
+            raise StoreConnectionError(
+                f"the Airflow connection {self.usergroup_conn_id!r} is not defined: the usergroup store is reached "
+                f"only through it. Define it on every machine that runs usergroup tasks (AIRFLOW_CONN_"
+                f"{self.usergroup_conn_id.upper()}, the UI, or a secrets backend)") from None
         return connection_url(conn), conn.extra_dejson.get("db_schema") or DEFAULT_DB_SCHEMA
 
     @cached_property
@@ -62,14 +61,23 @@ class UserGroupHook(BaseHook):
 
 
 def connection_url(conn) -> URL:
-    """The SQLAlchemy URL of an Airflow connection of type postgres or sqlite."""
+    """The SQLAlchemy URL of an Airflow connection, as the provider hooks build it, with every driver option."""
     if conn.conn_type in ("postgres", "postgresql"):
-        return URL.create("postgresql+psycopg2", username=conn.login or None, password=conn.password or None,
-                          host=conn.host or None, port=conn.port, database=conn.schema or None)
+        from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+        hook = PostgresHook(connection=conn, sqlalchemy_scheme=conn.extra_dejson.get("sqlalchemy_scheme")
+                            or "postgresql+psycopg2")
+        options = {k: str(v) for k, v in conn.extra_dejson.items()
+                   if k not in PostgresHook.ignored_extra_options and k not in OUR_EXTRAS}
+        url = hook.sqlalchemy_url
+        return url.update_query_dict(options)
     if conn.conn_type == "sqlite":
-        path = conn.host or (f"/{conn.schema}" if conn.schema else "")
-        if not path:
-            raise ValueError(f"connection {conn.conn_id!r}: an SQLite connection needs the database file's path")
-        return URL.create("sqlite", database=path)
-    raise ValueError(f"connection {conn.conn_id!r} has type {conn.conn_type!r}: the User Group store needs "
-                     "a 'postgres' or 'sqlite' connection")
+        from airflow.providers.sqlite.hooks.sqlite import SqliteHook
+
+        url = make_url(SqliteHook(sqlite_conn_id=conn.conn_id).get_uri())
+        if url.database in (None, "", "/"):
+            raise StoreConnectionError(f"connection {conn.conn_id!r}: an SQLite connection needs the database "
+                                       "file's path")
+        return url.difference_update_query(OUR_EXTRAS)
+    raise StoreConnectionError(f"connection {conn.conn_id!r} has type {conn.conn_type!r}: the User Group store "
+                               "needs a 'postgres' or 'sqlite' connection")

@@ -2,7 +2,7 @@
 
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from usergroup.domain import SubscriptionModel
@@ -15,6 +15,7 @@ class Step:
     name: str
     description: str
     func: Callable[..., State]
+    task_options: dict[str, Any] = field(default_factory=dict, compare=False)  # e.g. its retry policy
 
     def __call__(self, state: State, **services: Any) -> State:
         """Run the step: each parameter comes from the state (a subscription typed by its annotation) or,
@@ -30,9 +31,11 @@ class Step:
         return self.func(**kwargs) or {}
 
 
-def step(description: str, name: str | None = None) -> Callable[[Callable[..., State]], Step]:
+def step(description: str, name: str | None = None, **task_options: Any) -> Callable[[Callable[..., State]], Step]:
+    """Declare a step; `task_options` (retries, retry_delay, execution_timeout, ...) go to its Airflow task."""
+
     def wrap(func: Callable[..., State]) -> Step:
-        return Step(name=name or func.__name__, description=description, func=func)
+        return Step(name=name or func.__name__, description=description, func=func, task_options=task_options)
 
     return wrap
 

@@ -2,7 +2,7 @@
 
 from uuid import UUID
 
-from usergroup.domain import ProcessStatus, SubscriptionLifecycle, SubscriptionModel, Target
+from usergroup.domain import SubscriptionLifecycle, SubscriptionModel, Target
 from usergroup.step import State, Step, step
 
 
@@ -37,5 +37,5 @@ def resync(subscription: SubscriptionModel) -> State:
 
 @step("Done")
 def done(process_id: UUID, repository) -> State:
-    repository.set_process_status(UUID(str(process_id)), ProcessStatus.COMPLETED, last_step="done")
+    repository.complete_process(UUID(str(process_id)))
     return {}

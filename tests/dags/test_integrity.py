@@ -1,49 +1,75 @@
-"""DAG integrity: the folder imports cleanly; task ids, chain, params, retries and tags of create_user_group."""
+"""DAG integrity, for every DAG in dags/: it imports cleanly and renders its workflow's declaration (task ids,
+chain, params, display names, retries, timeouts, pool, tags); it does no I/O at import."""
 
 import subprocess
 import sys
+from datetime import timedelta
 
 import pytest
 from airflow.dag_processing.dagbag import DagBag
 
-from conftest import ROOT
+from helpers import ROOT
+from usergroup.render import STORE_POOL
+from usergroup.workflows import all_workflows
 
-STEPS = ["create_subscription", "store_process_subscription", "initialize_subscription", "provision_user_group",
-         "set_status", "resync", "done"]
+WORKFLOWS = all_workflows()
 
 
 @pytest.fixture(scope="module")
-def dag():
+def bag():
     bag = DagBag(dag_folder=str(ROOT / "dags"))
     assert bag.import_errors == {}
-    return bag.dags["create_user_group"]
+    return bag
 
 
-def test_the_seven_steps_in_order(dag):
-    assert [t.task_id for t in dag.topological_sort()] == STEPS
-    for upstream, downstream in zip(STEPS, STEPS[1:], strict=False):
+def test_every_dag_is_a_declared_workflow_and_every_workflow_has_a_dag(bag):
+    assert set(bag.dags) == set(WORKFLOWS) and "create_user_group" in WORKFLOWS
+
+
+@pytest.mark.parametrize("name", sorted(WORKFLOWS))
+def test_the_chain_is_the_declared_one(bag, name):
+    dag, workflow = bag.dags[name], WORKFLOWS[name]
+    ids = workflow.task_ids
+    assert [t.task_id for t in dag.topological_sort()] == ids
+    for upstream, downstream in zip(ids, ids[1:], strict=False):
         assert dag.get_task(downstream).upstream_task_ids == {upstream}
+    for s, task_id in zip(workflow.steps, ids, strict=True):
+        assert dag.get_task(task_id).task_display_name == s.description  # the grid shows "Create subscription"
 
 
-def test_schedule_tags_docs_and_retries(dag):
+@pytest.mark.parametrize("name", sorted(WORKFLOWS))
+def test_schedule_tags_docs_retries_timeouts_pool(bag, name):
+    dag, workflow = bag.dags[name], WORKFLOWS[name]
     assert type(dag.timetable).__name__ == "NullTimetable"  # schedule=None: runs only when triggered
-    assert {"usergroup", "create"} <= set(dag.tags)
-    assert "group_name" in dag.doc_md and "usergroup subscriptions" in dag.doc_md
+    assert dag.catchup is False and dag.doc_md == workflow.description and dag.doc_md.strip()
+    assert {"usergroup", "orchestrator"} <= set(dag.tags)
     for t in dag.tasks:
-        assert t.retries >= 1
+        assert t.retries >= 1 and t.retry_delay > timedelta(0)
+        assert timedelta(0) < t.execution_timeout <= timedelta(minutes=30)
+        assert t.pool == STORE_POOL
         assert t.multiple_outputs is False  # the state goes through XCom as one JSON value
+    assert list(dag.params.keys()) == list(workflow.params)
 
 
-def test_params_schema(dag):
-    param = dag.params.get_param("group_name")
+def test_the_oss_step_backs_off_exponentially_over_minutes(bag):
+    task = bag.dags["create_user_group"].get_task("provision_user_group")
+    assert task.retries >= 5 and task.retry_exponential_backoff > 1
+    total = sum((min(task.retry_delay * task.retry_exponential_backoff ** n, task.max_retry_delay)
+                for n in range(task.retries)), timedelta(0))
+    assert total >= timedelta(minutes=5)
+
+
+def test_create_user_group_params_schema(bag):
+    param = bag.dags["create_user_group"].params.get_param("group_name")
     schema = param.schema
     assert schema["type"] == "string" and schema["minLength"] == 1 and schema["maxLength"] == 255
     assert schema["pattern"] and schema["title"] == "Group name"
     assert "whitespace" in param.description and "control characters" in param.description
-    assert list(dag.params.keys()) == ["group_name"]
+    assert "create" in bag.dags["create_user_group"].tags
 
 
-def test_the_dag_file_does_no_io_at_import():
+@pytest.mark.parametrize("dag_file", sorted(p.name for p in (ROOT / "dags").glob("*.py")))
+def test_the_dag_file_does_no_io_at_import(dag_file):
     """Parse the DAG file with our engine factory, connection lookups and sockets refusing to work."""
     code = (
         "import sys, socket, airflow.sdk, usergroup.store.engine as e, usergroup.hook as h\n"
@@ -53,6 +79,6 @@ def test_the_dag_file_does_no_io_at_import():
         "socket.socket.connect = refuse\n"
         "import runpy; runpy.run_path(sys.argv[1])\n"
     )
-    result = subprocess.run([sys.executable, "-c", code, str(ROOT / "dags" / "create_user_group.py")],
+    result = subprocess.run([sys.executable, "-c", code, str(ROOT / "dags" / dag_file)],
                             capture_output=True, text=True, cwd=ROOT / "plugins")
     assert result.returncode == 0, result.stderr[-2000:]

@@ -7,7 +7,7 @@ import subprocess
 import pytest
 import yaml
 
-from conftest import ROOT
+from helpers import ROOT
 
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yaml").read_text())
 SERVICES = COMPOSE["services"]
@@ -36,7 +36,8 @@ def test_every_service_of_the_topology_is_there_with_a_health_check():
 
 def test_the_init_service_migrates_upgrades_the_store_and_readies_the_dag():
     script = SERVICES["airflow-init"]["command"][-1]
-    for command in ("airflow db migrate", "usergroup db upgrade", "airflow dags unpause create_user_group"):
+    for command in ("airflow db migrate", "usergroup db upgrade", "airflow pools set usergroup_store",
+                    "airflow dags unpause create_user_group"):
         assert command in script
 
 

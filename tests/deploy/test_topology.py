@@ -17,12 +17,14 @@ import yaml
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from conftest import ROOT, pg_url
 from devstack import Stack, free_port
+from helpers import ROOT, pg_url
 from usergroup.provisioning import FakeOssBss
 from usergroup.store import tables
 from usergroup.store.engine import create_store_engine
 from usergroup.store.repository import Store
+
+pytestmark = pytest.mark.live  # a live stack: not in `make test-fast`
 
 RUNS, WORKERS = 30, ["worker-1", "worker-2"]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yaml").read_text())

@@ -9,9 +9,9 @@ import sys
 import pytest
 
 from usergroup.store import tables
+from usergroup.workflows.create_user_group import create_user_group
 
-STEPS = ["create_subscription", "store_process_subscription", "initialize_subscription", "provision_user_group",
-         "set_status", "resync", "done"]
+STEPS = create_user_group.task_ids
 NAMES = ["Research Lab", "O'Brien \"q\" <b>html</b>'); DROP TABLE subscriptions;--", "Zürich 研究室 👩‍🔬 \\ $HOME"]
 
 

@@ -12,15 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from conftest import StoreTarget, oss_for, pg_url
+from helpers import StoreTarget, oss_for, pg_url
 from live import LiveAirflow, OwnPostgres
 from usergroup.store import tables
 from usergroup.store.migrate import upgrade
 from usergroup.store.repository import Store
+from usergroup.workflows.create_user_group import create_user_group
+
+pytestmark = pytest.mark.live  # a live stack: not in `make test-fast`
 
 USERGROUP = str(Path(sys.executable).parent / "usergroup")
-STEP_NAMES = ["create_subscription", "store_process_subscription", "initialize_subscription",
-              "provision_user_group", "set_status", "resync", "done"]
+STEP_NAMES = create_user_group.task_ids
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +45,10 @@ def live_store():
 @pytest.fixture(scope="module")
 def live(live_store, tmp_path_factory):
     target, _ = live_store
-    airflow = LiveAirflow(tmp_path_factory.mktemp("live-airflow"), pg_url(),
-                          {"AIRFLOW_CONN_USERGROUP_DEFAULT": target.conn_json})
+    airflow = LiveAirflow(tmp_path_factory.mktemp("live-airflow"), pg_url(), {
+        "AIRFLOW_CONN_USERGROUP_DEFAULT": target.conn_json,
+        "AIRFLOW__CORE__MAX_TASK_RETRY_DELAY": "1",  # the OSS/BSS step's backoff (minutes) capped for the test
+    })
     airflow.store_conn = target.conn_json
     try:
         yield airflow.start_stack()
@@ -96,7 +100,8 @@ def test_oss_failure_then_clear_resumes(live, store):
     assert process["status"] == "failed" and process["last_step"] == "provision_user_group"
     assert "fake OSS/BSS unavailable" in process["failed_reason"] and "Traceback" in process["traceback"]
     tries = [(s["try_number"], s["status"]) for s in steps if s["name"] == "provision_user_group"]
-    assert tries == [(1, "failed"), (2, "failed"), (3, "failed")]  # retries=2: three tries, each recorded
+    retries = int(live.api("GET", "/dags/create_user_group/tasks/provision_user_group").json()["retries"])
+    assert retries >= 5 and tries == [(n, "failed") for n in range(1, retries + 2)]  # every try recorded
 
     refused = usergroup_cli(live, "subscriptions", "set-in-sync", str(sub.subscription_id))
     assert refused.returncode == 1 and f"process {process['process_id']} (create_user_group, failed)" in refused.stderr
@@ -271,6 +276,45 @@ def test_a_run_marked_failed_while_running_leaves_the_process_aborted(live, stor
         assert process["last_step"] == "provision_user_group"
         # the stopped step rolled back: the subscription is as initialize_subscription left it
         assert sub.status == "provisioning" and sub.user_group.group_id is None and sub.insync is False
+    finally:
+        restart_scheduler(live)
+
+
+def test_usergroup_abort_stops_the_run_and_no_step_runs_after_it(live, store):
+    """`usergroup processes abort` while a step runs: the run is marked failed, the running step is stopped and
+    rolls back, the process stays aborted with the operator's reason; a later clear runs nothing."""
+    restart_scheduler(live, USERGROUP_FAKE_OSS_DELAY="20")
+    try:
+        run_id = trigger(live, "Aborted Lab")
+        wait_task(live, run_id, "provision_user_group", ("running",))
+        time.sleep(1)  # inside the step
+        process, _, _ = subscription_of(store, run_id)
+        result = usergroup_cli(live, "processes", "abort", str(process["process_id"]), "--reason", "given up")
+        assert result.returncode == 0, result.stderr
+        assert f"its Airflow run {run_id} is marked failed (tasks stopped: provision_user_group)" in result.stdout
+        assert live.run_state(run_id) == "failed"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # the stopped try records itself (and keeps the process aborted)
+            process, sub, steps = subscription_of(store, run_id)
+            if any(s["task_id"] == "provision_user_group" for s in steps):
+                break
+            time.sleep(0.5)
+        assert process["status"] == "aborted" and process["failed_reason"] == "given up"
+        assert sub.status == "provisioning" and sub.user_group.group_id is None and sub.insync is False
+        synced = usergroup_cli(live, "subscriptions", "set-in-sync", str(sub.subscription_id))
+        assert synced.returncode == 0, synced.stderr
+        _, sub, _ = subscription_of(store, run_id)
+
+        cleared = live.clear_failed(run_id, ["provision_user_group"])  # someone tries to resume it anyway
+        assert cleared.status_code == 200, cleared.text
+        live.wait_run(run_id, timeout=120)  # its skipped downstream tasks were not cleared: the run ends at once
+        ti = wait_task(live, run_id, "provision_user_group", ("failed",))
+        assert ti["try_number"] == 2  # failed at once, no retry
+        log = live.api("GET", f"/dags/create_user_group/dagRuns/{run_id}/taskInstances/provision_user_group/logs/2",
+                       headers={"Accept": "application/json"}).text
+        assert f"process {process['process_id']} was aborted (given up)" in log, log[-2000:]
+        after, sub_after, _ = subscription_of(store, run_id)
+        assert after["status"] == "aborted" and sub_after == sub  # in sync, untouched
     finally:
         restart_scheduler(live)
 

@@ -7,10 +7,12 @@ import time
 
 import pytest
 
-from conftest import ROOT
 from devstack import Stack, free_port
+from helpers import ROOT
 from usergroup.store.engine import create_store_engine
 from usergroup.store.repository import Store
+
+pytestmark = pytest.mark.live  # a live stack: not in `make test-fast`
 
 ARTIFACTS = ROOT / "artifacts"
 
@@ -18,7 +20,7 @@ ARTIFACTS = ROOT / "artifacts"
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     stack = Stack(tmp_path_factory.mktemp("stack-home"), port=free_port())
-    stack.env.pop("AIRFLOW_CONN_USERGROUP_DEFAULT", None)  # the embedded store, as after `make up`
+    assert "usergroup.db" in stack.env["AIRFLOW_CONN_USERGROUP_DEFAULT"]  # the embedded store, as after `make up`
     try:
         yield stack.up()
     finally:
@@ -55,8 +57,7 @@ def wait_new_run(stack: Stack, known: set[str], timeout: float = 30) -> str:
 def browser():
     from playwright.sync_api import sync_playwright
 
-    chromium = shutil.which("chromium")
-    assert chromium, "Debian's chromium is not installed (.ci/run installs it)"
+    chromium = shutil.which("chromium")  # Debian's; without it, Playwright's own (`make browser` gets one)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium,
                                     args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])

@@ -10,7 +10,12 @@ from usergroup.domain import USER_GROUP_PRODUCT, ProcessStatus, UserGroupInactiv
 from usergroup.store import tables
 from usergroup.store.engine import check_db_schema
 from usergroup.store.migrate import current_revision, upgrade
-from usergroup.store.repository import DuplicateGroupNameError, StaleSubscriptionError
+from usergroup.store.repository import (
+    DuplicateGroupNameError,
+    ProcessAbortedError,
+    StaleSubscriptionError,
+    StoreError,
+)
 
 CUSTOMER = uuid4()
 
@@ -23,10 +28,10 @@ def initial(name: str | None = None, customer=CUSTOMER) -> UserGroupInactive:
 
 def test_migration_is_idempotent_and_matches_the_tables(store, store_target):
     engine = store.engine
-    assert upgrade(engine) == "0001"  # a second upgrade is a no-op
+    assert upgrade(engine) == "0002"  # a second upgrade is a no-op
     schema = None if store_target.kind == "sqlite" else store_target.db_schema
     with engine.connect() as conn:
-        assert current_revision(conn, schema) == "0001"
+        assert current_revision(conn, schema) == "0002"
         insp = inspect(conn)
         assert {t.name for t in tables.metadata.sorted_tables} | {"alembic_version"} <= set(
             insp.get_table_names(schema=schema))
@@ -37,8 +42,31 @@ def test_migration_is_idempotent_and_matches_the_tables(store, store_target):
             expected = {tuple(c.name for c in u.columns) for u in table.constraints
                         if type(u).__name__ == "UniqueConstraint"}
             assert expected <= uniques, table.name
+        steps_uniques = {tuple(u["column_names"]) for u in insp.get_unique_constraints("process_steps", schema=schema)}
+        assert steps_uniques == {("process_id", "task_id", "map_index", "try_number")}  # not the step's name
         product = conn.execute(text(f"SELECT name, product_type, tag FROM {schema + '.' if schema else ''}products"))
         assert product.all() == [("User Group", "UserGroup", "GROUP")]
+
+
+def test_0002_keys_existing_step_rows_on_their_task(store_target):
+    """A store at 0001 with a recorded step: after the upgrade the row names its task (the step's name)."""
+    engine = store_target.engine()
+    upgrade(engine, "0001")
+    pid, t = uuid4(), datetime.now(UTC)
+    with engine.begin() as conn:
+        conn.execute(tables.processes.insert().values(
+            process_id=pid, workflow_name="w", workflow_target="CREATE", status="completed", dag_id="d", run_id="r",
+            input_state={}, started_at=t, last_modified_at=t))
+        conn.exec_driver_sql(
+            f"INSERT INTO {'' if store_target.kind == 'sqlite' else store_target.db_schema + '.'}process_steps "
+            "(process_id, name, status, try_number, started_at, completed_at) VALUES (?, 'resync', 'success', 1, ?, ?)"
+            .replace("?", "%s" if store_target.kind == "postgres" else "?"),
+            (pid if store_target.kind == "postgres" else pid.hex, t, t))
+    assert upgrade(engine) == "0002"
+    with engine.connect() as conn:
+        (row,) = conn.execute(tables.process_steps.select()).mappings()
+    assert (row["name"], row["task_id"], row["map_index"]) == ("resync", "resync", -1)
+    engine.dispose()
 
 
 def test_the_schema_is_mapped_deliberately(store, store_target):
@@ -119,18 +147,45 @@ def test_process_trail_is_idempotent(store):
         repo.link_subscription(pid, sub.subscription_id, "CREATE")
         repo.link_subscription(pid, sub.subscription_id, "CREATE")
         t = datetime.now(UTC)
-        repo.record_step(pid, "a", status="failed", try_number=1, state=None, error="boom", started_at=t)
-        repo.record_step(pid, "a", status="success", try_number=2, state={"k": 1}, error=None, started_at=t)
-        repo.record_step(pid, "a", status="success", try_number=2, state={"k": 2}, error=None, started_at=t)
-        repo.set_process_status(pid, ProcessStatus.COMPLETED, last_step="done")
+        repo.record_step(pid, "a", task_id="a", status="failed", try_number=1, state=None, error="boom", started_at=t)
+        repo.record_step(pid, "a", task_id="a", status="success", try_number=2, state={"k": 1}, error=None,
+                         started_at=t)
+        repo.record_step(pid, "a", task_id="a", status="success", try_number=2, state={"k": 2}, error=None,
+                         started_at=t)
+        repo.enter_step(pid, "done")
+        repo.complete_process(pid)
     with store.transaction() as repo:
         assert repo.count(tables.processes) == 1
         assert repo.count(tables.processes_subscriptions) == 1
         assert [(s["try_number"], s["status"]) for s in repo.steps_of(pid)] == [(1, "failed"), (2, "success")]
         assert repo.completed_step(pid, "a") == {"try_number": 2, "state": {"k": 2}}
+        assert repo.completed_step(pid, "a", map_index=0) is None  # a mapped instance is a task of its own
         (process,) = repo.processes_of(sub.subscription_id)
         assert process["status"] == "completed" and process["created_by"] == "manual:tester"
         assert process["started_at"].tzinfo is not None
+
+
+def test_completed_only_follows_running_and_aborted_is_final(store):
+    pid = uuid4()
+    with store.transaction() as repo:
+        repo.start_process(pid, workflow_name="w", workflow_target="CREATE", dag_id="d", run_id="r2",
+                           created_by=None, input_state={})
+    with pytest.raises(StoreError, match=f"process {pid} is created: only a running process can complete"):
+        with store.transaction() as repo:
+            repo.complete_process(pid)
+    with store.transaction() as repo:
+        repo.enter_step(pid, "first")
+        repo.abort_process(pid, "given up")
+    with pytest.raises(StoreError, match="is aborted: only a running process can complete"):
+        with store.transaction() as repo:
+            repo.complete_process(pid)
+    with pytest.raises(ProcessAbortedError, match=f"process {pid} was aborted \\(given up\\)"):
+        with store.transaction() as repo:
+            repo.enter_step(pid, "second")
+    with store.transaction() as repo:
+        repo.fail_process(pid, ProcessStatus.FAILED, last_step="second", failed_reason="late failure")
+        process = repo.get_process(pid)
+    assert (process["status"], process["failed_reason"], process["last_step"]) == ("aborted", "given up", "first")
 
 
 @pytest.mark.parametrize("bad", ["", "Public", "1abc", "a-b", "a;drop", "x" * 64, None])

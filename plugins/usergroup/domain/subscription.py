@@ -7,6 +7,7 @@ from uuid import UUID, uuid4
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from usergroup.domain.errors import LifecycleError, describe
+from usergroup.domain.known import known_fields
 from usergroup.domain.lifecycle import SubscriptionLifecycle
 from usergroup.domain.product import USER_GROUP_PRODUCT, Product
 
@@ -47,9 +48,10 @@ class SubscriptionModel(BaseModel):
 
     @classmethod
     def from_state(cls, data: dict[str, Any]) -> "SubscriptionModel":
-        """The subscription in a workflow state (plain JSON), typed by its product and lifecycle."""
-        base = SUBSCRIPTION_MODEL_REGISTRY[data["product"]["name"]]
-        return base.type_for(data["status"]).model_validate(data)
+        """The subscription in a workflow state (plain JSON, maybe written by an older deploy), typed by its
+        product and lifecycle; fields the model no longer declares are ignored."""
+        model = SUBSCRIPTION_MODEL_REGISTRY[data["product"]["name"]].type_for(data["status"])
+        return model.model_validate(known_fields(model, data))
 
     @classmethod
     def from_product_id(cls, product_id: UUID, customer_id: UUID, status: SubscriptionLifecycle = "initial",

@@ -39,6 +39,10 @@ class OutOfSyncError(StoreError):
     pass
 
 
+class ProcessAbortedError(StoreError):
+    pass
+
+
 UNFINISHED = (ProcessStatus.CREATED, ProcessStatus.RUNNING, ProcessStatus.FAILED)
 
 
@@ -205,44 +209,67 @@ class Repository:
 
     def start_process(self, process_id: UUID, *, workflow_name: str, workflow_target: str, dag_id: str,
                       run_id: str, created_by: str | None, input_state: dict[str, Any]) -> None:
-        """Create the process row (idempotent) and mark it running."""
+        """Create the process row, `created` (idempotent: a second call leaves the first row as it is)."""
         t = now()
         insert_ignore(self.conn, processes, {
             "process_id": process_id, "workflow_name": workflow_name, "workflow_target": workflow_target,
             "status": str(ProcessStatus.CREATED), "dag_id": dag_id, "run_id": run_id,
             "created_by": created_by, "input_state": input_state, "started_at": t, "last_modified_at": t,
         })
-        self.set_process_status(process_id, ProcessStatus.RUNNING)
 
-    def set_process_status(self, process_id: UUID, status: ProcessStatus, *, last_step: str | None = None,
-                           failed_reason: str | None = None, traceback: str | None = None) -> None:
-        values: dict[str, Any] = {"status": str(status), "last_modified_at": now()}
-        if last_step is not None:
-            values["last_step"] = last_step
-        if status in (ProcessStatus.FAILED, ProcessStatus.ABORTED):
-            values.update(failed_reason=failed_reason, traceback=traceback)
-        self.conn.execute(update(processes).where(processes.c.process_id == process_id).values(**values))
+    def enter_step(self, process_id: UUID, task_id: str) -> None:
+        """Lock the process row for this step's transaction (a second live try of the task waits here, then
+        finds the first one's commit), refuse an aborted process, and mark it running at `task_id` (a completed
+        process, whose tasks were cleared, stays completed)."""
+        process = self.conn.execute(select(processes.c.status, processes.c.failed_reason)
+                                    .where(processes.c.process_id == process_id).with_for_update()).first()
+        if process is None:
+            raise StoreError(f"no process {process_id}: its first task has not run")
+        if process.status == ProcessStatus.ABORTED:
+            raise ProcessAbortedError(f"process {process_id} was aborted ({process.failed_reason}): none of its "
+                                      "steps runs any more")
+        if process.status != ProcessStatus.COMPLETED:
+            self.conn.execute(update(processes).where(processes.c.process_id == process_id).values(
+                status=str(ProcessStatus.RUNNING), last_step=task_id, failed_reason=None, traceback=None,
+                last_modified_at=now()))
 
-    def resume_process(self, process_id: UUID, last_step: str) -> None:
-        """Back to `running` (a retried or cleared task), unless the process already completed."""
-        self.conn.execute(update(processes)
-                          .where(processes.c.process_id == process_id,
-                                 processes.c.status != str(ProcessStatus.COMPLETED))
-                          .values(status=str(ProcessStatus.RUNNING), last_step=last_step, last_modified_at=now()))
+    def complete_process(self, process_id: UUID) -> None:
+        """`running` -> `completed`; from any other status it is refused."""
+        completed = self.conn.execute(
+            update(processes)
+            .where(processes.c.process_id == process_id, processes.c.status == str(ProcessStatus.RUNNING))
+            .values(status=str(ProcessStatus.COMPLETED), last_modified_at=now())
+        ).rowcount
+        if not completed:
+            process = self.get_process(process_id)
+            raise StoreError(f"process {process_id} is {process['status'] if process else 'missing'}: only a "
+                             "running process can complete")
+
+    def fail_process(self, process_id: UUID, status: ProcessStatus, *, last_step: str, failed_reason: str,
+                     traceback: str | None = None) -> None:
+        """Record why the process stopped (`failed` or `aborted`); an aborted or completed one keeps its status."""
+        self.conn.execute(
+            update(processes)
+            .where(processes.c.process_id == process_id,
+                   processes.c.status.not_in([str(ProcessStatus.ABORTED), str(ProcessStatus.COMPLETED)]))
+            .values(status=str(status), last_step=last_step, failed_reason=failed_reason, traceback=traceback,
+                    last_modified_at=now()))
 
     def abort_process(self, process_id: UUID, reason: str) -> None:
-        """The operator's word that an unfinished process will not go on (its DAG run was stopped)."""
+        """The operator's word that a process will not go on: from then on none of its steps runs. Aborting an
+        aborted process again records the new reason; a completed process cannot be aborted."""
         aborted = self.conn.execute(
             update(processes)
-            .where(processes.c.process_id == process_id, processes.c.status.in_(UNFINISHED))
+            .where(processes.c.process_id == process_id,
+                   processes.c.status.in_([*UNFINISHED, ProcessStatus.ABORTED]))
             .values(status=str(ProcessStatus.ABORTED), failed_reason=reason, last_modified_at=now())
         ).rowcount
         if not aborted:
             process = self.get_process(process_id)
             if process is None:
                 raise StoreError(f"no process {process_id}")
-            raise StoreError(f"process {process_id} is {process['status']}: only a created, running or failed "
-                             "process can be aborted")
+            raise StoreError(f"process {process_id} is {process['status']}: only an unfinished process can be "
+                             "aborted")
 
     def get_process(self, process_id: UUID | str) -> dict[str, Any] | None:
         row = self.conn.execute(select(processes).where(processes.c.process_id == UUID(str(process_id)))).first()
@@ -278,37 +305,40 @@ class Repository:
 
     # -- steps -----------------------------------------------------------------------------------
 
-    def record_step(self, process_id: UUID, name: str, *, status: str, try_number: int,
-                    state: dict[str, Any] | None, error: str | None, started_at: datetime,
+    def record_step(self, process_id: UUID, name: str, *, task_id: str, map_index: int = -1, status: str,
+                    try_number: int, state: dict[str, Any] | None, error: str | None, started_at: datetime,
                     note: str | None = None, hostname: str | None = None) -> None:
-        """One row per try of a step; recording the same try again replaces it."""
+        """One row per try of a task (`task_id`, `map_index`) running the step `name`; recording the same try
+        again replaces it."""
         upsert(self.conn, process_steps, {
-            "process_id": process_id, "name": name, "status": status, "try_number": try_number,
-            "state": state, "error": error, "note": note, "hostname": hostname, "started_at": started_at,
-            "completed_at": now(),
-        }, ["process_id", "name", "try_number"])
+            "process_id": process_id, "name": name, "task_id": task_id, "map_index": map_index, "status": status,
+            "try_number": try_number, "state": state, "error": error, "note": note, "hostname": hostname,
+            "started_at": started_at, "completed_at": now(),
+        }, ["process_id", "task_id", "map_index", "try_number"])
 
-    def record_step_failure(self, process_id: UUID, name: str, *, try_number: int, error: str,
-                            started_at: datetime, hostname: str | None = None) -> bool:
+    def record_step_failure(self, process_id: UUID, name: str, *, task_id: str, map_index: int = -1,
+                            try_number: int, error: str, started_at: datetime, hostname: str | None = None) -> bool:
         """Record a failed try. If this try had already committed (it crashed after its commit), its success
         stands and only the error is added: returns False. Otherwise returns True."""
         committed = self.conn.execute(
             update(process_steps)
-            .where(process_steps.c.process_id == process_id, process_steps.c.name == name,
-                   process_steps.c.try_number == try_number, process_steps.c.status == "success")
+            .where(process_steps.c.process_id == process_id, process_steps.c.task_id == task_id,
+                   process_steps.c.map_index == map_index, process_steps.c.try_number == try_number,
+                   process_steps.c.status == "success")
             .values(error=error, note="crashed after its commit")
         ).rowcount
         if not committed:
-            self.record_step(process_id, name, status="failed", try_number=try_number, state=None, error=error,
-                             started_at=started_at, hostname=hostname)
+            self.record_step(process_id, name, task_id=task_id, map_index=map_index, status="failed",
+                             try_number=try_number, state=None, error=error, started_at=started_at,
+                             hostname=hostname)
         return not committed
 
-    def completed_step(self, process_id: UUID, name: str) -> dict[str, Any] | None:
-        """The try that committed this step in this process, with the state it left, if any."""
+    def completed_step(self, process_id: UUID, task_id: str, map_index: int = -1) -> dict[str, Any] | None:
+        """The try that committed this task (instance) in this process, with the state it left, if any."""
         row = self.conn.execute(
             select(process_steps.c.try_number, process_steps.c.state)
-            .where(process_steps.c.process_id == process_id, process_steps.c.name == name,
-                   process_steps.c.status == "success")
+            .where(process_steps.c.process_id == process_id, process_steps.c.task_id == task_id,
+                   process_steps.c.map_index == map_index, process_steps.c.status == "success")
         ).first()
         return dict(row._mapping) if row else None
 

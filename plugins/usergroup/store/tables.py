@@ -104,7 +104,9 @@ process_steps = Table(
     metadata,
     Column("step_id", Integer, primary_key=True, autoincrement=True),
     Column("process_id", Uuid, ForeignKey(processes.c.process_id), nullable=False, index=True),
-    Column("name", String(255), nullable=False),
+    Column("name", String(255), nullable=False),  # the step
+    Column("task_id", String(250), nullable=False),  # the Airflow task that ran it (a step may run twice)
+    Column("map_index", Integer, nullable=False, server_default="-1"),  # -1 unless the task is mapped
     Column("status", String(20), nullable=False),
     Column("try_number", Integer, nullable=False),
     Column("state", JSON),
@@ -113,7 +115,7 @@ process_steps = Table(
     Column("hostname", String(255)),  # the worker that ran the try
     Column("started_at", UTCDateTime, nullable=False),
     Column("completed_at", UTCDateTime, nullable=False),
-    UniqueConstraint("process_id", "name", "try_number", name="uq_process_steps_try"),
+    UniqueConstraint("process_id", "task_id", "map_index", "try_number", name="uq_process_steps_task_try"),
 )
 
 processes_subscriptions = Table(

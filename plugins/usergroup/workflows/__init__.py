@@ -1,1 +1,15 @@
-"""Workflows: each one's custom steps, its input form and its step list."""
+"""The workflows, one module each; `all_workflows()` finds them, so no list of DAG ids is kept by hand."""
+
+import importlib
+import pkgutil
+
+from usergroup.workflow import Workflow
+
+
+def all_workflows() -> dict[str, Workflow]:
+    """Every workflow declared in this package, by name (= DAG id)."""
+    found: dict[str, Workflow] = {}
+    for module_info in pkgutil.iter_modules(__path__):
+        module = importlib.import_module(f"{__name__}.{module_info.name}")
+        found.update({w.name: w for w in vars(module).values() if isinstance(w, Workflow)})
+    return found

@@ -1,19 +1,16 @@
-"""The create UserGroup workflow: its input form, its three custom steps and the step list."""
+"""The create UserGroup workflow: its input form, its three own steps, declared once."""
 
+from datetime import timedelta
 from uuid import UUID, uuid5
 
 from pydantic import BaseModel, ConfigDict
 
-from usergroup.domain import (
-    SubscriptionLifecycle,
-    Target,
-    UserGroupInactive,
-    UserGroupProvisioning,
-)
-from usergroup.domain.names import GroupName
+from usergroup.domain import SubscriptionLifecycle, Target, UserGroupInactive, UserGroupProvisioning
+from usergroup.domain.names import GROUP_NAME_MAX_LENGTH, GROUP_NAME_PATTERN, GROUP_NAME_RULES, GroupName
 from usergroup.provisioning import OssBssClient
 from usergroup.step import State, step
-from usergroup.steps import done, resync, set_status, store_process_subscription
+from usergroup.steps import store_process_subscription
+from usergroup.workflow import create_workflow
 
 
 class CreateUserGroupForm(BaseModel):
@@ -42,21 +39,42 @@ def initialize_subscription(subscription: UserGroupInactive, group_name: str) ->
     return {"subscription": subscription}
 
 
-@step("Provision user group")
+# The OSS/BSS may be away for minutes: retry with exponential backoff (10 s, 20 s, ... at most 5 min apart).
+@step("Provision user group", retries=6, retry_delay=timedelta(seconds=10), retry_exponential_backoff=2.0,
+      max_retry_delay=timedelta(minutes=5), execution_timeout=timedelta(minutes=10))
 def provision_user_group(subscription: UserGroupProvisioning, oss: OssBssClient) -> State:
     group_id = oss.provision_user_group(subscription.subscription_id, subscription.user_group.group_name)
     subscription.user_group.group_id = group_id
     return {"subscription": subscription, "group_id": group_id}
 
 
-TARGET = Target.CREATE
+create_user_group = create_workflow(
+    "create_user_group",
+    description="""
+### Create a User Group subscription
 
-STEPS = [
-    create_subscription,
-    store_process_subscription(Target.CREATE),
-    initialize_subscription,
-    provision_user_group,
-    set_status(SubscriptionLifecycle.ACTIVE),
-    resync,
-    done,
-]
+Runs orchestrator-core's create workflow for the **User Group** product, one task per step:
+`create_subscription` → `store_process_subscription` (CREATE) → `initialize_subscription` →
+`provision_user_group` → `set_status` (active) → `resync` → `done`.
+
+Trigger it with a `group_name`. The run creates the subscription, records this run as its process,
+provisions the group in the OSS/BSS and leaves the subscription **active** and **in sync**.
+
+See the result with `usergroup subscriptions list` (or `show ID --json`); every step of the run is in
+`usergroup subscriptions show ID --json` under `processes`. A failed task can be cleared (with its
+downstream tasks): it resumes from the state of the last successful step.
+""",
+    form=CreateUserGroupForm,
+    params={
+        "group_name": {
+            "type": "string",
+            "title": "Group name",
+            "description": f"The name of the new user group: {GROUP_NAME_RULES}",
+            "minLength": 1,
+            "maxLength": GROUP_NAME_MAX_LENGTH,
+            "pattern": GROUP_NAME_PATTERN,
+        },
+    },
+    steps=[create_subscription, store_process_subscription(Target.CREATE), initialize_subscription,
+           provision_user_group],
+)

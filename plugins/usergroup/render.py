@@ -1,0 +1,29 @@
+"""Render a workflow declaration as an Airflow DAG: one task per step, chained, its form as the params."""
+
+from datetime import timedelta
+
+from airflow.sdk import DAG, Param, dag
+
+from usergroup.adapter import step_task
+from usergroup.workflow import Workflow
+
+# Every task touches the store: the pool bounds how many do at once, whatever Airflow's parallelism is.
+STORE_POOL = "usergroup_store"
+TASK_DEFAULTS = {
+    "retries": 2,
+    "retry_delay": timedelta(seconds=5),
+    "execution_timeout": timedelta(minutes=5),
+    "pool": STORE_POOL,
+}
+
+
+def workflow_dag(workflow: Workflow) -> DAG:
+    @dag(dag_id=workflow.name, schedule=None, catchup=False, doc_md=workflow.description, tags=list(workflow.tags),
+         default_args=TASK_DEFAULTS, params={name: Param(**schema) for name, schema in workflow.params.items()})
+    def render():
+        state = None
+        for index, (step, task_id) in enumerate(zip(workflow.steps, workflow.task_ids, strict=True)):
+            task = step_task(step, workflow, task_id=task_id, first=index == 0)
+            state = task() if index == 0 else task(state)
+
+    return render()
