@@ -9,11 +9,12 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from helpers import oss_for
 from usergroup.adapter import DEFAULT_CUSTOMER_ID, process_id_for, run_step, step_task
-from usergroup.domain import USER_GROUP_PRODUCT, SubscriptionLifecycle, Target
+from usergroup.domain import USER_GROUP_PRODUCT, SubscriptionLifecycle, Target, UserGroupInactive
 from usergroup.provisioning import OssBssError
 from usergroup.step import step
 from usergroup.steps import done, resync, set_status, store_process_subscription
 from usergroup.store import tables
+from usergroup.store.repository import OutOfSyncError
 from usergroup.workflow import Workflow
 from usergroup.workflows.create_user_group import (
     CreateUserGroupForm,
@@ -58,19 +59,31 @@ def test_a_failing_step_commits_nothing_and_records_the_failure(store):
     state = run(create_subscription, initial_state(), store, start=START)
 
     @step("Half-done step")
-    def half_done(subscription_id, repository):
-        repository.link_subscription(UUID(state["process_id"]), UUID(subscription_id), "CREATE")
+    def half_done(subscription: UserGroupInactive, repository):
+        subscription.note = "half done"
+        repository.save_subscription(subscription)
         raise OssBssError("the OSS went away")
 
     with pytest.raises(OssBssError):  # transient: Airflow retries it
         run(half_done, state, store)
     with store.transaction() as repo:
-        assert repo.count(tables.processes_subscriptions) == 0
+        assert repo.get_subscription(state["subscription_id"]).note is None  # the half-done write rolled back
         process = repo.get_process(state["process_id"])
         assert process["status"] == "failed" and process["last_step"] == "half_done"
         assert "OssBssError: the OSS went away" in process["failed_reason"] and "Traceback" in process["traceback"]
         failed = [s for s in repo.steps_of(state["process_id"]) if s["status"] == "failed"]
         assert [s["name"] for s in failed] == ["half_done"] and "the OSS went away" in failed[0]["error"]
+
+
+def test_the_subscription_is_the_process_s_from_its_first_commit(store):
+    """Right after create_subscription (before store_process_subscription), set-in-sync sees the process."""
+    state = run(create_subscription, initial_state(), store, start=START)
+    with pytest.raises(OutOfSyncError, match=f"process {state['process_id']} \\(create_user_group, running\\)"):
+        with store.transaction() as repo:
+            repo.set_in_sync(UUID(state["subscription_id"]))
+    state = run(store_process_subscription(Target.CREATE), state, store)
+    with store.transaction() as repo:
+        assert repo.subscriptions_of(state["process_id"]) == [UUID(state["subscription_id"])]  # one link
 
 
 def test_a_permanent_error_fails_the_task_without_retry(store):
@@ -133,6 +146,17 @@ def test_the_first_task_validates_its_input_again(store, params):
     first = tasks_of(create_user_group)[0]
     with pytest.raises(AirflowFailException, match="Invalid input: group_name"):
         first.function(params=params, dag_run=dag_run, ti=SimpleNamespace(try_number=1))
+    with store.transaction() as repo:
+        assert repo.count(tables.processes) == 0
+
+
+def test_conf_keys_that_are_not_params_are_refused_at_the_first_task(store):
+    dag_run = SimpleNamespace(dag_id="create_user_group", run_id="typo", run_type="manual",
+                              conf={"group_name": "Typo Lab", "grup_name": "x", "customer": "y"})
+    first = tasks_of(create_user_group)[0]
+    with pytest.raises(AirflowFailException, match="Invalid input: 'customer', 'grup_name' not a parameter of "
+                                                   r"create_user_group \(its parameters: group_name\)"):
+        first.function(params={"group_name": "Typo Lab"}, dag_run=dag_run, ti=SimpleNamespace(try_number=1))
     with store.transaction() as repo:
         assert repo.count(tables.processes) == 0
 

@@ -35,7 +35,7 @@ def test_db_upgrade_creates_the_store(store_target, monkeypatch, capsys):
     assert main(["db", "upgrade"]) == 0
     assert main(["db", "upgrade"]) == 0
     out = capsys.readouterr().out
-    assert f"(schema {store_target.db_schema}) is at revision 0002" in out
+    assert f"(schema {store_target.db_schema}) is at revision 0003" in out
 
 
 def test_show_json_has_the_documented_shape(one_subscription, capsys):
@@ -108,6 +108,8 @@ def test_abort_then_set_in_sync(one_subscription, store, airflow_db, capsys):
     assert "Airflow has no run r of d" in capsys.readouterr().out  # its run is gone (airflow db clean)
     assert main(["subscriptions", "set-in-sync", str(one_subscription.subscription_id)]) == 0
     assert "is in sync (version 2)" in capsys.readouterr().out
+    assert main(["subscriptions", "set-in-sync", str(one_subscription.subscription_id)]) == 0
+    assert "is already in sync, left as it is (version 2)" in capsys.readouterr().out
     assert main(["processes", "list", "--status", "aborted", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["failed_reason"] == "run stopped in Airflow"
     assert main(["processes", "abort", pid, "--reason", "again"]) == 0  # safe to repeat: the new reason stands

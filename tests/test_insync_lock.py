@@ -30,7 +30,7 @@ def start_modify(store, sub) -> dict:
         repo.start_process(pid, workflow_name="modify_user_group", workflow_target="MODIFY", dag_id="modify",
                            run_id=str(pid), created_by="test", input_state={})
         repo.link_subscription(pid, sub.subscription_id, "MODIFY")
-    return {"process_id": str(pid), "subscription_id": str(sub.subscription_id)}
+    return {"process_id": str(pid), "subscription_id": str(sub.subscription_id), "workflow_target": "MODIFY"}
 
 
 def test_a_second_workflow_fails_at_once_naming_the_holder(store, in_sync_subscription):
@@ -80,4 +80,7 @@ def test_set_in_sync_is_refused_while_a_process_is_unfinished(store, in_sync_sub
     with store.transaction() as repo:
         repo.abort_process(UUID(state["process_id"]), "given up")
     with store.transaction() as repo:
-        assert repo.set_in_sync(in_sync_subscription.subscription_id).insync is True
+        sub, changed = repo.set_in_sync(in_sync_subscription.subscription_id)
+        assert sub.insync is True and changed
+    with store.transaction() as repo:  # again: already in sync, nothing changes (no version bump)
+        assert repo.set_in_sync(in_sync_subscription.subscription_id) == (sub, False)

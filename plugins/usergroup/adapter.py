@@ -94,6 +94,8 @@ def run_step(step: Step, state: State, *, store: Store, oss: OssBssClient, try_n
             updates = step(state, repository=repo, oss=oss)
             if isinstance(sub := updates.get("subscription"), SubscriptionModel):
                 updates["subscription"] = repo.save_subscription(sub)
+                # From its first commit on, the subscription is this process's (the in-sync guard sees it).
+                repo.link_subscription(process_id, sub.subscription_id, state["workflow_target"])
             new_state = {**state, **to_jsonable_python(updates)}
             repo.record_step(process_id, step.name, status="success", state=new_state, error=None,
                              started_at=started_at, **row)
@@ -169,6 +171,9 @@ def step_task(step: Step, workflow: "Workflow", *, task_id: str | None = None, f
         opening = {"workflow_name": dag_run.dag_id, "workflow_target": str(workflow.target),
                    "dag_id": dag_run.dag_id, "run_id": dag_run.run_id, "created_by": _triggered_by(dag_run)}
         if first:
+            if unknown := sorted(set(getattr(dag_run, "conf", None) or {}) - set(workflow.params)):
+                raise AirflowFailException(f"Invalid input: {', '.join(map(repr, unknown))} not a parameter of "
+                                           f"{workflow.name} (its parameters: {', '.join(workflow.params)})")
             customer_id = Variable.get(CUSTOMER_VARIABLE, default=DEFAULT_CUSTOMER_ID)
             state = initial_state(workflow.form, workflow.target, dict(params or {}), dag_run, customer_id)
         hook = UserGroupHook()

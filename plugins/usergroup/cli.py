@@ -74,8 +74,9 @@ def subscriptions_show(args) -> int:
 
 def subscriptions_set_in_sync(args) -> int:
     with quiet_hook().store.transaction() as repo:
-        sub = repo.set_in_sync(UUID(args.id))
-    print(f"subscription {sub.subscription_id} is in sync (version {sub.version})")
+        sub, changed = repo.set_in_sync(UUID(args.id))
+    print(f"subscription {sub.subscription_id} is {'in sync' if changed else 'already in sync, left as it is'} "
+          f"(version {sub.version})")
     return 0
 
 
@@ -104,6 +105,31 @@ def processes_abort(args) -> int:
               f"({airflow_error}); mark it failed in Airflow (no step of the process runs any more)", file=sys.stderr)
         return 1
     print(stopped)
+    return 0
+
+
+def processes_reconcile(args) -> int:
+    """Bring every process in line with its ended DAG run (what the listener does as runs end), e.g. after the
+    store was out of reach when a run failed."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    from usergroup.listener import ended_run, workflows
+    from usergroup.reconcile import settle
+
+    store = quiet_hook().store
+    with create_session() as session:
+        runs = session.scalars(select(DagRun).where(DagRun.dag_id.in_(list(workflows())),
+                                                    DagRun.state.in_(["success", "failed"]))).all()
+        ended = [ended_run(r, workflows()[r.dag_id], str(r.state)) for r in runs]
+    changed = 0
+    with store.transaction() as repo:
+        for run in ended:
+            if said := settle(repo, workflows()[run.dag_id], run):
+                changed += 1
+                print(said)
+    print(f"{changed} of {len(ended)} ended runs needed their process brought in line")
     return 0
 
 
@@ -171,6 +197,9 @@ def parser() -> argparse.ArgumentParser:
     ps.add_argument("id", type=_uuid, help="the process id")
     ps.add_argument("--json", action="store_true", help="one process object, with each step's state")
     ps.set_defaults(func=processes_show)
+    pr = procs.add_parser("reconcile", help="bring every process in line with its ended DAG run (after the store "
+                          "was out of reach when a run ended)")
+    pr.set_defaults(func=processes_reconcile)
     pa = procs.add_parser("abort", help="abort an unfinished process: no step of it runs any more, and its DAG run "
                           "is marked failed if it is still going")
     pa.add_argument("id", type=_uuid, help="the process id")

@@ -64,7 +64,7 @@ def test_create_user_group_params_schema(bag):
     schema = param.schema
     assert schema["type"] == "string" and schema["minLength"] == 1 and schema["maxLength"] == 255
     assert schema["pattern"] and schema["title"] == "Group name"
-    assert "whitespace" in param.description and "control characters" in param.description
+    assert "whitespace" in param.description and "control, invisible or direction-changing" in param.description
     assert "create" in bag.dags["create_user_group"].tags
 
 

@@ -1,6 +1,7 @@
 """Group name rules: the params' JSON schema pattern and the domain model agree on every example."""
 
 import re
+import unicodedata
 
 import pytest
 from pydantic import ValidationError
@@ -20,6 +21,9 @@ ACCEPTED = [
     "Zürich Ωμέγα 研究室 Лаборатория مختبر",
     "emoji 👩‍🔬 group",
     "inner  spaces\u00a0ok",
+    "I \u2764\ufe0f NY",  # a variation selector after an emoji
+    "Cafe\u0301",  # decomposed: valid, stored composed (NFC)
+    "\U0001f469\u200d\U0001f469\u200d\U0001f467 family",
 ]
 
 REJECTED = [
@@ -37,6 +41,10 @@ REJECTED = [
     "c1\x85control",
     "\u00a0nbsp-led",
     "x" * (GROUP_NAME_MAX_LENGTH + 1),
+    # invisible and spoofing characters (Unicode Cf, Zl, Zp) and names with nothing visible
+    "\u200b", "\u200b\u200b\u200b", "Lab\u200b", "\u202e", "Lab\u202egpj.exe", "\ufeffLab", "a\u2028b",
+    "a\u2029b", "\u2066isolate\u2069", "soft\u00adhyphen", "\u200dLab", "Lab\u200d", "a \u200d b",
+    "\u3164", "Lab\u3164", "\u2800", "\ufe0fLab", "tag\U000e0041", "\u061cArabic mark",
 ]
 
 
@@ -48,8 +56,8 @@ def schema_accepts(value: str) -> bool:
 @pytest.mark.parametrize("name", ACCEPTED)
 def test_accepted_names(name):
     assert schema_accepts(name)
-    assert check_group_name(name) == name
-    assert CreateUserGroupForm(group_name=name).group_name == name
+    assert check_group_name(name) == unicodedata.normalize("NFC", name)
+    assert CreateUserGroupForm(group_name=name).group_name == unicodedata.normalize("NFC", name)
 
 
 @pytest.mark.parametrize("name", REJECTED)
@@ -70,6 +78,33 @@ def test_non_strings_are_refused_by_the_form(value):
 def test_the_params_pattern_is_also_valid_javascript_syntax():
     # The trigger form checks the pattern in the browser: no Python-only syntax (\Z, (?P<..>), inline flags).
     assert "\\Z" not in GROUP_NAME_PATTERN and "(?P" not in GROUP_NAME_PATTERN and "(?i" not in GROUP_NAME_PATTERN
+
+
+def test_the_refused_set_is_every_format_and_separator_character():
+    """The pattern's list is Unicode's Cf, Zl and Zp (this Python's Unicode), the zero-width joiner aside."""
+    import sys
+
+    for code in range(sys.maxunicode + 1):
+        c = chr(code)
+        if unicodedata.category(c) in ("Cf", "Zl", "Zp") and c != "\u200d":
+            assert not schema_accepts(f"a{c}b"), f"U+{code:04X}"
+            with pytest.raises(ValueError, match="invisible or direction-changing"):
+                check_group_name(f"a{c}b")
+
+
+def test_names_are_stored_composed_and_nfc_nfd_twins_are_one_name():
+    composed, decomposed = "Caf\u00e9", "Cafe\u0301"
+    assert check_group_name(decomposed) == composed
+    assert CreateUserGroupForm(group_name=decomposed).group_name == composed
+    assert name_key(composed) == name_key(decomposed) == name_key("CAFE\u0301")
+
+
+def test_length_is_counted_in_code_points_on_every_path():
+    emoji = "\U0001f52c" * GROUP_NAME_MAX_LENGTH  # 255 code points, 510 UTF-16 units
+    assert schema_accepts(emoji) and check_group_name(emoji) == emoji
+    assert not schema_accepts(emoji + "x")
+    with pytest.raises(ValueError, match="256 characters long"):
+        check_group_name(emoji + "x")
 
 
 def test_names_compare_without_case():

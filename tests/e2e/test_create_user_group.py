@@ -71,6 +71,8 @@ def test_names_end_active_and_in_sync(airflow_db, store):
         ('{"group_name": "nul\\u0000"}', "Invalid input for param group_name"),
         ('{"group_name": "esc\\u001b[0m"}', "Invalid input for param group_name"),
         ('{"group_name": "a"', "is not valid JSON. Error: Expecting ',' delimiter"),
+        ('{"group_name": "\\u200b\\u200b"}', "Invalid input for param group_name"),  # only zero-width spaces
+        ('{"group_name": "Lab\\u202egpj.exe"}', "Invalid input for param group_name"),  # a right-to-left override
     ],
 )
 def test_rejected_names_create_no_run_and_no_row(airflow_db, store, conf, message):
@@ -83,13 +85,16 @@ def test_rejected_names_create_no_run_and_no_row(airflow_db, store, conf, messag
 
 
 def test_a_duplicate_name_fails_at_the_first_step_and_adds_nothing(airflow_db, store):
-    assert dags_test(json.dumps({"group_name": "Shared Name"})).returncode == 0
+    """A name is the same name ignoring case and Unicode composition: Café typed decomposed (NFD) is stored
+    composed (NFC), and "CAFÉ" typed composed is refused as its duplicate."""
+    assert dags_test(json.dumps({"group_name": "Shared Cafe\u0301"})).returncode == 0
     before = row_counts(store)
     with store.transaction() as repo:
         (holder,) = repo.list_subscriptions()
-    result = dags_test(json.dumps({"group_name": "shared NAME"}))
+    assert holder.user_group.group_name == "Shared Caf\u00e9" and holder.description == "User Group Shared Caf\u00e9"
+    result = dags_test(json.dumps({"group_name": "shared CAF\u00c9"}))
     assert result.returncode != 0
     out = result.stdout + result.stderr
     assert f"already used by subscription {holder.subscription_id}" in out
-    assert "AirflowFailException: create_subscription: group_name 'shared NAME' is already used" in out
+    assert "AirflowFailException: create_subscription: group_name 'shared CAFÉ' is already used" in out
     assert row_counts(store) == before

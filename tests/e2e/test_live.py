@@ -119,6 +119,44 @@ def test_oss_failure_then_clear_resumes(live, store):
     assert len(groups) == 1 and groups[0]["group_id"] == sub.user_group.group_id
 
 
+def test_a_clear_without_downstream_leaves_the_process_failed_not_running(live, store):
+    """Clearing only the failed task re-runs it, leaves its downstream tasks upstream_failed and the run fails
+    again: the process follows the run (the listener) instead of staying `running`; the README's clear with
+    downstream tasks then completes it."""
+    restart_scheduler(live, USERGROUP_FAKE_OSS_FAIL="1")
+    run_id = trigger(live, "Half Cleared Lab")
+    assert live.wait_run(run_id, timeout=240) == "failed"
+    restart_scheduler(live)
+    only = live.api("POST", "/dags/create_user_group/clearTaskInstances", json={
+        "dag_run_id": run_id, "task_ids": ["provision_user_group"], "dry_run": False, "only_failed": True,
+        "reset_dag_runs": True, "include_downstream": False})
+    assert only.status_code == 200, only.text
+    wait_task(live, run_id, "provision_user_group", ("success",))
+    assert live.wait_run(run_id, timeout=120) == "failed"
+    process = wait_process(store, run_id, "failed")
+    assert process["last_step"] == "provision_user_group"
+    assert process["failed_reason"].startswith("the DAG run failed at provision_user_group")
+    failed = json.loads(usergroup_cli(live, "processes", "list", "--status", "failed", "--json").stdout)
+    assert str(process["process_id"]) in [p["process_id"] for p in failed]
+
+    assert live.clear_failed(run_id, ["provision_user_group"]).status_code == 200  # with downstream: the recipe
+    assert live.wait_run(run_id, timeout=180) == "success"
+    process, sub, _ = subscription_of(store, run_id)
+    assert process["status"] == "completed" and process["failed_reason"] is None
+    assert sub.status == "active" and sub.insync
+
+
+def wait_process(store: Store, run_id: str, status: str, timeout: float = 60) -> dict:
+    deadline, process = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        with store.transaction() as repo:
+            process = next((p for p in repo.list_processes() if p["run_id"] == run_id), None)
+        if process is not None and process["status"] == status:
+            return process
+        time.sleep(0.5)
+    raise AssertionError(f"the process of {run_id} is {process and process['status']}, not {status}")
+
+
 def task_runner_pid(ti_id: str) -> int | None:
     """The task process: Airflow titles it "airflow worker -- <task instance id>"."""
     for pid in os.listdir("/proc"):
@@ -200,6 +238,40 @@ def test_the_store_going_away_mid_step_then_coming_back(live):
         pg.remove()
 
 
+def test_a_store_outage_longer_than_the_retries_is_reconciled_then_resumed(live):
+    """The store is down for the whole run: no task can write, the run fails after its retries. Once the store
+    is back, `usergroup processes reconcile` shows the run as a failed process; a clear then completes it."""
+    pg = OwnPostgres().init()
+    try:
+        target = StoreTarget("postgres", pg.url, "usergroup")
+        own = Store(target.engine())
+        upgrade(own.engine)
+        own.engine.dispose()
+        restart_scheduler(live, AIRFLOW_CONN_USERGROUP_DEFAULT=target.conn_json)
+        pg.stop("immediate")
+        run_id = trigger(live, "Dark Lab")
+        assert live.wait_run(run_id, timeout=240) == "failed"
+        pg.start()
+        with own.transaction() as repo:
+            assert repo.list_processes() == []  # nothing could be written, not even by the listener
+        reconciled = usergroup_cli(live, "processes", "reconcile")
+        assert reconciled.returncode == 0, reconciled.stderr
+        assert "recorded as failed: the DAG run failed before its first step reached the store" in reconciled.stdout
+        failed = json.loads(usergroup_cli(live, "processes", "list", "--status", "failed", "--json").stdout)
+        assert [p["run_id"] for p in failed] == [run_id]
+        again = usergroup_cli(live, "processes", "reconcile").stdout
+        assert again.splitlines()[-1].startswith("0 of ")  # safe to run twice
+
+        assert live.clear_failed(run_id, ["create_subscription"]).status_code == 200
+        assert live.wait_run(run_id, timeout=180) == "success"
+        process, sub, _ = subscription_of(own, run_id)
+        assert process["status"] == "completed" and sub.status == "active" and sub.insync
+        own.engine.dispose()
+    finally:
+        restart_scheduler(live)
+        pg.remove()
+
+
 def test_fifty_creates_at_once_and_ten_with_one_name(live, store):
     with store.transaction() as repo:
         before = repo.count(tables.subscriptions)
@@ -228,7 +300,9 @@ BAD_CONFS = [
     ({"group_name": " lead"}, "group_name"), ({"group_name": "trail "}, "group_name"),
     ({"group_name": "tab\there"}, "group_name"), ({"group_name": "new\nline"}, "group_name"),
     ({"group_name": "nul\x00"}, "group_name"), ({"group_name": "esc\x1b[0m"}, "group_name"),
-    ({"group_name": "x" * 256}, "group_name"),
+    ({"group_name": "x" * 256}, "group_name"), ({"group_name": "\u200b"}, "group_name"),
+    ({"group_name": "Lab\u202egpj.exe"}, "group_name"), ({"group_name": "\ufeffLab"}, "group_name"),
+    ({"group_name": "a\u2028b"}, "group_name"),
 ]
 
 

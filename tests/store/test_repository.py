@@ -18,6 +18,7 @@ from usergroup.store.repository import (
 )
 
 CUSTOMER = uuid4()
+HEAD = "0003"
 
 
 def initial(name: str | None = None, customer=CUSTOMER) -> UserGroupInactive:
@@ -28,10 +29,10 @@ def initial(name: str | None = None, customer=CUSTOMER) -> UserGroupInactive:
 
 def test_migration_is_idempotent_and_matches_the_tables(store, store_target):
     engine = store.engine
-    assert upgrade(engine) == "0002"  # a second upgrade is a no-op
+    assert upgrade(engine) == HEAD  # a second upgrade is a no-op
     schema = None if store_target.kind == "sqlite" else store_target.db_schema
     with engine.connect() as conn:
-        assert current_revision(conn, schema) == "0002"
+        assert current_revision(conn, schema) == HEAD
         insp = inspect(conn)
         assert {t.name for t in tables.metadata.sorted_tables} | {"alembic_version"} <= set(
             insp.get_table_names(schema=schema))
@@ -62,11 +63,46 @@ def test_0002_keys_existing_step_rows_on_their_task(store_target):
             "(process_id, name, status, try_number, started_at, completed_at) VALUES (?, 'resync', 'success', 1, ?, ?)"
             .replace("?", "%s" if store_target.kind == "postgres" else "?"),
             (pid if store_target.kind == "postgres" else pid.hex, t, t))
-    assert upgrade(engine) == "0002"
+    assert upgrade(engine) == HEAD
     with engine.connect() as conn:
         (row,) = conn.execute(tables.process_steps.select()).mappings()
     assert (row["name"], row["task_id"], row["map_index"]) == ("resync", "resync", -1)
     engine.dispose()
+
+
+def test_0003_keys_names_in_nfc_and_keeps_existing_twins(store_target):
+    """At 0002 keys were the case-folded name as typed: NFC and NFD twins could both be held. After 0003 the
+    key is NFC: a lone decomposed name gets the composed key; of two existing twins one keeps its old key."""
+    engine = store_target.engine()
+    upgrade(engine, "0002")
+    other = uuid4()
+    subs = [(CUSTOMER, "Cafe\u0301"), (other, "Caf\u00e9"), (other, "Cafe\u0301"), (other, "Plain")]
+    with engine.begin() as conn:
+        for customer, name in subs:
+            sub = initial(name, customer)
+            conn.execute(tables.subscriptions.insert().values(
+                subscription_id=sub.subscription_id, product_id=USER_GROUP_PRODUCT.product_id, customer_id=customer,
+                description="d", status="initial", insync=False, version=1))
+            conn.execute(tables.user_group_blocks.insert().values(
+                subscription_id=sub.subscription_id, group_name=name, customer_id=customer, name_key=name.casefold()))
+    assert upgrade(engine) == HEAD
+    with engine.connect() as conn:
+        keys = sorted((str(r.customer_id), r.name_key) for r in conn.execute(tables.user_group_blocks.select()))
+    assert (str(CUSTOMER), "caf\u00e9") in keys  # the lone decomposed name: now the composed key
+    assert {k for c, k in keys if c == str(other)} == {"caf\u00e9", "cafe\u0301", "plain"}  # twins kept
+    engine.dispose()
+
+
+def test_nfc_and_nfd_twins_cannot_both_be_claimed(store):
+    with store.transaction() as repo:
+        held = repo.save_subscription(initial("Caf\u00e9"))
+    for twin in ("Cafe\u0301", "CAFE\u0301"):
+        with pytest.raises(DuplicateGroupNameError, match=f"already used by subscription {held.subscription_id}"):
+            with store.transaction() as repo:
+                repo.claim_group_name(CUSTOMER, twin, uuid4())
+        with pytest.raises(DuplicateGroupNameError):
+            with store.transaction() as repo:
+                repo.save_subscription(initial(twin))
 
 
 def test_the_schema_is_mapped_deliberately(store, store_target):

@@ -1,43 +1,67 @@
 """The group name rules, shared by the trigger form's JSON schema and the domain model."""
 
 import re
+import unicodedata
 from typing import Annotated
 
 from pydantic import AfterValidator
 
-GROUP_NAME_MAX_LENGTH = 255
+GROUP_NAME_MAX_LENGTH = 255  # code points, on every path (Python's len, jsonschema's maxLength)
 
-# One pattern for Python's `re.search` (Airflow's params) and the browser's JavaScript (the trigger form):
-# no control character anywhere (C0, DEL, C1; this also closes `$` matching before a final newline),
-# then a non-space first and last character.
-GROUP_NAME_PATTERN = r"^(?![\s\S]*[\x00-\x1f\x7f-\x9f])\S(?:[\s\S]*\S)?$"
+# Invisible or spoofing characters, refused anywhere: Unicode's format characters (Cf: zero-width spaces and
+# joiners, bidi controls and isolates, the byte-order mark, tags...; all of Unicode 14, the zero-width joiner
+# aside), the line and paragraph separators (Zl, Zp), and the blank "letters" (Hangul fillers, braille blank).
+_FORMAT = ("\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b\u200c\u200e\u200f\u2028-\u202e"
+           "\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U00013438"
+           "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f")
+_BLANK = "\u115f\u1160\u3164\uffa0\u2800"
+_ZWJ = "\u200d"  # allowed only inside a sequence (emoji like 👩‍🔬, Indic scripts): between two visible characters
+_NOT_AT_START = "\u034f\u17b4\u17b5\u180b-\u180d\u180f\ufe00-\ufe0f"  # joiners and variation selectors
+
+# For Python's `re.search` (Airflow's params; the trigger form checks only the length): no control character
+# (C0, DEL, C1; this also closes `$` matching before a final newline), no format, separator or blank character,
+# a zero-width joiner only between two non-space characters, and a visible first and last character.
+GROUP_NAME_PATTERN = (
+    rf"^(?![\s\S]*[\x00-\x1f\x7f-\x9f{_FORMAT}{_BLANK}])(?![\s\S]*(?:\s{_ZWJ}|{_ZWJ}\s|{_ZWJ}{_ZWJ}))"
+    rf"[^\s{_ZWJ}{_NOT_AT_START}](?:[\s\S]*[^\s{_ZWJ}])?$"
+)
 
 GROUP_NAME_RULES = (
-    f"1 to {GROUP_NAME_MAX_LENGTH} characters, no leading or trailing whitespace, no control characters; "
-    "unique (ignoring case) among the customer's user groups."
+    f"1 to {GROUP_NAME_MAX_LENGTH} characters (the form counts an emoji as 2, Airflow as 1), no leading or "
+    "trailing whitespace, no control, invisible or direction-changing characters; unique (ignoring case and "
+    "Unicode composition) among the customer's user groups."
 )
 
 _PATTERN = re.compile(GROUP_NAME_PATTERN)
+_INVISIBLE = re.compile(f"[{_FORMAT}{_BLANK}]")
 
 
 def check_group_name(value: str) -> str:
-    """Return `value` if it is a valid group name, else raise ValueError saying which rule it breaks."""
+    """The name in Unicode NFC if it is a valid group name, else ValueError saying which rule it breaks."""
     if not isinstance(value, str):
         raise ValueError(f"group_name must be a string, not {type(value).__name__}")
+    value = unicodedata.normalize("NFC", value)  # Café composed or decomposed is one name
     if not value:
         raise ValueError("group_name must not be empty")
     if len(value) > GROUP_NAME_MAX_LENGTH:
         raise ValueError(f"group_name is {len(value)} characters long, the maximum is {GROUP_NAME_MAX_LENGTH}")
     if any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in value):
         raise ValueError("group_name must not contain control characters")
-    if value != value.strip() or not _PATTERN.search(value):
+    if found := _INVISIBLE.search(value):
+        c = found.group()
+        raise ValueError(f"group_name must not contain invisible or direction-changing characters: U+{ord(c):04X} "
+                         f"{unicodedata.name(c, '')} at position {found.start() + 1}".rstrip())
+    if value != value.strip():
         raise ValueError("group_name must not start or end with whitespace")
+    if not _PATTERN.search(value):
+        raise ValueError("group_name must start and end with a visible character (a zero-width joiner only "
+                         "between two visible characters)")
     return value
 
 
 def name_key(value: str) -> str:
-    """The form under which names are compared for uniqueness (case-insensitive)."""
-    return value.casefold()
+    """The form under which names are compared for uniqueness: NFC, case-folded."""
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", value).casefold())
 
 
 GroupName = Annotated[str, AfterValidator(check_group_name)]

@@ -168,8 +168,9 @@ class Repository:
                 subscription_id, exclude=process_id))
         return self.get_subscription(subscription_id)
 
-    def set_in_sync(self, subscription_id: UUID) -> SubscriptionModel:
-        """The operator's recovery: refused while a linked process is failed or running (it holds the lock)."""
+    def set_in_sync(self, subscription_id: UUID) -> tuple[SubscriptionModel, bool]:
+        """The operator's recovery: refused while a linked process is failed or running (it holds the lock).
+        Returns the subscription and whether it changed (one already in sync is left as it is)."""
         if self.get_subscription(subscription_id) is None:
             raise StoreError(f"no subscription {subscription_id}")
         holders = self.unfinished_processes(subscription_id)
@@ -177,9 +178,11 @@ class Repository:
             names = ", ".join(_describe(p) for p in holders)
             raise OutOfSyncError(f"subscription {subscription_id} stays out of sync: process {names} has not "
                                  "completed; resume it (clear its failed task) or abort it first")
-        self.conn.execute(update(subscriptions).where(subscriptions.c.subscription_id == subscription_id)
-                          .values(insync=True, version=subscriptions.c.version + 1))
-        return self.get_subscription(subscription_id)
+        changed = self.conn.execute(
+            update(subscriptions)
+            .where(subscriptions.c.subscription_id == subscription_id, subscriptions.c.insync.is_(False))
+            .values(insync=True, version=subscriptions.c.version + 1)).rowcount
+        return self.get_subscription(subscription_id), bool(changed)
 
     def unfinished_processes(self, subscription_id: UUID, exclude: UUID | None = None) -> list[dict[str, Any]]:
         return [p for p in self.processes_of(subscription_id)

@@ -1,0 +1,61 @@
+"""Airflow's listener: when a run of one of our workflows ends, however it ended, its process follows.
+
+Airflow calls it where a run's state settles: in the scheduler (a run that finished or failed) and in the
+api-server (a person marked the run failed or success). Both have the store connection; neither has the run's
+params validated, and none is needed. An exception here is logged by Airflow and swallowed.
+"""
+
+import logging
+from functools import cache
+
+from airflow.listeners import hookimpl
+from airflow.utils.state import TaskInstanceState
+from sqlalchemy.orm import object_session
+
+from usergroup.reconcile import EndedRun, settle
+from usergroup.workflow import Workflow
+
+log = logging.getLogger(__name__)
+
+
+@cache
+def workflows() -> dict[str, Workflow]:
+    from usergroup.workflows import all_workflows
+
+    return all_workflows()
+
+
+def ended_run(dag_run, workflow: Workflow, state: str, msg: str = "") -> EndedRun:
+    """What settle() needs of an Airflow DagRun (the ORM object), read in the caller's session."""
+    first = dag_run.get_task_instance(workflow.task_ids[0], session=object_session(dag_run))
+    exhausted = (first is not None and first.state == TaskInstanceState.FAILED
+                 and first.try_number > first.max_tries)
+    run_type = getattr(dag_run.run_type, "value", dag_run.run_type)
+    return EndedRun(dag_id=dag_run.dag_id, run_id=dag_run.run_id, state=state, conf=dict(dag_run.conf or {}),
+                    created_by=":".join(p for p in (run_type, dag_run.triggering_user_name) if p),
+                    first_task_state=first.state if first else None, first_task_exhausted=exhausted, msg=msg or "")
+
+
+def _ended(dag_run, state: str, msg: str) -> None:
+    if (workflow := workflows().get(dag_run.dag_id)) is None:
+        return
+    from usergroup.hook import UserGroupHook
+
+    run = ended_run(dag_run, workflow, state, msg)
+    hook = UserGroupHook()
+    try:
+        with hook.store.transaction() as repo:
+            if said := settle(repo, workflow, run):
+                log.info("usergroup: run %s of %s ended %s: %s", run.run_id, run.dag_id, state, said)
+    finally:
+        hook.engine.dispose()
+
+
+@hookimpl
+def on_dag_run_failed(dag_run, msg: str) -> None:
+    _ended(dag_run, "failed", msg)
+
+
+@hookimpl
+def on_dag_run_success(dag_run, msg: str) -> None:
+    _ended(dag_run, "success", msg)
