@@ -22,6 +22,9 @@ export AIRFLOW_CONN_USERGROUP_DEFAULT
 unexport NAME
 run: export USERGROUP_RUN_NAME = $(value NAME)
 run: export USERGROUP_RUN_NAME_SET = $(if $(filter undefined,$(origin NAME)),,1)
+# `make run` runs in-process (airflow dags test) on an SQLite metadata database of its own, whether or not
+# `make up` (whose Airflow database is a private PostgreSQL pinned in the home's airflow.cfg) is running.
+run airflow-home: export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN ?= sqlite:///$(abspath $(AIRFLOW_HOME))/airflow.db
 
 PORT ?= 8080
 
@@ -46,7 +49,8 @@ airflow-home: venv
 run: airflow-home
 	@$(BIN)/python scripts/run_create_user_group.py
 
-# A local Airflow (SQLite, LocalExecutor, tuned for latency) on 127.0.0.1:$(PORT); `make down` stops it.
+# A local Airflow (LocalExecutor, its database a private PostgreSQL in the home, tuned for latency) on
+# 127.0.0.1:$(PORT); `make down` stops it.
 up: venv
 	@$(BIN)/python scripts/devstack.py up --port $(PORT)
 

@@ -1,22 +1,24 @@
 """A local Airflow for this package: api-server, scheduler, dag-processor and triggerer on 127.0.0.1.
 
 `make up` / `make down` call `up` and `down`; the tests start the same stack on a free port. Each component
-runs in a process group of its own and is stopped by group. Settings are tuned for latency on a small machine:
-the scheduler sleeps 0.1 s when idle, heartbeats every second, and runs few task processes at once (SQLite).
+runs in a process group of its own and is stopped by group. Airflow's database is a private PostgreSQL in the
+Airflow home (scripts/localpg.py) unless one is configured. Settings are tuned for latency on a small machine:
+the scheduler sleeps 0.1 s when idle, heartbeats every second, and runs few task processes at once.
 """
 
 import argparse
 import json
 import os
+import re
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import requests
+from localpg import LocalPostgres, free_port
 
 from usergroup.render import STORE_POOL
 from usergroup.workflows import all_workflows
@@ -27,12 +29,6 @@ DAG_ID = "create_user_group"
 # Task logs are read from the local files: no log server, which would listen on every interface.
 COMPONENTS = {"api-server": [], "scheduler": ["--skip-serve-logs"], "dag-processor": [],
               "triggerer": ["--skip-serve-logs"]}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def embedded_store(home: Path) -> str:
@@ -50,7 +46,7 @@ def tuned_settings(home: Path, port: int) -> dict[str, str]:
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__CORE__PARALLELISM": "8",  # Airflow's SQLite database takes no more task processes at once
+        "AIRFLOW__CORE__PARALLELISM": "8",  # task processes at once: what 2 cores take
         "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.1",
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
         "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
@@ -61,6 +57,7 @@ def tuned_settings(home: Path, port: int) -> dict[str, str]:
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
         "PYTHONWARNINGS": "ignore::UserWarning",
+        "PYTHONUNBUFFERED": "1",  # the components' logs reach their files as they are written
     }
 
 
@@ -77,6 +74,7 @@ class Stack:
         self.pids: dict[str, int] = state.get("pids", {})
         self.env = {**os.environ, **tuned_settings(self.home, self.port), **(overrides or {})}
         self.store_slots = store_slots  # tasks at once on the store (the embedded SQLite store: few)
+        self.pg = LocalPostgres(self.home / "postgres")  # Airflow's database, unless one is configured
         self._token: str | None = None
 
     # -- starting and stopping ----------------------------------------------------------------------
@@ -100,10 +98,23 @@ class Stack:
     def running(self) -> bool:
         return any(_alive(pid) for pid in self.pids.values())
 
+    def dead(self) -> list[str]:
+        return [name for name, pid in self.pids.items() if not _alive(pid)]
+
+    def metadata(self) -> None:
+        """Airflow's database: the one configured (environment or airflow.cfg), else the private PostgreSQL in
+        the home, started if it is not running (SQLite does not take concurrent triggers: issue 9)."""
+        if "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" in self.env or _configured_elsewhere(self.home / "airflow.cfg"):
+            return
+        self.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = self.pg.up()
+
     def up(self, timeout: float = 120) -> "Stack":
         """Prepare the home (migrate, store upgrade, DAG serialized and unpaused), start, wait until healthy."""
         _ = self.password
+        self.metadata()
         self.airflow("db", "migrate")
+        if self.pg.running():  # the airflow command, the usergroup command, anything with this home reaches it
+            _pin_metadata(self.home / "airflow.cfg", self.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
         subprocess.run([str(BIN / "usergroup"), "db", "upgrade"], env=self.env, check=True, capture_output=True)
         self.airflow("pools", "set", STORE_POOL, str(self.store_slots), "usergroup tasks on the store at once")
         self.airflow("dags", "reserialize")
@@ -116,6 +127,17 @@ class Stack:
         self.state_file.write_text(json.dumps({"port": self.port, "pids": self.pids}))
         self.wait_healthy(timeout)
         return self
+
+    def revive(self, timeout: float = 120) -> list[str]:
+        """Restart the components that died (and the private PostgreSQL if it stopped); returns their names."""
+        dead = self.dead()
+        self.metadata()
+        for name in dead:
+            self.stop(name)  # what is left of its process group
+            self.start(name)
+        self.state_file.write_text(json.dumps({"port": self.port, "pids": self.pids}))
+        self.wait_healthy(timeout)
+        return dead
 
     def start(self, name: str) -> None:
         log = (self.home / "logs" / "stack" / f"{name}.log").open("a")
@@ -142,6 +164,7 @@ class Stack:
         for name in list(self.pids):
             self.stop(name)
         self.state_file.unlink(missing_ok=True)
+        self.pg.stop()
 
     def wait_healthy(self, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
@@ -252,21 +275,49 @@ def _group_alive(pgid: int) -> bool:
         return False
 
 
+def _configured_elsewhere(cfg: Path) -> bool:
+    """airflow.cfg names a database that is neither SQLite nor the private PostgreSQL: the user's own."""
+    if not cfg.exists():
+        return False
+    found = re.search(r"^sql_alchemy_conn\s*=\s*(\S+)", cfg.read_text(), re.MULTILINE)
+    return bool(found) and not re.match(r"sqlite:|postgresql\+psycopg2://postgres@127\.0\.0\.1:\d+/airflow$",
+                                        found.group(1))
+
+
+def _pin_metadata(cfg: Path, url: str) -> None:
+    text = cfg.read_text()
+    line = f"sql_alchemy_conn = {url}"
+    text, found = re.subn(r"^sql_alchemy_conn\s*=.*$", line, text, count=1, flags=re.MULTILINE)
+    if not found:
+        text = text.replace("[database]\n", f"[database]\n{line}\n", 1) if "[database]\n" in text \
+            else f"{text}\n[database]\n{line}\n"
+    cfg.write_text(text)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=["up", "down"])
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT") or 8080))
     args = parser.parse_args()
     home = Path(os.environ["AIRFLOW_HOME"])
-    stack = Stack(home, port=args.port if args.command == "up" else None)
+    stack = Stack(home)
     if args.command == "down":
-        was = stack.running()
+        was = stack.running() or stack.pg.running()
         stack.down()
         print(f"make down: {'stopped' if was else 'nothing was running for'} {home}", file=sys.stderr)
         return 0
-    if stack.running():
-        print(f"make up: already running at {stack.base} (make down stops it)", file=sys.stderr)
+    if stack.running():  # started before: check each component, restart the dead ones
+        try:
+            restarted = stack.revive()
+        except Exception as exc:
+            print(f"make up: the stack at {stack.base} is not healthy and could not be mended: {exc}\n"
+                  f"  dead: {', '.join(stack.dead()) or 'none'}; logs: {home / 'logs' / 'stack'}; "
+                  "`make down` then `make up` starts afresh", file=sys.stderr)
+            return 1
+        said = f"restarted {', '.join(restarted)}" if restarted else "every component alive and healthy"
+        print(f"make up: already running at {stack.base}: {said} (make down stops it)", file=sys.stderr)
         return 0
+    stack = Stack(home, port=args.port)
     started = time.monotonic()
     try:
         stack.up()

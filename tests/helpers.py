@@ -2,6 +2,8 @@
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -46,3 +48,11 @@ def oss_for(store):
     from usergroup.store.engine import mapped_schema
 
     return FakeOssBss(store.engine.url, mapped_schema(store.engine) or "usergroup")
+
+
+def dags_test(conf: str | None, dag_id: str = "create_user_group") -> subprocess.CompletedProcess:
+    """`airflow dags test DAG_ID --conf CONF`, in the test session's Airflow home."""
+    args = [sys.executable, "-m", "airflow", "dags", "test", dag_id]
+    if conf is not None:
+        args += ["--conf", conf]
+    return subprocess.run(args, capture_output=True, text=True, env=os.environ.copy(), timeout=300)

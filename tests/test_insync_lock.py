@@ -17,7 +17,10 @@ CONCURRENT = 20
 
 @pytest.fixture
 def in_sync_subscription(store):
+    """An active group in sync, as a create leaves it."""
     sub = UserGroupInactive.from_product_id(USER_GROUP_PRODUCT.product_id, uuid4())
+    sub.user_group.group_name, sub.user_group.group_id = "Locked Lab", 7
+    sub = UserGroupInactive.from_other_lifecycle(sub, "active")
     sub.insync = True
     with store.transaction() as repo:
         return repo.save_subscription(sub)
@@ -69,6 +72,17 @@ def test_concurrent_unsync_exactly_one_wins(store, in_sync_subscription):
     with store.transaction() as repo:
         sub = repo.get_subscription(in_sync_subscription.subscription_id)
         assert sub.insync is False and sub.version == in_sync_subscription.version + 2
+
+
+def test_unsync_refuses_a_lifecycle_the_workflow_cannot_act_on(store, in_sync_subscription):
+    """A workflow that passed its input check while another one terminated the subscription: its unsync, in
+    the same conditional UPDATE, refuses (no double terminate, no modify of a terminated group)."""
+    with store.transaction() as repo:
+        sub = UserGroupInactive.from_other_lifecycle(in_sync_subscription, "terminated")
+        repo.save_subscription(sub)
+    state = start_modify(store, in_sync_subscription)
+    with pytest.raises(AirflowFailException, match="is terminated: a MODIFY workflow needs it active"):
+        run_step(unsync, state, store=store, oss=oss_for(store), try_number=1)
 
 
 def test_set_in_sync_is_refused_while_a_process_is_unfinished(store, in_sync_subscription):

@@ -65,14 +65,15 @@ def initial_state(form: type[BaseModel], target: Target, params: dict[str, Any],
 
 def run_step(step: Step, state: State, *, store: Store, oss: OssBssClient, try_number: int,
              task_id: str | None = None, map_index: int = -1, start: dict[str, Any] | None = None,
-             hostname: str | None = None) -> State:
+             hostname: str | None = None, check: Step | None = None) -> State:
     """Run one try of the task `task_id` (default: the step's name) over `state`.
 
     The process row is locked first, so of two live tries of one task exactly one runs the step. The step's
     updates are merged into the state, a returned subscription saved, the step row and the process's progress
     written, all in one transaction; on failure nothing of the step is committed and the failure is recorded.
     A task that already committed in this process (it died after its commit) is not run again: its recorded
-    state is returned. A step of an aborted process refuses to run."""
+    state is returned. A step of an aborted process refuses to run. The first task (`start`) runs the workflow's
+    input `check` first, in the same transaction: a refusal writes nothing."""
     process_id = UUID(state["process_id"])
     task_id = task_id or step.name
     started_at = datetime.now(UTC)
@@ -91,6 +92,8 @@ def run_step(step: Step, state: State, *, store: Store, oss: OssBssClient, try_n
                                      started_at=started_at, note=f"committed by try {done['try_number']}; not run "
                                      "again", **row)
                 return done["state"]
+            if check is not None:
+                state = {**state, **to_jsonable_python(check(state, repository=repo, oss=oss))}
             updates = step(state, repository=repo, oss=oss)
             if isinstance(sub := updates.get("subscription"), SubscriptionModel):
                 updates["subscription"] = repo.save_subscription(sub)
@@ -192,7 +195,8 @@ def step_task(step: Step, workflow: "Workflow", *, task_id: str | None = None, f
             raise AirflowFailException(str(exc))
         with stopped_by_sigterm():
             return run_step(step, state, store=store, oss=oss, task_id=task_id, map_index=row["map_index"],
-                            try_number=row["try_number"], start=opening if first else None, hostname=row["hostname"])
+                            try_number=row["try_number"], start=opening if first else None, hostname=row["hostname"],
+                            check=workflow.check if first else None)
 
     body.__name__ = body.__qualname__ = task_id
     body.__doc__ = step.description

@@ -164,6 +164,15 @@ def processes_show(args) -> int:
     return 0
 
 
+def workflows_list(args) -> int:
+    """The workflows this package declares: their DAG ids, one a line (deployments unpause them from it)."""
+    from usergroup.workflows import all_workflows
+
+    for name, workflow in sorted(all_workflows().items()):
+        print(f"{name}\t{workflow.target}\t{' >> '.join(workflow.task_ids)}" if args.chain else name)
+    return 0
+
+
 def _uuid(value: str) -> str:
     try:
         return str(UUID(value))
@@ -188,6 +197,9 @@ def parser() -> argparse.ArgumentParser:
     sync = subs.add_parser("set-in-sync", help="operator recovery: mark a subscription in sync again")
     sync.add_argument("id", type=_uuid, help="the subscription id")
     sync.set_defaults(func=subscriptions_set_in_sync)
+    wf = groups.add_parser("workflows", help="the workflows (DAG ids) this package declares, one a line")
+    wf.add_argument("--chain", action="store_true", help="with each one's target and chain of tasks")
+    wf.set_defaults(func=workflows_list)
     procs = groups.add_parser("processes", help="the process trail").add_subparsers(dest="command", required=True)
     pl = procs.add_parser("list", help="all processes")
     pl.add_argument("--status", choices=[s.value for s in ProcessStatus], help="only processes in this status")

@@ -16,6 +16,7 @@ from usergroup.reconcile import EndedRun, settle
 from usergroup.workflow import Workflow
 
 log = logging.getLogger(__name__)
+LOCK_TIMEOUT = 2  # seconds
 
 
 @cache
@@ -39,16 +40,25 @@ def ended_run(dag_run, workflow: Workflow, state: str, msg: str = "") -> EndedRu
 def _ended(dag_run, state: str, msg: str) -> None:
     if (workflow := workflows().get(dag_run.dag_id)) is None:
         return
+    from sqlalchemy.exc import OperationalError
+
     from usergroup.hook import UserGroupHook
+    from usergroup.store.engine import create_store_engine
+    from usergroup.store.repository import Store
 
     run = ended_run(dag_run, workflow, state, msg)
-    hook = UserGroupHook()
+    # Never hold up the scheduler or the api-server: a step that still holds the process (a person marked the
+    # run while it ran; Airflow is about to stop it) records its own end, so give up after LOCK_TIMEOUT.
+    engine = create_store_engine(*UserGroupHook().url_and_schema, lock_timeout=LOCK_TIMEOUT)
     try:
-        with hook.store.transaction() as repo:
+        with Store(engine).transaction() as repo:
             if said := settle(repo, workflow, run):
                 log.info("usergroup: run %s of %s ended %s: %s", run.run_id, run.dag_id, state, said)
+    except OperationalError as exc:
+        log.warning("usergroup: run %s of %s ended %s; its process is busy or the store is out of reach (%s): "
+                    "`usergroup processes reconcile` settles it later", run.run_id, run.dag_id, state, exc.orig)
     finally:
-        hook.engine.dispose()
+        engine.dispose()
 
 
 @hookimpl

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Protocol
 from uuid import UUID
 
-from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, Uuid, select, update
+from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, Uuid, delete, select, update
 from sqlalchemy.engine import URL
 
 from usergroup.store.engine import create_store_engine
@@ -34,6 +34,9 @@ class OssBssError(RuntimeError):
 class OssBssClient(Protocol):
     def provision_user_group(self, subscription_id: UUID, group_name: str) -> int:
         """Create (or find) the group for this subscription; return its id. Must be idempotent."""
+
+    def deprovision_user_group(self, subscription_id: UUID) -> bool:
+        """Remove whatever group the OSS/BSS holds for this subscription; False if it held none. Idempotent."""
 
 
 class FakeOssBss:
@@ -69,6 +72,14 @@ class FakeOssBss:
                                     .where(fake_ossbss_groups.c.subscription_id == subscription_id)).scalar_one()
         time.sleep(float(os.environ.get(DELAY_ENV) or 0))
         return group_id
+
+    def deprovision_user_group(self, subscription_id: UUID) -> bool:
+        if os.environ.get(FAIL_ENV, "") not in ("", "0"):
+            raise OssBssError(f"fake OSS/BSS unavailable ({FAIL_ENV} is set): group of {subscription_id} not removed")
+        with self.engine.begin() as conn:
+            removed = conn.execute(delete(fake_ossbss_groups)
+                                   .where(fake_ossbss_groups.c.subscription_id == UUID(str(subscription_id))))
+        return removed.rowcount == 1
 
     def groups(self) -> list[dict]:
         """What it provisioned: one row per group, with how often it was asked for it."""

@@ -24,9 +24,12 @@ def set_status(status: SubscriptionLifecycle) -> Step:
 
 
 @step("Unsync subscription")
-def unsync(subscription_id: UUID, process_id: UUID, repository) -> State:
-    """Take the in-sync lock for this workflow; fails at once if another process holds it."""
-    return {"subscription": repository.unsync(UUID(str(subscription_id)), UUID(str(process_id)))}
+def unsync(subscription_id: UUID, process_id: UUID, workflow_target: str, repository) -> State:
+    """Take the in-sync lock for this workflow; fails at once if another process holds it, or if the
+    subscription is no longer in a lifecycle state the workflow may act on. A terminate also takes a
+    subscription whose create failed or was aborted (to clean it up)."""
+    return {"subscription": repository.unsync(UUID(str(subscription_id)), UUID(str(process_id)),
+                                              Target(workflow_target))}
 
 
 @step("Set subscription in sync")

@@ -7,7 +7,7 @@ from pydantic import BaseModel
 
 from usergroup.domain import SubscriptionLifecycle, Target
 from usergroup.step import Step
-from usergroup.steps import done, resync, set_status
+from usergroup.steps import done, resync, set_status, store_process_subscription, unsync
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,7 @@ class Workflow:
     params: dict[str, dict[str, Any]]  # the JSON schema of each form field: Airflow's trigger form
     steps: tuple[Step, ...]
     tags: tuple[str, ...] = ()
+    check: Step | None = None  # the input's checks against the store, run by the first task before its step
 
     @property
     def task_ids(self) -> list[str]:
@@ -38,3 +39,13 @@ def create_workflow(name: str, description: str, form: type[BaseModel], params: 
     done`."""
     return Workflow(name=name, description=description, target=Target.CREATE, form=form, params=params,
                     steps=(*steps, set_status(status), resync, done), tags=("usergroup", "orchestrator", "create"))
+
+
+def terminate_workflow(name: str, description: str, form: type[BaseModel], params: dict[str, dict[str, Any]],
+                       steps: list[Step], check: Step) -> Workflow:
+    """orchestrator-core's `terminate_workflow`: `store_process_subscription(TERMINATE) >> unsync`, the
+    workflow's own steps, then `set_status(TERMINATED) >> resync >> done`."""
+    return Workflow(name=name, description=description, target=Target.TERMINATE, form=form, params=params,
+                    steps=(store_process_subscription(Target.TERMINATE), unsync, *steps,
+                           set_status(SubscriptionLifecycle.TERMINATED), resync, done),
+                    tags=("usergroup", "orchestrator", "terminate"), check=check)

@@ -37,7 +37,7 @@ def test_every_service_of_the_topology_is_there_with_a_health_check():
 def test_the_init_service_migrates_upgrades_the_store_and_readies_the_dag():
     script = SERVICES["airflow-init"]["command"][-1]
     for command in ("airflow db migrate", "usergroup db upgrade", "airflow pools set usergroup_store",
-                    "airflow dags unpause create_user_group"):
+                    'for dag_id in $$(usergroup workflows); do airflow dags unpause "$$dag_id"; done'):
         assert command in script
 
 

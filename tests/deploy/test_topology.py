@@ -33,15 +33,17 @@ HERE = Path(__file__).resolve().parent
 
 
 def substitute(value: str, variables: dict[str, str]) -> str:
-    """Compose's ${VAR}, ${VAR:-default} and ${VAR:?error}."""
+    """Compose's ${VAR}, ${VAR:-default} and ${VAR:?error}, and $$ for a literal $."""
     def one(m):
+        if m.group(0) == "$$":
+            return "$"
         name, op, arg = m.group(1), m.group(2), m.group(3)
         if name in variables:
             return variables[name]
         if op == ":-":
             return arg
         raise KeyError(f"{name} is not set: {arg}")
-    return re.sub(r"\$\{(\w+)(?:(:[-?])([^}]*))?\}", one, value)
+    return re.sub(r"\$\$|\$\{(\w+)(?:(:[-?])([^}]*))?\}", one, value)
 
 
 def loopback_env(home: Path, port: int, meta_db: str, store_schema: str, redis_db: int) -> dict[str, str]:
@@ -112,7 +114,7 @@ def topology(tmp_path):
     procs: dict[str, subprocess.Popen] = {}
     try:
         _ = stack.password
-        init = subprocess.run(["bash", *SERVICES["airflow-init"]["command"]], env={
+        init = subprocess.run(["bash", *[substitute(c, {}) for c in SERVICES["airflow-init"]["command"]]], env={
             **stack.env, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}, capture_output=True,
             text=True, timeout=600)
         assert init.returncode == 0, init.stderr[-3000:]

@@ -1,25 +1,16 @@
 """End to end: create_user_group runs through Airflow (`airflow dags test`), then the store is checked."""
 
 import json
-import os
 import sqlite3
-import subprocess
-import sys
 
 import pytest
 
+from helpers import dags_test
 from usergroup.store import tables
 from usergroup.workflows.create_user_group import create_user_group
 
 STEPS = create_user_group.task_ids
 NAMES = ["Research Lab", "O'Brien \"q\" <b>html</b>'); DROP TABLE subscriptions;--", "Zürich 研究室 👩‍🔬 \\ $HOME"]
-
-
-def dags_test(conf: str | None) -> subprocess.CompletedProcess:
-    args = [sys.executable, "-m", "airflow", "dags", "test", "create_user_group"]
-    if conf is not None:
-        args += ["--conf", conf]
-    return subprocess.run(args, capture_output=True, text=True, env=os.environ.copy(), timeout=300)
 
 
 def dag_runs(airflow_db) -> int:

@@ -209,7 +209,7 @@ def test_the_store_going_away_mid_step_then_coming_back(live):
     error and commits nothing; the server comes back, the retry completes the run."""
     pg = OwnPostgres().init()
     try:
-        target = StoreTarget("postgres", pg.url, "usergroup")
+        target = StoreTarget("postgres", pg.url("postgres"), "usergroup")
         own = Store(target.engine())
         upgrade(own.engine)
         restart_scheduler(live, AIRFLOW_CONN_USERGROUP_DEFAULT=target.conn_json, USERGROUP_FAKE_OSS_DELAY="4")
@@ -243,7 +243,7 @@ def test_a_store_outage_longer_than_the_retries_is_reconciled_then_resumed(live)
     is back, `usergroup processes reconcile` shows the run as a failed process; a clear then completes it."""
     pg = OwnPostgres().init()
     try:
-        target = StoreTarget("postgres", pg.url, "usergroup")
+        target = StoreTarget("postgres", pg.url("postgres"), "usergroup")
         own = Store(target.engine())
         upgrade(own.engine)
         own.engine.dispose()
@@ -251,9 +251,15 @@ def test_a_store_outage_longer_than_the_retries_is_reconciled_then_resumed(live)
         pg.stop("immediate")
         run_id = trigger(live, "Dark Lab")
         assert live.wait_run(run_id, timeout=240) == "failed"
+        log = live.home / "logs" / "stack" / "scheduler.log"
+        tried = f"run {run_id} of create_user_group ended failed; its process is busy or the store is out of reach"
+        deadline = time.monotonic() + 60  # the listener tried when the run ended, and could not write either
+        while tried not in log.read_text(errors="replace") and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert tried in log.read_text(errors="replace")
         pg.start()
         with own.transaction() as repo:
-            assert repo.list_processes() == []  # nothing could be written, not even by the listener
+            assert repo.list_processes() == []  # nothing could be written
         reconciled = usergroup_cli(live, "processes", "reconcile")
         assert reconciled.returncode == 0, reconciled.stderr
         assert "recorded as failed: the DAG run failed before its first step reached the store" in reconciled.stdout
@@ -391,6 +397,33 @@ def test_usergroup_abort_stops_the_run_and_no_step_runs_after_it(live, store):
         assert after["status"] == "aborted" and sub_after == sub  # in sync, untouched
     finally:
         restart_scheduler(live)
+
+
+def test_giving_up_a_create_during_provisioning_then_terminate_cleans_up(live, store):
+    """The README's way back: a create stopped during provision_user_group (the OSS/BSS kept the group it made)
+    leaves the subscription provisioning, its name claimed; terminate_user_group removes the group, ends it
+    terminated and frees the name."""
+    restart_scheduler(live, USERGROUP_FAKE_OSS_DELAY="20")
+    try:
+        run_id = trigger(live, "Given Up Lab")
+        wait_task(live, run_id, "provision_user_group", ("running",))
+        time.sleep(1.5)  # the OSS/BSS has made the group; the step waits for its answer
+        process, _, _ = subscription_of(store, run_id)
+        assert usergroup_cli(live, "processes", "abort", str(process["process_id"])).returncode == 0
+    finally:
+        restart_scheduler(live)
+    process = wait_process(store, run_id, "aborted")
+    _, sub, _ = subscription_of(store, run_id)
+    assert sub.status == "provisioning" and sub.insync is False
+    assert [g for g in oss_for(store).groups() if g["subscription_id"] == sub.subscription_id]  # the orphan
+    assert live.wait_run(trigger(live, "given up lab")) == "failed"  # the name is still claimed
+    response = live.trigger({"subscription_id": str(sub.subscription_id)}, dag_id="terminate_user_group")
+    assert response.status_code == 200, response.text
+    assert live.wait_run(response.json()["dag_run_id"], dag_id="terminate_user_group") == "success"
+    _, sub, _ = subscription_of(store, run_id)
+    assert sub.status == "terminated" and sub.insync and sub.end_date is not None
+    assert not [g for g in oss_for(store).groups() if g["subscription_id"] == sub.subscription_id]
+    assert live.wait_run(trigger(live, "Given Up Lab")) == "success"  # the name is free again
 
 
 def test_the_trail_survives_airflow_db_clean(live, store):

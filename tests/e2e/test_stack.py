@@ -2,8 +2,15 @@
 browser (headless Debian Chromium driven by Playwright), `airflow dags trigger --conf`, and the REST API v2."""
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -18,13 +25,17 @@ ARTIFACTS = ROOT / "artifacts"
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    stack = Stack(tmp_path_factory.mktemp("stack-home"), port=free_port())
+def stack():
+    home = Path(tempfile.mkdtemp(prefix="usergroup-stack-"))
+    home.chmod(0o755)  # its private PostgreSQL runs as the postgres user when the tests run as root
+    stack = Stack(home, port=free_port())
+    stack.env.pop("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", None)  # Airflow's database as after `make up`
     assert "usergroup.db" in stack.env["AIRFLOW_CONN_USERGROUP_DEFAULT"]  # the embedded store, as after `make up`
     try:
         yield stack.up()
     finally:
         stack.down()
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +90,7 @@ def test_the_trigger_form_in_a_browser(stack, store, browser):
     field = dialog.locator("#element_group_name")
     field.wait_for()
     assert "Group name" in dialog.inner_text()
-    assert "no leading or trailing whitespace, no control characters" in dialog.inner_text()
+    assert "no leading or trailing whitespace, no control, invisible or direction-changing" in dialog.inner_text()
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "trigger-form.png"))
     before = {r["dag_run_id"] for r in runs(stack)}
@@ -129,3 +140,72 @@ def test_the_rest_api(stack, store):
     bad = stack.trigger({"group_name": ""})
     assert bad.status_code == 400 and "Invalid input for param group_name" in bad.text
     assert {r["dag_run_id"] for r in runs(stack)} == before | {run_id}
+
+
+def test_airflow_commands_with_the_home_reach_the_stack(stack):
+    """`make up` pins its database in the home's airflow.cfg: a plain `airflow` command with AIRFLOW_HOME sees
+    the stack's runs (the README's CLI trigger and the usergroup command rely on it)."""
+    env = {k: v for k, v in stack.env.items() if k != "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"}
+    result = subprocess.run([str(Path(sys.executable).parent / "airflow"), "dags", "list-runs", "create_user_group",
+                             "-o", "json"], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    listed = {r["run_id"] for r in json.loads(result.stdout[result.stdout.index("["):])}
+    assert listed == {r["dag_run_id"] for r in runs(stack)}
+
+
+def test_fifty_concurrent_rest_triggers(stack, store):
+    """No HTTP 500, no dead component, every accepted run ends (issue 9: on SQLite 3-7 of 10 got a 500)."""
+    names = [f"Burst {i:02d}" for i in range(50)]
+    stack.token()
+    with ThreadPoolExecutor(50) as pool:
+        responses = list(pool.map(lambda n: stack.trigger({"group_name": n}), names))
+    assert [r.status_code for r in responses] == [200] * 50, [r.text[:200] for r in responses if r.status_code != 200]
+    states = [stack.wait_run(r.json()["dag_run_id"], timeout=600) for r in responses]
+    assert states == ["success"] * 50
+    assert stack.dead() == []
+    with store.transaction() as repo:
+        burst = [s for s in repo.list_subscriptions() if s.user_group.group_name in names]
+    assert len(burst) == 50 and all(s.status == "active" and s.insync for s in burst)
+
+
+def test_make_up_on_a_half_dead_stack_restarts_what_died(stack):
+    """Kill the dag-processor and the triggerer: `make up` names them, restarts them, and exits 0."""
+    for name in ("dag-processor", "triggerer"):
+        os.killpg(stack.pids[name], signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while set(stack.dead()) != {"dag-processor", "triggerer"} and time.monotonic() < deadline:
+        time.sleep(0.2)
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "devstack.py"), "up"], env=stack.env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"already running at {stack.base}: restarted dag-processor, triggerer" in result.stderr
+    stack.pids = json.loads((stack.home / "stack.json").read_text())["pids"]
+    assert stack.dead() == []
+    response = stack.trigger({"group_name": "After Revival"})
+    assert stack.wait_run(response.json()["dag_run_id"]) == "success"
+    again = subprocess.run([sys.executable, str(ROOT / "scripts" / "devstack.py"), "up"], env=stack.env,
+                           capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and "every component alive and healthy" in again.stderr
+
+
+def test_make_up_exits_non_zero_when_it_cannot_mend_the_stack(stack):
+    """The api-server died and its port is taken by someone else: `make up` says so and exits non-zero."""
+    import socket
+
+    os.killpg(stack.pids["api-server"], signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while "api-server" not in stack.dead() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    squatter = socket.socket()
+    squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    squatter.bind(("127.0.0.1", stack.port))
+    squatter.listen()
+    try:
+        result = subprocess.run([sys.executable, str(ROOT / "scripts" / "devstack.py"), "up"], env=stack.env,
+                                capture_output=True, text=True, timeout=300)
+    finally:
+        squatter.close()
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert f"make up: the stack at {stack.base} is not healthy and could not be mended" in result.stderr
+    assert "`make down` then `make up` starts afresh" in result.stderr
+    stack.pids = json.loads((stack.home / "stack.json").read_text())["pids"]

@@ -20,8 +20,9 @@ def check_db_schema(db_schema: str) -> str:
     return db_schema
 
 
-def create_store_engine(url: str | URL, db_schema: str = DEFAULT_DB_SCHEMA) -> Engine:
-    """An engine whose statements address `db_schema`.
+def create_store_engine(url: str | URL, db_schema: str = DEFAULT_DB_SCHEMA, lock_timeout: float = 60) -> Engine:
+    """An engine whose statements address `db_schema`, waiting at most `lock_timeout` seconds for a lock (a
+    step holds the process row, and on SQLite the whole store, for its transaction).
 
     SQLite has no schemas: the tables live in the main database of the file, which is the store's own
     file (never Airflow's), so the schema is mapped to none. Write transactions there start with
@@ -30,23 +31,32 @@ def create_store_engine(url: str | URL, db_schema: str = DEFAULT_DB_SCHEMA) -> E
     url = make_url(url)
     check_db_schema(db_schema)
     if url.get_backend_name() == "sqlite":
-        engine = create_engine(url, connect_args={"timeout": 60})
-        event.listen(engine, "connect", _sqlite_on_connect)
+        engine = create_engine(url, connect_args={"timeout": lock_timeout})
+        event.listen(engine, "connect", lambda conn, _: _sqlite_on_connect(conn, lock_timeout))
         event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
         translate = {SCHEMA_TOKEN: None}
     else:
         engine = create_engine(url)  # a task is a fresh process: its connections are new, no pre-ping needed
+        if lock_timeout < 60:  # PostgreSQL waits for a row lock forever unless told
+            event.listen(engine, "connect", lambda conn, _: _pg_lock_timeout(conn, lock_timeout))
         translate = {SCHEMA_TOKEN: db_schema}
     return engine.execution_options(schema_translate_map=translate)
 
 
-def _sqlite_on_connect(dbapi_connection, _record) -> None:
+def _sqlite_on_connect(dbapi_connection, lock_timeout: float) -> None:
     dbapi_connection.isolation_level = None  # SQLAlchemy's "begin" event emits BEGIN itself
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys = ON")
     cursor.execute("PRAGMA journal_mode = WAL")
-    cursor.execute("PRAGMA busy_timeout = 60000")
+    cursor.execute(f"PRAGMA busy_timeout = {int(lock_timeout * 1000)}")
     cursor.close()
+
+
+def _pg_lock_timeout(dbapi_connection, lock_timeout: float) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"SET lock_timeout = {int(lock_timeout * 1000)}")
+    cursor.close()
+    dbapi_connection.commit()
 
 
 def mapped_schema(engine: Engine) -> str | None:

@@ -9,9 +9,10 @@ from uuid import UUID
 from sqlalchemy import Connection, Engine, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from usergroup.domain import ProcessStatus, SubscriptionLifecycle, SubscriptionModel, UserGroupInactive
+from usergroup.domain import ProcessStatus, SubscriptionLifecycle, SubscriptionModel, Target, UserGroupInactive
 from usergroup.domain.names import name_key
 from usergroup.domain.product import Product
+from usergroup.domain.rules import WORKFLOW_LIFECYCLES
 from usergroup.store.sql import insert_ignore, upsert
 from usergroup.store.tables import (
     process_steps,
@@ -153,20 +154,57 @@ class Repository:
         self._save_block(sub)
         return sub.model_copy(update={"version": version})
 
-    def unsync(self, subscription_id: UUID, process_id: UUID) -> SubscriptionModel:
-        """Take the in-sync lock: one conditional UPDATE, so of any number of concurrent callers exactly one
-        wins. A loser learns which process holds the subscription."""
+    def unsync(self, subscription_id: UUID, process_id: UUID, target: Target) -> SubscriptionModel:
+        """Take the in-sync lock for a workflow of `target`: one conditional UPDATE (in sync, and in a lifecycle
+        state the target may start from), so of any number of concurrent callers exactly one wins, and a
+        workflow never acts on a subscription another one has just changed (e.g. terminated). A loser learns
+        which process holds the subscription.
+
+        A terminate also takes a subscription left `initial` or `provisioning` by a create that failed or was
+        aborted (out of sync, held by that dead create): the create is aborted, so clearing it runs nothing;
+        of concurrent takers the first one wins."""
+        allowed = [str(s) for s in WORKFLOW_LIFECYCLES[target]]
         taken = self.conn.execute(
             update(subscriptions)
-            .where(subscriptions.c.subscription_id == subscription_id, subscriptions.c.insync.is_(True))
+            .where(subscriptions.c.subscription_id == subscription_id, subscriptions.c.insync.is_(True),
+                   subscriptions.c.status.in_(allowed))
             .values(insync=False, version=subscriptions.c.version + 1)
         ).rowcount
-        if not taken:
-            if self.get_subscription(subscription_id) is None:
-                raise StoreError(f"no subscription {subscription_id}")
-            raise OutOfSyncError(f"subscription {subscription_id} is out of sync" + self._held_by(
-                subscription_id, exclude=process_id))
-        return self.get_subscription(subscription_id)
+        if taken:
+            return self.get_subscription(subscription_id)
+        sub = self.get_subscription(subscription_id)
+        if sub is None:
+            raise StoreError(f"no subscription {subscription_id}")
+        if target == Target.TERMINATE and (create := self.failed_create(sub, exclude=process_id)) is not None:
+            if self._bump(sub):
+                self.abort_process(create["process_id"], f"given up: its subscription is terminated by process "
+                                                         f"{process_id}")
+                return self.get_subscription(subscription_id)
+        elif sub.insync and sub.status not in allowed:
+            raise StoreError(f"subscription {subscription_id} is {sub.status}: a {target} workflow needs it "
+                             f"{' or '.join(allowed)}")
+        raise OutOfSyncError(f"subscription {subscription_id} is out of sync" + self.held_by(
+            subscription_id, exclude=process_id))
+
+    def failed_create(self, sub: SubscriptionModel, exclude: UUID | None = None) -> dict[str, Any] | None:
+        """The create that left `sub` initial or provisioning and then failed or was aborted, if that is what
+        holds it (no other process but `exclude` has taken it: unfinished, past its `unsync`)."""
+        if sub.status not in (SubscriptionLifecycle.INITIAL, SubscriptionLifecycle.PROVISIONING) or sub.insync:
+            return None
+        linked = self.processes_of(sub.subscription_id)
+        creates = [p for p in linked if p["link_target"] == "CREATE"]
+        others = [p for p in linked if p["link_target"] != "CREATE" and p["status"] in UNFINISHED
+                  and p["process_id"] != exclude and self.completed_step(p["process_id"], "unsync")]
+        if len(creates) != 1 or others or creates[0]["status"] not in (ProcessStatus.FAILED, ProcessStatus.ABORTED):
+            return None
+        return creates[0]
+
+    def _bump(self, sub: SubscriptionModel) -> bool:
+        """Take a subscription that is already out of sync: of concurrent takers, the first one wins."""
+        return self.conn.execute(
+            update(subscriptions)
+            .where(subscriptions.c.subscription_id == sub.subscription_id, subscriptions.c.version == sub.version)
+            .values(version=subscriptions.c.version + 1)).rowcount == 1
 
     def set_in_sync(self, subscription_id: UUID) -> tuple[SubscriptionModel, bool]:
         """The operator's recovery: refused while a linked process is failed or running (it holds the lock).
@@ -188,7 +226,7 @@ class Repository:
         return [p for p in self.processes_of(subscription_id)
                 if p["status"] in UNFINISHED and p["process_id"] != exclude]
 
-    def _held_by(self, subscription_id: UUID, exclude: UUID) -> str:
+    def held_by(self, subscription_id: UUID, exclude: UUID | None) -> str:
         holders = self.unfinished_processes(subscription_id, exclude=exclude)
         holders = [p for p in holders if self.completed_step(p["process_id"], "unsync")] or holders
         if not holders:

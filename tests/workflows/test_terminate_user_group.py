@@ -1,0 +1,143 @@
+"""terminate_user_group on the store: an active group, the clean-up of a create that failed or was aborted,
+and every refusal (writing nothing); two terminates at once."""
+
+import threading
+from uuid import UUID, uuid4
+
+import pytest
+from airflow.sdk.exceptions import AirflowFailException
+
+from helpers import oss_for
+from usergroup.adapter import process_id_for, run_step
+from usergroup.provisioning import OssBssError
+from usergroup.store import tables
+from usergroup.workflows.create_user_group import create_user_group
+from usergroup.workflows.terminate_user_group import terminate_user_group
+
+CUSTOMER = "8f4b1a52-2c7e-4d1c-9a3e-0b6f5d2e7c10"
+
+
+def run_tasks(store, workflow, state, upto: int | None = None, run_id: str = "r", **kw) -> dict:
+    """The first `upto` tasks of `workflow` (all by default), as its DAG runs them."""
+    pairs = list(zip(workflow.steps, workflow.task_ids, strict=True))[:upto]
+    for i, (s, task_id) in enumerate(pairs):
+        start = {"workflow_name": workflow.name, "workflow_target": str(workflow.target), "dag_id": workflow.name,
+                 "run_id": run_id, "created_by": "test"} if i == 0 else None
+        state = run_step(s, state, store=store, oss=oss_for(store), try_number=1, task_id=task_id, start=start,
+                         check=workflow.check if i == 0 else None, **kw)
+    return state
+
+
+def create(store, name: str, upto: int | None = None) -> dict:
+    run_id = f"create-{uuid4()}"
+    state = {"process_id": str(process_id_for("create_user_group", run_id)), "workflow_name": "create_user_group",
+             "workflow_target": "CREATE", "product_id": "6b3c3a1e-5d0f-4e43-9a2f-2f1e0a8b7c01",
+             "customer_id": CUSTOMER, "group_name": name}
+    return run_tasks(store, create_user_group, state, upto, run_id=run_id)
+
+
+def terminate(store, subscription_id: str, version: int | None = None, run_id: str | None = None) -> dict:
+    run_id = run_id or f"terminate-{uuid4()}"
+    state = {"process_id": str(process_id_for("terminate_user_group", run_id)),
+             "workflow_name": "terminate_user_group", "workflow_target": "TERMINATE",
+             "product_id": "6b3c3a1e-5d0f-4e43-9a2f-2f1e0a8b7c01", "customer_id": str(uuid4()),
+             "subscription_id": subscription_id, "version": version}
+    return run_tasks(store, terminate_user_group, state, run_id=run_id)
+
+
+def test_an_active_group_is_deprovisioned_terminated_and_its_name_freed(store):
+    created = create(store, "Old Lab")
+    done = terminate(store, created["subscription_id"], version=created["subscription"]["version"])
+    assert done["customer_id"] == CUSTOMER  # the subscription's own customer, not the state's
+    with store.transaction() as repo:
+        sub = repo.get_subscription(created["subscription_id"])
+        assert sub.status == "terminated" and sub.insync and sub.end_date is not None
+        assert repo.get_process(done["process_id"])["status"] == "completed"
+    assert [g for g in oss_for(store).groups() if str(g["subscription_id"]) == created["subscription_id"]] == []
+    again = create(store, "old lab")  # the name is free again
+    with store.transaction() as repo:
+        assert repo.get_subscription(again["subscription_id"]).status == "active"
+
+
+@pytest.mark.parametrize("given_up", ["aborted", "failed"])
+def test_a_create_stopped_during_provisioning_is_cleaned_up(store, monkeypatch, given_up):
+    """The OSS/BSS made the group, then the step failed before its commit (or the run was stopped): the
+    subscription is `provisioning`, out of sync, its name claimed, the group orphaned. Terminate takes it over."""
+    state = create(store, "Stranded Lab", upto=3)
+    oss = oss_for(store)
+    real = oss.provision_user_group
+
+    def provision_then_die(subscription_id, group_name):
+        real(subscription_id, group_name)
+        raise OssBssError("the answer was lost")
+
+    monkeypatch.setattr(type(oss), "provision_user_group", lambda self, *a: provision_then_die(*a))
+    with pytest.raises(OssBssError):
+        run_step(create_user_group.steps[3], state, store=store, oss=oss, try_number=1,
+                 task_id="provision_user_group")
+    monkeypatch.undo()
+    pid = UUID(state["process_id"])
+    if given_up == "aborted":
+        with store.transaction() as repo:
+            repo.abort_process(pid, "given up")
+    assert len(oss_for(store).groups()) == 1  # the orphan
+
+    done = terminate(store, state["subscription_id"])
+    with store.transaction() as repo:
+        sub = repo.get_subscription(state["subscription_id"])
+        assert sub.status == "terminated" and sub.insync and sub.user_group.group_name == "Stranded Lab"
+        creator = repo.get_process(pid)
+        assert creator["status"] == "aborted"
+        if given_up == "failed":
+            reason = f"given up: its subscription is terminated by process {done['process_id']}"
+            assert creator["failed_reason"] == reason
+    assert oss_for(store).groups() == []
+    with pytest.raises(AirflowFailException, match="was aborted"):  # clearing the create now runs nothing
+        run_step(create_user_group.steps[3], state, store=store, oss=oss_for(store), try_number=2,
+                 task_id="provision_user_group")
+    create(store, "Stranded Lab")  # the name is free
+
+
+def counts(store) -> dict[str, int]:
+    with store.transaction() as repo:
+        return {t.name: repo.count(t) for t in tables.metadata.sorted_tables}
+
+
+def test_refusals_write_nothing(store):
+    active = create(store, "Kept Lab")
+    in_flight = create(store, "Busy Lab", upto=3)  # its create is still running
+    gone = create(store, "Gone Lab")
+    terminate(store, gone["subscription_id"])
+    before = counts(store)
+    cases = [
+        (str(uuid4()), None, "no subscription"),
+        (active["subscription_id"], 99, "stale data: given version 99 does not match the current version"),
+        (in_flight["subscription_id"], None, "is provisioning: only one whose create failed or was aborted"),
+        (gone["subscription_id"], None, "is terminated: it cannot be terminated"),
+    ]
+    for subscription_id, version, message in cases:
+        with pytest.raises(AirflowFailException, match=message):
+            terminate(store, subscription_id, version)
+    assert counts(store) == before
+
+
+def test_two_terminates_of_one_failed_create_exactly_one_wins(store):
+    state = create(store, "Contested Lab", upto=3)
+    with store.transaction() as repo:
+        repo.abort_process(UUID(state["process_id"]), "given up")
+    won, lost = [], []
+
+    def attempt():
+        try:
+            won.append(terminate(store, state["subscription_id"]))
+        except AirflowFailException as exc:
+            lost.append(str(exc))
+
+    threads = [threading.Thread(target=attempt) for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(won) == 1 and len(lost) == 4
+    winner = won[0]["process_id"]  # the others were refused at unsync (naming the winner), or after it finished
+    assert all(f"held by process {winner}" in m or "is terminated" in m for m in lost), lost
