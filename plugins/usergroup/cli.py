@@ -138,9 +138,9 @@ def processes_list(args) -> int:
         views = [process_json(repo, p) for p in repo.list_processes(status=args.status)]
     if args.json:
         return emit_json(views)
-    print(f"{'process_id':36}  {'workflow':18}  {'target':8}  {'status':9}  {'last_step':26}  failed_reason")
+    print(f"{'process_id':36}  {'workflow':20}  {'target':8}  {'status':9}  {'last_step':26}  failed_reason")
     for p in views:
-        print(f"{p['process_id']:36}  {p['workflow_name']:18}  {p['workflow_target']:8}  {p['status']:9}  "
+        print(f"{p['process_id']:36}  {p['workflow_name']:20}  {p['workflow_target']:8}  {p['status']:9}  "
               f"{p['last_step'] or '':26}  {p['failed_reason'] or ''}")
     return 0
 
