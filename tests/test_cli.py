@@ -106,10 +106,8 @@ def test_abort_then_set_in_sync(one_subscription, store, airflow_db, capsys):
     pid = process["process_id"]
     assert main(["processes", "abort", pid, "--reason", "run stopped in Airflow"]) == 0
     assert "Airflow has no run r of d" in capsys.readouterr().out  # its run is gone (airflow db clean)
-    assert main(["subscriptions", "set-in-sync", str(one_subscription.subscription_id)]) == 0
-    assert "is in sync (version 2)" in capsys.readouterr().out
-    assert main(["subscriptions", "set-in-sync", str(one_subscription.subscription_id)]) == 0
-    assert "is already in sync, left as it is (version 2)" in capsys.readouterr().out
+    assert main(["subscriptions", "set-in-sync", str(one_subscription.subscription_id)]) == 1  # a create's
+    assert "its create did not complete" in capsys.readouterr().err  # leftover: terminate cleans it up
     assert main(["processes", "list", "--status", "aborted", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["failed_reason"] == "run stopped in Airflow"
     assert main(["processes", "abort", pid, "--reason", "again"]) == 0  # safe to repeat: the new reason stands

@@ -20,7 +20,7 @@ from usergroup.domain import USER_GROUP_PRODUCT, ProcessStatus, SubscriptionMode
 from usergroup.hook import UserGroupHook
 from usergroup.provisioning import FakeOssBss, OssBssClient
 from usergroup.step import State, Step
-from usergroup.store.repository import ProcessAbortedError, Store, StoreError
+from usergroup.store.repository import ProcessAbortedError, RefusedError, Store, StoreError
 
 if TYPE_CHECKING:
     from usergroup.workflow import Workflow
@@ -105,6 +105,10 @@ def run_step(step: Step, state: State, *, store: Store, oss: OssBssClient, try_n
         return new_state
     except ProcessAbortedError as exc:  # the process keeps its abort; the task fails at once
         raise AirflowFailException(f"{task_id}: {exc}") from None
+    except RefusedError as exc:  # e.g. another workflow holds the subscription: this one will not go on
+        if start is None:
+            record_failure(store, process_id, step.name, row, started_at, exc, ProcessStatus.ABORTED)
+        raise AirflowFailException(f"{task_id}: {exc}") from exc
     except RunStopped as exc:
         record_failure(store, process_id, step.name, row, started_at, exc, ProcessStatus.ABORTED, opening)
         raise

@@ -10,6 +10,7 @@ from functools import cache
 
 from airflow.listeners import hookimpl
 from airflow.utils.state import TaskInstanceState
+from sqlalchemy import event
 from sqlalchemy.orm import object_session
 
 from usergroup.reconcile import EndedRun, settle
@@ -40,13 +41,45 @@ def ended_run(dag_run, workflow: Workflow, state: str, msg: str = "") -> EndedRu
 def _ended(dag_run, state: str, msg: str) -> None:
     if (workflow := workflows().get(dag_run.dag_id)) is None:
         return
+    run = ended_run(dag_run, workflow, state, msg)
+    session = object_session(dag_run)
+    if session is None:
+        _settle(workflow, run)
+        return
+    # Only once Airflow has committed the run's new state: a state change that rolls back (a deadlock in the
+    # api-server, say) must not reach the trail.
+    def committed(_session) -> None:
+        _forget(session, "after_rollback", rolled_back)
+        _settle(workflow, run)
+
+    def rolled_back(_session) -> None:
+        _forget(session, "after_commit", committed)
+
+    event.listen(session, "after_commit", committed, once=True)
+    event.listen(session, "after_rollback", rolled_back, once=True)
+
+
+def _forget(session, name: str, fn) -> None:
+    if event.contains(session, name, fn):
+        event.remove(session, name, fn)
+
+
+def _settle(workflow: Workflow, run: EndedRun) -> None:
+    """Settle the process; whatever happens, never raise into Airflow's commit."""
+    try:
+        _settle_or_raise(workflow, run)
+    except Exception:
+        log.exception("usergroup: could not settle the process of run %s of %s", run.run_id, run.dag_id)
+
+
+def _settle_or_raise(workflow: Workflow, run: EndedRun) -> None:
     from sqlalchemy.exc import OperationalError
 
     from usergroup.hook import UserGroupHook
     from usergroup.store.engine import create_store_engine
     from usergroup.store.repository import Store
 
-    run = ended_run(dag_run, workflow, state, msg)
+    state = run.state
     # Never hold up the scheduler or the api-server: a step that still holds the process (a person marked the
     # run while it ran; Airflow is about to stop it) records its own end, so give up after LOCK_TIMEOUT.
     engine = create_store_engine(*UserGroupHook().url_and_schema, lock_timeout=LOCK_TIMEOUT)

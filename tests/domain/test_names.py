@@ -44,7 +44,8 @@ REJECTED = [
     # invisible and spoofing characters (Unicode Cf, Zl, Zp) and names with nothing visible
     "\u200b", "\u200b\u200b\u200b", "Lab\u200b", "\u202e", "Lab\u202egpj.exe", "\ufeffLab", "a\u2028b",
     "a\u2029b", "\u2066isolate\u2069", "soft\u00adhyphen", "\u200dLab", "Lab\u200d", "a \u200d b",
-    "\u3164", "Lab\u3164", "\u2800", "\ufe0fLab", "tag\U000e0041", "\u061cArabic mark",
+    "\u3164", "Lab\u3164", "\u2800", "\ufe0fLab", "tag\U000e0041", "\u061cArabic mark", "\u0301",
+    "\u0301x", "non\uffffchar",
 ]
 
 
@@ -105,6 +106,11 @@ def test_length_is_counted_in_code_points_on_every_path():
     assert not schema_accepts(emoji + "x")
     with pytest.raises(ValueError, match="256 characters long"):
         check_group_name(emoji + "x")
+
+
+def test_look_alikes_made_with_joiners_or_selectors_are_the_same_name():
+    assert name_key("A\u200dB") == name_key("AB") == name_key("a\ufe0fb")
+    assert name_key("\U0001f469\u200d\U0001f52c") == name_key("\U0001f469\U0001f52c")
 
 
 def test_names_compare_without_case():

@@ -11,6 +11,7 @@ from helpers import oss_for
 from usergroup.adapter import process_id_for, run_step
 from usergroup.provisioning import OssBssError
 from usergroup.store import tables
+from usergroup.store.repository import StoreError
 from usergroup.workflows.create_user_group import create_user_group
 from usergroup.workflows.terminate_user_group import terminate_user_group
 
@@ -140,4 +141,46 @@ def test_two_terminates_of_one_failed_create_exactly_one_wins(store):
         t.join(60)
     assert len(won) == 1 and len(lost) == 4
     winner = won[0]["process_id"]  # the others were refused at unsync (naming the winner), or after it finished
-    assert all(f"held by process {winner}" in m or "is terminated" in m for m in lost), lost
+    with store.transaction() as repo:  # a refused terminate is aborted, never a failed process left to resume
+        assert not [p for p in repo.list_processes() if p["status"] == "failed"]
+    assert all(f"held by process {winner}" in m or "is terminated" in m or "another process holds it" in m
+               for m in lost), lost
+
+
+def test_a_given_up_create_cannot_be_set_in_sync_and_terminate_still_takes_it(store):
+    """set-in-sync on a subscription a create did not finish is refused (it would strand it, in sync but
+    provisioning); one an older version did set in sync is still taken by terminate."""
+    state = create(store, "Half Made", upto=3)
+    with store.transaction() as repo:
+        repo.abort_process(UUID(state["process_id"]), "given up")
+    with pytest.raises(StoreError, match="is provisioning: its create did not complete.*terminate_user_group"):
+        with store.transaction() as repo:
+            repo.set_in_sync(UUID(state["subscription_id"]))
+    with store.transaction() as repo:
+        repo.conn.execute(tables.subscriptions.update().values(insync=True))  # as the old set-in-sync left it
+    terminate(store, state["subscription_id"])
+    with store.transaction() as repo:
+        assert repo.get_subscription(state["subscription_id"]).status == "terminated"
+
+
+def test_terminates_that_lose_the_race_for_an_active_group_are_aborted(store):
+    created = create(store, "Raced Lab")
+    results = []
+
+    def attempt():
+        try:
+            results.append(terminate(store, created["subscription_id"]))
+        except AirflowFailException as exc:
+            results.append(str(exc))
+
+    threads = [threading.Thread(target=attempt) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len([r for r in results if isinstance(r, dict)]) == 1
+    with store.transaction() as repo:
+        statuses = sorted(p["status"] for p in repo.list_processes() if p["workflow_name"] == "terminate_user_group")
+        assert set(statuses) <= {"completed", "aborted"} and statuses.count("completed") == 1
+        sub, changed = repo.set_in_sync(UUID(created["subscription_id"]))  # nothing left holding it
+    assert sub.status == "terminated" and not changed

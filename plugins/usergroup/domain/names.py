@@ -14,9 +14,9 @@ GROUP_NAME_MAX_LENGTH = 255  # code points, on every path (Python's len, jsonsch
 _FORMAT = ("\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b\u200c\u200e\u200f\u2028-\u202e"
            "\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U00013438"
            "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f")
-_BLANK = "\u115f\u1160\u3164\uffa0\u2800"
+_BLANK = "\u115f\u1160\u3164\uffa0\u2800\ufdd0-\ufdef\ufffe\uffff"  # and the BMP's noncharacters
 _ZWJ = "\u200d"  # allowed only inside a sequence (emoji like 👩‍🔬, Indic scripts): between two visible characters
-_NOT_AT_START = "\u034f\u17b4\u17b5\u180b-\u180d\u180f\ufe00-\ufe0f"  # joiners and variation selectors
+_NOT_AT_START = "\u0300-\u036f\u034f\u17b4\u17b5\u180b-\u180d\u180f\ufe00-\ufe0f"  # combining marks, selectors
 
 # For Python's `re.search` (Airflow's params; the trigger form checks only the length): no control character
 # (C0, DEL, C1; this also closes `$` matching before a final newline), no format, separator or blank character,
@@ -59,9 +59,13 @@ def check_group_name(value: str) -> str:
     return value
 
 
+_IGNORED_IN_KEY = re.compile("[\u200d\ufe00-\ufe0f]")  # renders as nothing between letters: "A\u200dB" is "AB"
+
+
 def name_key(value: str) -> str:
-    """The form under which names are compared for uniqueness: NFC, case-folded."""
-    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", value).casefold())
+    """The form under which names are compared for uniqueness: NFC, case-folded, without the zero-width joiner
+    and variation selectors (so a look-alike that differs only by them is the same name)."""
+    return _IGNORED_IN_KEY.sub("", unicodedata.normalize("NFC", unicodedata.normalize("NFC", value).casefold()))
 
 
 GroupName = Annotated[str, AfterValidator(check_group_name)]

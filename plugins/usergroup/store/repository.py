@@ -36,7 +36,11 @@ class StaleSubscriptionError(StoreError):
     pass
 
 
-class OutOfSyncError(StoreError):
+class RefusedError(StoreError):
+    """A workflow may not act on the subscription (now): the process will not go on, it is aborted."""
+
+
+class OutOfSyncError(RefusedError):
     pass
 
 
@@ -181,15 +185,15 @@ class Repository:
                                                          f"{process_id}")
                 return self.get_subscription(subscription_id)
         elif sub.insync and sub.status not in allowed:
-            raise StoreError(f"subscription {subscription_id} is {sub.status}: a {target} workflow needs it "
-                             f"{' or '.join(allowed)}")
+            raise RefusedError(f"subscription {subscription_id} is {sub.status}: a {target} workflow needs it "
+                               f"{' or '.join(allowed)}")
         raise OutOfSyncError(f"subscription {subscription_id} is out of sync" + self.held_by(
             subscription_id, exclude=process_id))
 
     def failed_create(self, sub: SubscriptionModel, exclude: UUID | None = None) -> dict[str, Any] | None:
         """The create that left `sub` initial or provisioning and then failed or was aborted, if that is what
         holds it (no other process but `exclude` has taken it: unfinished, past its `unsync`)."""
-        if sub.status not in (SubscriptionLifecycle.INITIAL, SubscriptionLifecycle.PROVISIONING) or sub.insync:
+        if sub.status not in (SubscriptionLifecycle.INITIAL, SubscriptionLifecycle.PROVISIONING):
             return None
         linked = self.processes_of(sub.subscription_id)
         creates = [p for p in linked if p["link_target"] == "CREATE"]
@@ -200,22 +204,26 @@ class Repository:
         return creates[0]
 
     def _bump(self, sub: SubscriptionModel) -> bool:
-        """Take a subscription that is already out of sync: of concurrent takers, the first one wins."""
+        """Take a subscription a dead create left behind: of concurrent takers, the first one wins."""
         return self.conn.execute(
             update(subscriptions)
             .where(subscriptions.c.subscription_id == sub.subscription_id, subscriptions.c.version == sub.version)
-            .values(version=subscriptions.c.version + 1)).rowcount == 1
+            .values(insync=False, version=subscriptions.c.version + 1)).rowcount == 1
 
     def set_in_sync(self, subscription_id: UUID) -> tuple[SubscriptionModel, bool]:
         """The operator's recovery: refused while a linked process is failed or running (it holds the lock).
         Returns the subscription and whether it changed (one already in sync is left as it is)."""
-        if self.get_subscription(subscription_id) is None:
+        sub = self.get_subscription(subscription_id)
+        if sub is None:
             raise StoreError(f"no subscription {subscription_id}")
         holders = self.unfinished_processes(subscription_id)
         if holders:
             names = ", ".join(_describe(p) for p in holders)
             raise OutOfSyncError(f"subscription {subscription_id} stays out of sync: process {names} has not "
                                  "completed; resume it (clear its failed task) or abort it first")
+        if sub.status in (SubscriptionLifecycle.INITIAL, SubscriptionLifecycle.PROVISIONING):
+            raise StoreError(f"subscription {subscription_id} is {sub.status}: its create did not complete, so it "
+                             "cannot be set in sync; resume the create, or clean it up with terminate_user_group")
         changed = self.conn.execute(
             update(subscriptions)
             .where(subscriptions.c.subscription_id == subscription_id, subscriptions.c.insync.is_(False))

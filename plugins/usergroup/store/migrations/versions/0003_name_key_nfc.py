@@ -1,4 +1,5 @@
-"""Group names compare in Unicode NFC: recompute each claimed name's key, so NFC/NFD twins cannot coexist.
+"""Group names compare in Unicode NFC, without zero-width joiners and variation selectors: recompute each
+claimed name's key, so look-alike twins (NFC/NFD, "A\u200dB"/"AB") cannot coexist.
 
 Names themselves are not rewritten. Two existing groups that are already such twins keep their old keys
 (the migration says so): the uniqueness check refuses any new twin of either.
@@ -8,6 +9,7 @@ Revises: 0002
 """
 
 import logging
+import re
 import unicodedata
 
 import sqlalchemy as sa
@@ -20,7 +22,8 @@ log = logging.getLogger("alembic.runtime.migration")
 
 
 def nfc_key(name: str) -> str:  # usergroup.domain.names.name_key, as of this revision
-    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", name).casefold())
+    key = unicodedata.normalize("NFC", unicodedata.normalize("NFC", name).casefold())
+    return re.sub("[\u200d\ufe00-\ufe0f]", "", key)
 
 
 def upgrade() -> None:
