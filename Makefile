@@ -65,7 +65,7 @@ test: venv browser
 # The edit-test loop: everything but the live stacks (under 2 minutes on 2 cores).
 test-fast: venv
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -m "not live" -n 2 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not live" -n 3 $(PYTEST_ARGS)
 
 # The browser test drives a headless Chromium: Debian's (installed here if apt can), else Playwright's own.
 browser: venv

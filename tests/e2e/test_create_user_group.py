@@ -23,6 +23,7 @@ def row_counts(store) -> dict[str, int]:
         return {t.name: repo.count(t) for t in tables.metadata.sorted_tables if t.name != "products"}
 
 
+@pytest.mark.parametrize("store_target", ["postgres"], indirect=True)  # the store suite runs both databases
 def test_names_end_active_and_in_sync(airflow_db, store):
     for name in NAMES:
         result = dags_test(json.dumps({"group_name": name}))
@@ -75,6 +76,7 @@ def test_rejected_names_create_no_run_and_no_row(airflow_db, store, conf, messag
     assert set(row_counts(store).values()) == {0}
 
 
+@pytest.mark.parametrize("store_target", ["sqlite"], indirect=True)  # end to end on the embedded store too
 def test_a_duplicate_name_fails_at_the_first_step_and_adds_nothing(airflow_db, store):
     """A name is the same name ignoring case and Unicode composition: Café typed decomposed (NFD) is stored
     composed (NFC), and "CAFÉ" typed composed is refused as its duplicate."""
