@@ -99,6 +99,24 @@ def test_a_create_stopped_during_provisioning_is_cleaned_up(store, monkeypatch, 
     create(store, "Stranded Lab")  # the name is free
 
 
+def terminate_at_once(store, subscription_id: str, n: int) -> tuple[list[dict], list[str]]:
+    """`n` terminates of one subscription at once: the final states of those that completed, and the refusals."""
+    won, lost = [], []
+
+    def attempt():
+        try:
+            won.append(terminate(store, subscription_id))
+        except AirflowFailException as exc:
+            lost.append(str(exc))
+
+    threads = [threading.Thread(target=attempt) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return won, lost
+
+
 def counts(store) -> dict[str, int]:
     with store.transaction() as repo:
         return {t.name: repo.count(t) for t in tables.metadata.sorted_tables}
@@ -126,19 +144,7 @@ def test_two_terminates_of_one_failed_create_exactly_one_wins(store):
     state = create(store, "Contested Lab", upto=3)
     with store.transaction() as repo:
         repo.abort_process(UUID(state["process_id"]), "given up")
-    won, lost = [], []
-
-    def attempt():
-        try:
-            won.append(terminate(store, state["subscription_id"]))
-        except AirflowFailException as exc:
-            lost.append(str(exc))
-
-    threads = [threading.Thread(target=attempt) for _ in range(5)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    won, lost = terminate_at_once(store, state["subscription_id"], 5)
     assert len(won) == 1 and len(lost) == 4
     winner = won[0]["process_id"]  # the others were refused at unsync (naming the winner), or after it finished
     with store.transaction() as repo:  # a refused terminate is aborted, never a failed process left to resume
@@ -165,20 +171,8 @@ def test_a_given_up_create_cannot_be_set_in_sync_and_terminate_still_takes_it(st
 
 def test_terminates_that_lose_the_race_for_an_active_group_are_aborted(store):
     created = create(store, "Raced Lab")
-    results = []
-
-    def attempt():
-        try:
-            results.append(terminate(store, created["subscription_id"]))
-        except AirflowFailException as exc:
-            results.append(str(exc))
-
-    threads = [threading.Thread(target=attempt) for _ in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert len([r for r in results if isinstance(r, dict)]) == 1
+    won, _ = terminate_at_once(store, created["subscription_id"], 6)
+    assert len(won) == 1
     with store.transaction() as repo:
         statuses = sorted(p["status"] for p in repo.list_processes() if p["workflow_name"] == "terminate_user_group")
         assert set(statuses) <= {"completed", "aborted"} and statuses.count("completed") == 1
