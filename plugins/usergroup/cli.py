@@ -115,18 +115,20 @@ def processes_reconcile(args) -> int:
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
-    from usergroup.listener import ended_run, workflows
+    from usergroup.listener import ended_run
     from usergroup.reconcile import settle
+    from usergroup.workflows import all_workflows
 
     store = quiet_hook().store
     with create_session() as session:
-        runs = session.scalars(select(DagRun).where(DagRun.dag_id.in_(list(workflows())),
+        workflows = all_workflows()
+        runs = session.scalars(select(DagRun).where(DagRun.dag_id.in_(list(workflows)),
                                                     DagRun.state.in_(["success", "failed"]))).all()
-        ended = [ended_run(r, workflows()[r.dag_id], str(r.state)) for r in runs]
+        ended = [ended_run(r, workflows[r.dag_id], str(r.state)) for r in runs]
     changed = 0
     with store.transaction() as repo:
         for run in ended:
-            if said := settle(repo, workflows()[run.dag_id], run):
+            if said := settle(repo, workflows[run.dag_id], run):
                 changed += 1
                 print(said)
     print(f"{changed} of {len(ended)} ended runs needed their process brought in line")

@@ -6,7 +6,6 @@ params validated, and none is needed. An exception here is logged by Airflow and
 """
 
 import logging
-from functools import cache
 
 from airflow.listeners import hookimpl
 from airflow.utils.state import TaskInstanceState
@@ -18,13 +17,6 @@ from usergroup.workflow import Workflow
 
 log = logging.getLogger(__name__)
 LOCK_TIMEOUT = 2  # seconds
-
-
-@cache
-def workflows() -> dict[str, Workflow]:
-    from usergroup.workflows import all_workflows
-
-    return all_workflows()
 
 
 def ended_run(dag_run, workflow: Workflow, state: str, msg: str = "") -> EndedRun:
@@ -39,7 +31,9 @@ def ended_run(dag_run, workflow: Workflow, state: str, msg: str = "") -> EndedRu
 
 
 def _ended(dag_run, state: str, msg: str) -> None:
-    if (workflow := workflows().get(dag_run.dag_id)) is None:
+    from usergroup.workflows import all_workflows  # not at import: Airflow loads the plugin in every process
+
+    if (workflow := all_workflows().get(dag_run.dag_id)) is None:
         return
     run = ended_run(dag_run, workflow, state, msg)
     session = object_session(dag_run)

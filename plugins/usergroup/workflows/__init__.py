@@ -2,10 +2,12 @@
 
 import importlib
 import pkgutil
+from functools import cache
 
 from usergroup.workflow import Workflow
 
 
+@cache
 def all_workflows() -> dict[str, Workflow]:
     """Every workflow declared in this package, by name (= DAG id)."""
     found: dict[str, Workflow] = {}
