@@ -56,3 +56,60 @@ def dags_test(conf: str | None, dag_id: str = "create_user_group") -> subprocess
     if conf is not None:
         args += ["--conf", conf]
     return subprocess.run(args, capture_output=True, text=True, env=os.environ.copy(), timeout=300)
+
+
+CUSTOMER = "8f4b1a52-2c7e-4d1c-9a3e-0b6f5d2e7c10"
+USER_GROUP = "6b3c3a1e-5d0f-4e43-9a2f-2f1e0a8b7c01"
+
+
+def run_tasks(store, workflow, state: dict, upto: int | None = None, run_id: str = "r", oss=None, after: int = 0,
+              **kw) -> dict:
+    """The tasks of `workflow` after the first `after` and up to `upto` (all by default), as its DAG runs them,
+    in this process."""
+    from usergroup.adapter import run_step
+
+    pairs = list(zip(workflow.steps, workflow.task_ids, strict=True))[:upto]
+    for i, (s, task_id) in list(enumerate(pairs))[after:]:
+        start = {"workflow_name": workflow.name, "workflow_target": str(workflow.target), "dag_id": workflow.name,
+                 "run_id": run_id, "created_by": "test"} if i == 0 else None
+        state = run_step(s, state, store=store, oss=oss or oss_for(store), try_number=1, task_id=task_id,
+                         start=start, checks=workflow.checks if i == 0 else (), **kw)
+    return state
+
+
+def start_state(workflow, run_id: str, **fields) -> dict:
+    """The initial state the first task of `workflow` builds for a run with these form fields."""
+    from usergroup.adapter import process_id_for
+
+    return {"process_id": str(process_id_for(workflow.name, run_id)), "workflow_name": workflow.name,
+            "workflow_target": str(workflow.target), "product_id": USER_GROUP, "customer_id": CUSTOMER, **fields}
+
+
+def create(store, name: str, upto: int | None = None) -> dict:
+    """Run create_user_group for `name` (its first `upto` tasks); the final state."""
+    from uuid import uuid4
+
+    from usergroup.workflows.create_user_group import create_user_group
+
+    run_id = f"create-{uuid4()}"
+    return run_tasks(store, create_user_group, start_state(create_user_group, run_id, group_name=name), upto,
+                     run_id=run_id)
+
+
+def run_on(store, workflow, subscription_id: str, upto: int | None = None, run_id: str | None = None,
+           **fields) -> dict:
+    """Run a workflow on an existing subscription (its first `upto` tasks); the final state. The state's
+    customer is a stranger's: the first task takes the subscription's own."""
+    from uuid import uuid4
+
+    run_id = run_id or f"{workflow.name}-{uuid4()}"
+    state = start_state(workflow, run_id, subscription_id=subscription_id, **{"version": None, **fields})
+    return run_tasks(store, workflow, {**state, "customer_id": str(uuid4())}, upto, run_id=run_id)
+
+
+def counts(store) -> dict[str, int]:
+    """Rows per table of the store: a refusal leaves them as they were."""
+    from usergroup.store import tables
+
+    with store.transaction() as repo:
+        return {t.name: repo.count(t) for t in tables.metadata.sorted_tables}

@@ -12,11 +12,11 @@ from uuid import UUID, uuid5
 
 from airflow.sdk import Variable, task
 from airflow.sdk.exceptions import AirflowFailException
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from pydantic_core import to_jsonable_python
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from usergroup.domain import USER_GROUP_PRODUCT, ProcessStatus, SubscriptionModel, Target
+from usergroup.domain import ProcessStatus, SubscriptionModel
 from usergroup.hook import UserGroupHook
 from usergroup.provisioning import FakeOssBss, OssBssClient
 from usergroup.step import State, Step
@@ -36,17 +36,18 @@ TRACEBACK_TAIL = 4000
 PERMANENT_ERRORS = (StoreError, ValueError, TypeError, KeyError)
 
 
-def process_id_for(dag_id: str, run_id: str) -> UUID:
-    """One process per DAG run, the same on every try."""
-    return uuid5(PROCESS_NAMESPACE, f"{dag_id}/{run_id}")
+def process_id_for(dag_id: str, run_id: str, map_index: int = -1) -> UUID:
+    """One process per DAG run (per mapped task instance of a run that runs a workflow for many subscriptions),
+    the same on every try."""
+    return uuid5(PROCESS_NAMESPACE, f"{dag_id}/{run_id}" + (f"/{map_index}" if map_index >= 0 else ""))
 
 
-def initial_state(form: type[BaseModel], target: Target, params: dict[str, Any], dag_run: Any,
-                  customer_id: str) -> State:
+def initial_state(workflow: "Workflow", params: dict[str, Any], dag_run: Any, customer_id: str,
+                  map_index: int = -1) -> State:
     """orchestrator-core's `init`: the process, the workflow and the validated form fields."""
-    fields = {name: params.get(name) for name in form.model_fields}
+    fields = {name: params.get(name) for name in workflow.form.model_fields}
     try:
-        validated = form.model_validate(fields)
+        validated = workflow.form.model_validate(fields)
     except ValidationError as exc:
         raise AirflowFailException(f"Invalid input: {_pydantic_message(exc)}") from None
     try:
@@ -54,10 +55,10 @@ def initial_state(form: type[BaseModel], target: Target, params: dict[str, Any],
     except ValueError:
         raise AirflowFailException(f"Airflow Variable {CUSTOMER_VARIABLE} is not a UUID: {customer_id!r}") from None
     return to_jsonable_python({
-        "process_id": process_id_for(dag_run.dag_id, dag_run.run_id),
-        "workflow_name": dag_run.dag_id,
-        "workflow_target": str(target),
-        "product_id": USER_GROUP_PRODUCT.product_id,
+        "process_id": process_id_for(dag_run.dag_id, dag_run.run_id, map_index),
+        "workflow_name": workflow.name,
+        "workflow_target": str(workflow.target),
+        "product_id": workflow.product.product_id,
         "customer_id": customer,
         **validated.model_dump(),
     })
@@ -65,15 +66,15 @@ def initial_state(form: type[BaseModel], target: Target, params: dict[str, Any],
 
 def run_step(step: Step, state: State, *, store: Store, oss: OssBssClient, try_number: int,
              task_id: str | None = None, map_index: int = -1, start: dict[str, Any] | None = None,
-             hostname: str | None = None, check: Step | None = None) -> State:
+             hostname: str | None = None, checks: tuple[Step, ...] = ()) -> State:
     """Run one try of the task `task_id` (default: the step's name) over `state`.
 
     The process row is locked first, so of two live tries of one task exactly one runs the step. The step's
     updates are merged into the state, a returned subscription saved, the step row and the process's progress
     written, all in one transaction; on failure nothing of the step is committed and the failure is recorded.
     A task that already committed in this process (it died after its commit) is not run again: its recorded
-    state is returned. A step of an aborted process refuses to run. The first task (`start`) runs the workflow's
-    input `check` first, in the same transaction: a refusal writes nothing."""
+    state is returned. A step of an aborted process refuses to run. The first task (`start`) of a new process
+    runs the workflow's input `checks` first, in the same transaction: a refusal writes nothing."""
     process_id = UUID(state["process_id"])
     task_id = task_id or step.name
     started_at = datetime.now(UTC)
@@ -81,8 +82,13 @@ def run_step(step: Step, state: State, *, store: Store, oss: OssBssClient, try_n
     opening = {**start, "input_state": state} if start is not None else None
     try:
         with store.transaction() as repo:
-            if start is not None:  # the process opens with its first step: a refused input writes nothing
-                repo.start_process(process_id, input_state=state, **start)
+            # The process opens with its first step, after the input's checks (until that step has committed):
+            # a refused input writes nothing.
+            if start is not None:
+                if repo.completed_step(process_id, task_id, map_index) is None:
+                    for check in checks:
+                        state = {**state, **to_jsonable_python(check(state, repository=repo, oss=oss))}
+                repo.start_process(process_id, input_state=state, map_index=map_index, **start)
             repo.enter_step(process_id, task_id)  # locks the process; refuses an aborted one
             if (done := repo.completed_step(process_id, task_id, map_index)) is not None:
                 log.info("Task %s already committed by try %s of process %s: not run again, its state is returned",
@@ -92,8 +98,6 @@ def run_step(step: Step, state: State, *, store: Store, oss: OssBssClient, try_n
                                      started_at=started_at, note=f"committed by try {done['try_number']}; not run "
                                      "again", **row)
                 return done["state"]
-            if check is not None:
-                state = {**state, **to_jsonable_python(check(state, repository=repo, oss=oss))}
             updates = step(state, repository=repo, oss=oss)
             if isinstance(sub := updates.get("subscription"), SubscriptionModel):
                 updates["subscription"] = repo.save_subscription(sub)
@@ -161,7 +165,7 @@ def record_failure(store: Store, process_id: UUID, name: str, row: dict[str, Any
     try:
         with store.transaction() as repo:
             if opening is not None and repo.get_process(process_id) is None:
-                repo.start_process(process_id, **opening)
+                repo.start_process(process_id, map_index=row["map_index"], **opening)
             if repo.record_step_failure(process_id, name, error=f"{reason}\n{tail}", started_at=started_at, **row):
                 repo.fail_process(process_id, status, last_step=row["task_id"], failed_reason=reason, traceback=tail)
     except Exception:  # the store itself may be what failed; the task fails with the original error
@@ -175,19 +179,14 @@ def step_task(step: Step, workflow: "Workflow", *, task_id: str | None = None, f
     task_id = task_id or step.name
 
     def body(state: State | None = None, *, params=None, dag_run=None, ti=None):
-        opening = {"workflow_name": dag_run.dag_id, "workflow_target": str(workflow.target),
-                   "dag_id": dag_run.dag_id, "run_id": dag_run.run_id, "created_by": _triggered_by(dag_run)}
+        opening = opening_of(workflow, dag_run)
         if first:
             if unknown := sorted(set(getattr(dag_run, "conf", None) or {}) - set(workflow.params)):
                 raise AirflowFailException(f"Invalid input: {', '.join(map(repr, unknown))} not a parameter of "
                                            f"{workflow.name} (its parameters: {', '.join(workflow.params)})")
             customer_id = Variable.get(CUSTOMER_VARIABLE, default=DEFAULT_CUSTOMER_ID)
-            state = initial_state(workflow.form, workflow.target, dict(params or {}), dag_run, customer_id)
-        hook = UserGroupHook()
-        try:
-            store, oss = hook.store, FakeOssBss(*hook.url_and_schema)
-        except ValueError as exc:  # no store connection, or a bad one: no retry cures it
-            raise AirflowFailException(f"{task_id}: {exc}") from None
+            state = initial_state(workflow, dict(params or {}), dag_run, customer_id)
+        store, oss = services(task_id)
         row = {"task_id": task_id, "map_index": getattr(ti, "map_index", -1), "try_number": ti.try_number,
                "hostname": getattr(ti, "hostname", None)}
         if state is None:  # its upstream task returned nothing: it was marked success by hand, or never ran
@@ -200,15 +199,30 @@ def step_task(step: Step, workflow: "Workflow", *, task_id: str | None = None, f
         with stopped_by_sigterm():
             return run_step(step, state, store=store, oss=oss, task_id=task_id, map_index=row["map_index"],
                             try_number=row["try_number"], start=opening if first else None, hostname=row["hostname"],
-                            check=workflow.check if first else None)
+                            checks=workflow.checks if first else ())
 
     body.__name__ = body.__qualname__ = task_id
     body.__doc__ = step.description
     return task(task_id=task_id, task_display_name=step.description, **step.task_options)(body)
 
 
+def services(task_id: str) -> tuple[Store, OssBssClient]:
+    """The store and the OSS/BSS, through the `usergroup_default` connection."""
+    hook = UserGroupHook()
+    try:
+        return hook.store, FakeOssBss(*hook.url_and_schema)
+    except ValueError as exc:  # no store connection, or a bad one: no retry cures it
+        raise AirflowFailException(f"{task_id}: {exc}") from None
+
+
 class MissingStateError(RuntimeError):
     """A task that is not the first got no state."""
+
+
+def opening_of(workflow: "Workflow", dag_run: Any) -> dict[str, Any]:
+    """What the process row records of the run that opens it."""
+    return {"workflow_name": workflow.name, "workflow_target": str(workflow.target), "dag_id": dag_run.dag_id,
+            "run_id": dag_run.run_id, "created_by": _triggered_by(dag_run)}
 
 
 def _triggered_by(dag_run: Any) -> str:

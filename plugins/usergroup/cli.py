@@ -1,4 +1,5 @@
-"""The `usergroup` command: upgrade the store; list and show subscriptions and processes; recover."""
+"""The `usergroup` command: upgrade the store; list and show subscriptions, their workflows and processes;
+recover; the fake OSS/BSS."""
 
 import argparse
 import json
@@ -69,6 +70,25 @@ def subscriptions_show(args) -> int:
     for p in view["processes"]:
         steps = ", ".join(f"{s['name']}:{s['status']}" for s in p["steps"])
         print(f"process          {p['process_id']} {p['workflow_target']} {p['status']} [{steps}]")
+    return 0
+
+
+def subscriptions_workflows(args) -> int:
+    """Which workflows may run on the subscription now, and why not (orchestrator-core's
+    `GET /subscriptions/workflows/{id}`)."""
+    from usergroup.workflows import subscription_workflows
+
+    with quiet_hook().store.transaction() as repo:
+        sub = repo.get_subscription(args.id)
+        if sub is None:
+            return not_found("subscription", args.id)
+        view = subscription_workflows(repo, sub)
+    if args.json:
+        return emit_json(view)
+    for target, entries in view.items():
+        for entry in entries if isinstance(entries, list) else ():
+            verdict = f"refused: {entry['message']} ({entry['reason']})" if "reason" in entry else "allowed"
+            print(f"{target:9}  {entry['name']:22}  {verdict}")
     return 0
 
 
@@ -167,11 +187,42 @@ def processes_show(args) -> int:
 
 
 def workflows_list(args) -> int:
-    """The workflows this package declares: their DAG ids, one a line (deployments unpause them from it)."""
-    from usergroup.workflows import all_workflows
+    """The workflows and schedules this package declares: their DAG ids, one a line (deployments unpause them
+    from it)."""
+    from usergroup.workflow import Schedule
+    from usergroup.workflows import declared
 
-    for name, workflow in sorted(all_workflows().items()):
-        print(f"{name}\t{workflow.target}\t{' >> '.join(workflow.task_ids)}" if args.chain else name)
+    for name, w in sorted(declared().items()):
+        if not args.chain:
+            print(name)
+        elif isinstance(w, Schedule):
+            print(f"{name}\t{w.schedule}\t{w.workflow.name} for each active {w.workflow.product.name} in sync")
+        else:
+            print(f"{name}\t{w.target}\t{' >> '.join(w.task_ids)}")
+    return 0
+
+
+def ossbss(args):
+    from usergroup.provisioning import FakeOssBss
+
+    return FakeOssBss(*quiet_hook().url_and_schema)
+
+
+def ossbss_list(args) -> int:
+    groups = ossbss(args).groups()
+    if args.json:
+        return emit_json([{k: str(v) if k == "subscription_id" else v for k, v in g.items()} for g in groups])
+    print(f"{'subscription_id':36}  {'group_id':>8}  group_name")
+    for g in groups:
+        print(f"{g['subscription_id']!s:36}  {g['group_id']:>8}  {g['group_name']}")
+    return 0
+
+
+def ossbss_drift(args) -> int:
+    """Change a group in the fake OSS/BSS behind the store's back, to see validate_user_group catch it."""
+    was = ossbss(args).drift(UUID(args.id), group_name=args.rename, remove=args.remove)
+    change = "removed" if args.remove else f"renamed to {args.rename!r}"
+    print(f"fake OSS/BSS: group {was['group_id']} ({was['group_name']!r}) of subscription {args.id} {change}")
     return 0
 
 
@@ -196,12 +247,28 @@ def parser() -> argparse.ArgumentParser:
     show.add_argument("id", type=_uuid, help="the subscription id")
     show.add_argument("--json", action="store_true", help="one subscription object")
     show.set_defaults(func=subscriptions_show)
+    swf = subs.add_parser("workflows", help="which workflows may run on the subscription now, and why not")
+    swf.add_argument("id", type=_uuid, help="the subscription id")
+    swf.add_argument("--json", action="store_true", help="per target, each workflow with its reason if refused")
+    swf.set_defaults(func=subscriptions_workflows)
     sync = subs.add_parser("set-in-sync", help="operator recovery: mark a subscription in sync again")
     sync.add_argument("id", type=_uuid, help="the subscription id")
     sync.set_defaults(func=subscriptions_set_in_sync)
-    wf = groups.add_parser("workflows", help="the workflows (DAG ids) this package declares, one a line")
-    wf.add_argument("--chain", action="store_true", help="with each one's target and chain of tasks")
+    wf = groups.add_parser("workflows", help="the workflows and schedules (DAG ids) this package declares, one a "
+                           "line")
+    wf.add_argument("--chain", action="store_true", help="with each one's target and chain of tasks (or schedule)")
     wf.set_defaults(func=workflows_list)
+    oss = groups.add_parser("ossbss", help="the fake OSS/BSS (for tests and demos)").add_subparsers(
+        dest="command", required=True)
+    ol = oss.add_parser("list", help="the groups it holds")
+    ol.add_argument("--json", action="store_true", help="an array of groups")
+    ol.set_defaults(func=ossbss_list)
+    od = oss.add_parser("drift", help="change a group behind the store's back (validate_user_group then fails)")
+    od.add_argument("id", type=_uuid, help="the subscription whose group drifts")
+    how = od.add_mutually_exclusive_group(required=True)
+    how.add_argument("--rename", metavar="NAME", help="give the group another name")
+    how.add_argument("--remove", action="store_true", help="remove the group")
+    od.set_defaults(func=ossbss_drift)
     procs = groups.add_parser("processes", help="the process trail").add_subparsers(dest="command", required=True)
     pl = procs.add_parser("list", help="all processes")
     pl.add_argument("--status", choices=[s.value for s in ProcessStatus], help="only processes in this status")

@@ -1,18 +1,23 @@
-"""The OSS/BSS client interface and its fake, which keeps the groups it provisioned in a table of its own."""
+"""The OSS/BSS client interface and its fake, which keeps its groups (and a log of their changes) in tables of its
+own."""
 
 import os
 import time
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Protocol
 from uuid import UUID
 
-from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, Uuid, delete, select, update
+from sqlalchemy import Column, DateTime, Engine, Integer, MetaData, String, Table, Uuid, delete, insert, select, update
 from sqlalchemy.engine import URL
 
 from usergroup.store.engine import create_store_engine
 from usergroup.store.sql import insert_ignore
 
+# The OSS/BSS may be away for minutes: its steps retry with exponential backoff (10 s, 20 s, ... at most 5 min apart).
+OSSBSS_RETRIES = {"retries": 6, "retry_delay": timedelta(seconds=10), "retry_exponential_backoff": 2.0,
+                  "max_retry_delay": timedelta(minutes=5), "execution_timeout": timedelta(minutes=10)}
 FAIL_ENV = "USERGROUP_FAKE_OSS_FAIL"
 DELAY_ENV = "USERGROUP_FAKE_OSS_DELAY"  # seconds it takes to answer, after provisioning: a slow OSS/BSS
 
@@ -25,18 +30,38 @@ fake_ossbss_groups = Table(
     Column("group_name", String(255), nullable=False),
     Column("calls", Integer, nullable=False),
 )
+# Every change the fake made: what a real OSS/BSS's audit log would show (a retried rename logs nothing twice).
+fake_ossbss_changes = Table(
+    "fake_ossbss_changes",
+    fake_metadata,
+    Column("change_id", Integer, primary_key=True, autoincrement=True),
+    Column("subscription_id", Uuid, nullable=False),
+    Column("action", String(20), nullable=False),  # provision, rename, remove, drift
+    Column("group_name", String(255)),
+    Column("at", DateTime(timezone=True), nullable=False),
+)
 
 
 class OssBssError(RuntimeError):
-    pass
+    """The OSS/BSS did not answer: another try may."""
+
+
+class GroupNotFoundError(OssBssError, ValueError):
+    """The OSS/BSS holds no group for the subscription: no retry cures that."""
 
 
 class OssBssClient(Protocol):
     def provision_user_group(self, subscription_id: UUID, group_name: str) -> int:
         """Create (or find) the group for this subscription; return its id. Must be idempotent."""
 
+    def rename_user_group(self, subscription_id: UUID, group_name: str) -> bool:
+        """Give the subscription's group this name; False if it had it already. Idempotent."""
+
     def deprovision_user_group(self, subscription_id: UUID) -> bool:
         """Remove whatever group the OSS/BSS holds for this subscription; False if it held none. Idempotent."""
+
+    def read_user_group(self, subscription_id: UUID) -> dict | None:
+        """The group the OSS/BSS holds for this subscription ({group_id, group_name}), or None."""
 
 
 class FakeOssBss:
@@ -60,28 +85,90 @@ class FakeOssBss:
         return engine
 
     def provision_user_group(self, subscription_id: UUID, group_name: str) -> int:
-        if os.environ.get(FAIL_ENV, "") not in ("", "0"):
-            raise OssBssError(f"fake OSS/BSS unavailable ({FAIL_ENV} is set): group {group_name!r} not provisioned")
+        self._answer_or_fail(f"group {group_name!r} not provisioned")
         subscription_id = UUID(str(subscription_id))
         with self.engine.begin() as conn:
-            insert_ignore(conn, fake_ossbss_groups,
-                           {"subscription_id": subscription_id, "group_name": group_name, "calls": 0})
+            if insert_ignore(conn, fake_ossbss_groups,
+                             {"subscription_id": subscription_id, "group_name": group_name, "calls": 0}):
+                self._log(conn, subscription_id, "provision", group_name)
             conn.execute(update(fake_ossbss_groups).where(fake_ossbss_groups.c.subscription_id == subscription_id)
                          .values(calls=fake_ossbss_groups.c.calls + 1))
-            group_id = conn.execute(select(fake_ossbss_groups.c.group_id)
-                                    .where(fake_ossbss_groups.c.subscription_id == subscription_id)).scalar_one()
+            group_id = self._read(conn, subscription_id)["group_id"]
         time.sleep(float(os.environ.get(DELAY_ENV) or 0))
         return group_id
 
+    def rename_user_group(self, subscription_id: UUID, group_name: str) -> bool:
+        self._answer_or_fail(f"group of {subscription_id} not renamed to {group_name!r}")
+        subscription_id = UUID(str(subscription_id))
+        with self.engine.begin() as conn:
+            group = self._read(conn, subscription_id, lock=True)
+            if group is None:
+                raise GroupNotFoundError(f"the OSS/BSS holds no group for subscription {subscription_id}: "
+                                         f"nothing to rename to {group_name!r}")
+            if group["group_name"] == group_name:
+                return False
+            conn.execute(update(fake_ossbss_groups).where(fake_ossbss_groups.c.subscription_id == subscription_id)
+                         .values(group_name=group_name))
+            self._log(conn, subscription_id, "rename", group_name)
+        return True
+
     def deprovision_user_group(self, subscription_id: UUID) -> bool:
-        if os.environ.get(FAIL_ENV, "") not in ("", "0"):
-            raise OssBssError(f"fake OSS/BSS unavailable ({FAIL_ENV} is set): group of {subscription_id} not removed")
+        self._answer_or_fail(f"group of {subscription_id} not removed")
+        subscription_id = UUID(str(subscription_id))
         with self.engine.begin() as conn:
             removed = conn.execute(delete(fake_ossbss_groups)
-                                   .where(fake_ossbss_groups.c.subscription_id == UUID(str(subscription_id))))
-        return removed.rowcount == 1
+                                   .where(fake_ossbss_groups.c.subscription_id == subscription_id)).rowcount == 1
+            if removed:
+                self._log(conn, subscription_id, "remove", None)
+        return removed
+
+    def read_user_group(self, subscription_id: UUID) -> dict | None:
+        self._answer_or_fail(f"group of {subscription_id} not read")
+        with self.engine.connect() as conn:
+            return self._read(conn, UUID(str(subscription_id)))
+
+    def drift(self, subscription_id: UUID, *, group_name: str | None = None, remove: bool = False) -> dict | None:
+        """Change a group behind the store's back (for tests and demos): rename it, or remove it. Returns the
+        group as it was; refuses a subscription it holds no group for."""
+        subscription_id = UUID(str(subscription_id))
+        if (group_name is None) == (not remove):
+            raise ValueError("drift: give a new group_name or remove=True, not both")
+        with self.engine.begin() as conn:
+            group = self._read(conn, subscription_id, lock=True)
+            if group is None:
+                raise GroupNotFoundError(f"the fake OSS/BSS holds no group for subscription {subscription_id}")
+            where = fake_ossbss_groups.c.subscription_id == subscription_id
+            conn.execute(delete(fake_ossbss_groups).where(where) if remove
+                         else update(fake_ossbss_groups).where(where).values(group_name=group_name))
+            self._log(conn, subscription_id, "drift", None if remove else group_name)
+        return group
 
     def groups(self) -> list[dict]:
-        """What it provisioned: one row per group, with how often it was asked for it."""
+        """What it holds: one row per group, with how often it was asked to provision it."""
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(select(fake_ossbss_groups))]
+
+    def changes(self, subscription_id: UUID | None = None) -> list[dict]:
+        """Its change log, oldest first (of one subscription, if given)."""
+        query = select(fake_ossbss_changes).order_by(fake_ossbss_changes.c.change_id)
+        if subscription_id is not None:
+            query = query.where(fake_ossbss_changes.c.subscription_id == UUID(str(subscription_id)))
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    @staticmethod
+    def _answer_or_fail(what: str) -> None:
+        if os.environ.get(FAIL_ENV, "") not in ("", "0"):
+            raise OssBssError(f"fake OSS/BSS unavailable ({FAIL_ENV} is set): {what}")
+
+    @staticmethod
+    def _read(conn, subscription_id: UUID, lock: bool = False) -> dict | None:
+        query = select(fake_ossbss_groups.c.group_id, fake_ossbss_groups.c.group_name).where(
+            fake_ossbss_groups.c.subscription_id == subscription_id)
+        row = conn.execute(query.with_for_update() if lock else query).first()
+        return dict(row._mapping) if row else None
+
+    @staticmethod
+    def _log(conn, subscription_id: UUID, action: str, group_name: str | None) -> None:
+        conn.execute(insert(fake_ossbss_changes).values(subscription_id=subscription_id, action=action,
+                                                        group_name=group_name, at=datetime.now(UTC)))

@@ -1,11 +1,12 @@
 """Render a workflow declaration as an Airflow DAG: one task per step, chained, its form as the params."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import DAG, Param, dag
 
 from usergroup.adapter import step_task
-from usergroup.workflow import Workflow
+from usergroup.bulk import select_task, workflow_task
+from usergroup.workflow import Schedule, Workflow
 
 # Every task touches the store: the pool bounds how many do at once, whatever Airflow's parallelism is.
 STORE_POOL = "usergroup_store"
@@ -15,6 +16,7 @@ TASK_DEFAULTS = {
     "execution_timeout": timedelta(minutes=5),
     "pool": STORE_POOL,
 }
+SCHEDULES_START = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def workflow_dag(workflow: Workflow) -> DAG:
@@ -25,5 +27,16 @@ def workflow_dag(workflow: Workflow) -> DAG:
         for index, (step, task_id) in enumerate(zip(workflow.steps, workflow.task_ids, strict=True)):
             task = step_task(step, workflow, task_id=task_id, first=index == 0)
             state = task() if index == 0 else task(state)
+
+    return render()
+
+
+def schedule_dag(schedule: Schedule) -> DAG:
+    """`select_subscriptions` >> the workflow, mapped over them; one run at a time."""
+
+    @dag(dag_id=schedule.name, schedule=schedule.schedule, start_date=SCHEDULES_START, catchup=False,
+         max_active_runs=1, doc_md=schedule.description, tags=list(schedule.tags), default_args=TASK_DEFAULTS)
+    def render():
+        workflow_task(schedule.workflow).expand(subscription_id=select_task(schedule)())
 
     return render()

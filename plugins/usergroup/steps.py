@@ -3,7 +3,36 @@
 from uuid import UUID
 
 from usergroup.domain import SubscriptionLifecycle, SubscriptionModel, Target
+from usergroup.domain.rules import refusal
+from usergroup.domain.subscription import PRODUCTS
 from usergroup.step import State, Step, step
+from usergroup.store.repository import OutOfSyncError, RefusedError, StoreError
+
+
+def check_subscription(workflow_target: Target) -> Step:
+    """The first task's check of a workflow on an existing subscription: it exists, is of the workflow's
+    product, the rules let a workflow of this target start on it now (`domain.rules.refusal`), and `version`,
+    if given, is its current one. From then on the customer and product are the subscription's own, and
+    `unsync` refuses the subscription if it changed since (`seen_version`)."""
+
+    @step("Check the subscription may run this workflow", name="check_subscription")
+    def _check(subscription_id: UUID, workflow_name: str, product_id: UUID, repository,
+               version: int | None = None) -> State:
+        product = repository.product_of(subscription_id)
+        if product is None:
+            raise StoreError(f"no subscription {subscription_id}")
+        if str(product.product_id) != str(product_id):
+            raise StoreError(f"subscription {subscription_id} is a {product.name}, not a "
+                             f"{PRODUCTS[UUID(str(product_id))].name}: {workflow_name} cannot run on it")
+        sub = repository.get_subscription(subscription_id)
+        if (refused := refusal(sub, workflow_target, **repository.refusal_context(sub))) is not None:
+            reason, message = refused
+            raise (OutOfSyncError if reason == "subscription.not_in_sync" else RefusedError)(message)
+        if version is not None and version != sub.version:
+            raise StoreError(f"stale data: given version {version} does not match the current version {sub.version}")
+        return {"customer_id": str(sub.customer_id), "seen_version": sub.version}
+
+    return _check
 
 
 def store_process_subscription(workflow_target: Target) -> Step:
@@ -24,12 +53,13 @@ def set_status(status: SubscriptionLifecycle) -> Step:
 
 
 @step("Unsync subscription")
-def unsync(subscription_id: UUID, process_id: UUID, workflow_target: str, repository) -> State:
-    """Take the in-sync lock for this workflow; fails at once if another process holds it, or if the
-    subscription is no longer in a lifecycle state the workflow may act on. A terminate also takes a
-    subscription whose create failed or was aborted (to clean it up)."""
+def unsync(subscription_id: UUID, process_id: UUID, workflow_target: str, repository,
+           seen_version: int | None = None) -> State:
+    """Take the in-sync lock for this workflow; fails at once if another process holds it, changed it since the
+    first task checked it, or it is no longer in a lifecycle state the workflow may act on. A terminate also
+    takes a subscription whose create failed or was aborted (to clean it up)."""
     return {"subscription": repository.unsync(UUID(str(subscription_id)), UUID(str(process_id)),
-                                              Target(workflow_target))}
+                                              Target(workflow_target), seen_version)}
 
 
 @step("Set subscription in sync")

@@ -5,21 +5,26 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from usergroup.domain import SubscriptionLifecycle, Target
+from usergroup.domain import USER_GROUP_PRODUCT, Product, SubscriptionLifecycle, Target
 from usergroup.step import Step
-from usergroup.steps import done, resync, set_status, store_process_subscription, unsync
+from usergroup.steps import check_subscription, done, resync, set_status, store_process_subscription, unsync
 
 
 @dataclass(frozen=True)
 class Workflow:
     name: str  # the DAG id
-    description: str  # the DAG's doc_md
+    description: str  # the DAG's doc_md; its first line is the workflow's title
     target: Target
     form: type[BaseModel]  # validates the input at the first task
     params: dict[str, dict[str, Any]]  # the JSON schema of each form field: Airflow's trigger form
     steps: tuple[Step, ...]
     tags: tuple[str, ...] = ()
-    check: Step | None = None  # the input's checks against the store, run by the first task before its step
+    checks: tuple[Step, ...] = ()  # the input's checks against the store, run by the first task before its step
+    product: Product = USER_GROUP_PRODUCT
+
+    @property
+    def title(self) -> str:
+        return self.description.strip().splitlines()[0].lstrip("# ")
 
     @property
     def task_ids(self) -> list[str]:
@@ -33,19 +38,54 @@ class Workflow:
         return ids
 
 
+@dataclass(frozen=True)
+class Schedule:
+    """A workflow run on a schedule for every subscription `select` picks (orchestrator-core's scheduler tasks):
+    one process per subscription, each a mapped instance of one task."""
+
+    name: str  # the DAG id
+    description: str
+    workflow: Workflow
+    schedule: str  # a cron expression or preset ("@daily")
+    tags: tuple[str, ...] = ()
+
+
+def _declare(target: Target, name: str, description: str, form: type[BaseModel], params: dict[str, dict[str, Any]],
+             steps: tuple[Step, ...], checks: tuple[Step, ...] = ()) -> Workflow:
+    return Workflow(name=name, description=description, target=target, form=form, params=params, steps=steps,
+                    tags=("usergroup", "orchestrator", str(target).lower()), checks=checks)
+
+
 def create_workflow(name: str, description: str, form: type[BaseModel], params: dict[str, dict[str, Any]],
                     steps: list[Step], status: SubscriptionLifecycle = SubscriptionLifecycle.ACTIVE) -> Workflow:
     """orchestrator-core's `create_workflow`: the workflow's own steps, then `set_status(status) >> resync >>
     done`."""
-    return Workflow(name=name, description=description, target=Target.CREATE, form=form, params=params,
-                    steps=(*steps, set_status(status), resync, done), tags=("usergroup", "orchestrator", "create"))
+    return _declare(Target.CREATE, name, description, form, params, (*steps, set_status(status), resync, done))
+
+
+def modify_workflow(name: str, description: str, form: type[BaseModel], params: dict[str, dict[str, Any]],
+                    steps: list[Step], checks: tuple[Step, ...] = ()) -> Workflow:
+    """orchestrator-core's `modify_workflow`: `store_process_subscription(MODIFY) >> unsync`, the workflow's own
+    steps, then `resync >> done`. The first task checks the subscription may be modified, then `checks`."""
+    return _declare(Target.MODIFY, name, description, form, params,
+                    (store_process_subscription(Target.MODIFY), unsync, *steps, resync, done),
+                    (check_subscription(Target.MODIFY), *checks))
 
 
 def terminate_workflow(name: str, description: str, form: type[BaseModel], params: dict[str, dict[str, Any]],
-                       steps: list[Step], check: Step) -> Workflow:
+                       steps: list[Step]) -> Workflow:
     """orchestrator-core's `terminate_workflow`: `store_process_subscription(TERMINATE) >> unsync`, the
     workflow's own steps, then `set_status(TERMINATED) >> resync >> done`."""
-    return Workflow(name=name, description=description, target=Target.TERMINATE, form=form, params=params,
-                    steps=(store_process_subscription(Target.TERMINATE), unsync, *steps,
-                           set_status(SubscriptionLifecycle.TERMINATED), resync, done),
-                    tags=("usergroup", "orchestrator", "terminate"), check=check)
+    return _declare(Target.TERMINATE, name, description, form, params,
+                    (store_process_subscription(Target.TERMINATE), unsync, *steps,
+                     set_status(SubscriptionLifecycle.TERMINATED), resync, done),
+                    (check_subscription(Target.TERMINATE),))
+
+
+def validate_workflow(name: str, description: str, form: type[BaseModel], params: dict[str, dict[str, Any]],
+                      steps: list[Step]) -> Workflow:
+    """orchestrator-core's `validate_workflow`: `store_process_subscription(VALIDATE) >> unsync`, the checks,
+    then `resync >> done`. A check that fails leaves the subscription out of sync until an operator acts."""
+    return _declare(Target.VALIDATE, name, description, form, params,
+                    (store_process_subscription(Target.VALIDATE), unsync, *steps, resync, done),
+                    (check_subscription(Target.VALIDATE),))

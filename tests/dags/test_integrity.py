@@ -9,10 +9,12 @@ import pytest
 from airflow.dag_processing.dagbag import DagBag
 
 from helpers import ROOT
+from usergroup.bulk import SELECT_TASK
 from usergroup.render import STORE_POOL
-from usergroup.workflows import all_workflows
+from usergroup.workflows import all_workflows, declared
 
 WORKFLOWS = all_workflows()
+SCHEDULES = {name: s for name, s in declared().items() if name not in WORKFLOWS}
 
 
 @pytest.fixture(scope="module")
@@ -22,8 +24,24 @@ def bag():
     return bag
 
 
-def test_every_dag_is_a_declared_workflow_and_every_workflow_has_a_dag(bag):
-    assert set(bag.dags) == set(WORKFLOWS) and "create_user_group" in WORKFLOWS
+def test_every_dag_is_declared_and_every_declaration_has_a_dag(bag):
+    assert set(bag.dags) == set(declared())
+    assert {"create_user_group", "modify_user_group", "terminate_user_group", "validate_user_group"} <= set(WORKFLOWS)
+    assert set(SCHEDULES) == {"validate_user_groups"}
+
+
+@pytest.mark.parametrize("name", sorted(SCHEDULES))
+def test_a_schedule_selects_then_maps_its_workflow_over_the_selection(bag, name):
+    dag, schedule = bag.dags[name], SCHEDULES[name]
+    assert [t.task_id for t in dag.topological_sort()] == [SELECT_TASK, schedule.workflow.name]
+    mapped = dag.get_task(schedule.workflow.name)
+    assert type(mapped).__name__.endswith("MappedOperator") and mapped.upstream_task_ids == {SELECT_TASK}
+    assert dag.schedule == schedule.schedule == "@daily" and type(dag.timetable).__name__ == "CronTriggerTimetable"
+    assert dag.catchup is False and dag.max_active_runs == 1
+    assert {"usergroup", "orchestrator"} <= set(dag.tags) and dag.doc_md == schedule.description
+    for t in dag.tasks:
+        assert t.pool == STORE_POOL and t.retries >= 1
+        assert timedelta(0) < t.execution_timeout <= timedelta(minutes=30)
 
 
 @pytest.mark.parametrize("name", sorted(WORKFLOWS))

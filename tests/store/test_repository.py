@@ -5,6 +5,7 @@ from uuid import uuid4
 
 import pytest
 from sqlalchemy import inspect, text
+from sqlalchemy.exc import IntegrityError
 
 from usergroup.domain import USER_GROUP_PRODUCT, ProcessStatus, UserGroupInactive
 from usergroup.store import tables
@@ -18,7 +19,7 @@ from usergroup.store.repository import (
 )
 
 CUSTOMER = uuid4()
-HEAD = "0003"
+HEAD = "0004"
 
 
 def initial(name: str | None = None, customer=CUSTOMER) -> UserGroupInactive:
@@ -67,6 +68,26 @@ def test_0002_keys_existing_step_rows_on_their_task(store_target):
     with engine.connect() as conn:
         (row,) = conn.execute(tables.process_steps.select()).mappings()
     assert (row["name"], row["task_id"], row["map_index"]) == ("resync", "resync", -1)
+    engine.dispose()
+
+
+def test_0004_keys_processes_on_their_mapped_task_instance(store_target):
+    """A store at 0003 with a process: after the upgrade it is the run's one process (map index -1), and one run
+    may hold a process per mapped task instance, never two for one instance."""
+    engine = store_target.engine()
+    upgrade(engine, "0003")
+    t = datetime.now(UTC)
+    row = {"workflow_name": "w", "workflow_target": "VALIDATE", "status": "completed", "dag_id": "d", "run_id": "r",
+           "input_state": {}, "started_at": t, "last_modified_at": t}
+    with engine.begin() as conn:
+        conn.execute(tables.processes.insert().values(process_id=uuid4(), **row))
+    assert upgrade(engine) == HEAD
+    with engine.begin() as conn:
+        assert [r.map_index for r in conn.execute(tables.processes.select())] == [-1]
+        conn.execute(tables.processes.insert().values(process_id=uuid4(), map_index=0, **row))
+        conn.execute(tables.processes.insert().values(process_id=uuid4(), map_index=1, **row))
+    with pytest.raises(IntegrityError), engine.begin() as conn:
+        conn.execute(tables.processes.insert().values(process_id=uuid4(), map_index=1, **row))
     engine.dispose()
 
 

@@ -7,43 +7,17 @@ from uuid import UUID, uuid4
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
-from helpers import oss_for
-from usergroup.adapter import process_id_for, run_step
+from helpers import CUSTOMER, counts, create, oss_for, run_on
+from usergroup.adapter import run_step
 from usergroup.provisioning import OssBssError
 from usergroup.store import tables
 from usergroup.store.repository import StoreError
 from usergroup.workflows.create_user_group import create_user_group
 from usergroup.workflows.terminate_user_group import terminate_user_group
 
-CUSTOMER = "8f4b1a52-2c7e-4d1c-9a3e-0b6f5d2e7c10"
-
-
-def run_tasks(store, workflow, state, upto: int | None = None, run_id: str = "r", **kw) -> dict:
-    """The first `upto` tasks of `workflow` (all by default), as its DAG runs them."""
-    pairs = list(zip(workflow.steps, workflow.task_ids, strict=True))[:upto]
-    for i, (s, task_id) in enumerate(pairs):
-        start = {"workflow_name": workflow.name, "workflow_target": str(workflow.target), "dag_id": workflow.name,
-                 "run_id": run_id, "created_by": "test"} if i == 0 else None
-        state = run_step(s, state, store=store, oss=oss_for(store), try_number=1, task_id=task_id, start=start,
-                         check=workflow.check if i == 0 else None, **kw)
-    return state
-
-
-def create(store, name: str, upto: int | None = None) -> dict:
-    run_id = f"create-{uuid4()}"
-    state = {"process_id": str(process_id_for("create_user_group", run_id)), "workflow_name": "create_user_group",
-             "workflow_target": "CREATE", "product_id": "6b3c3a1e-5d0f-4e43-9a2f-2f1e0a8b7c01",
-             "customer_id": CUSTOMER, "group_name": name}
-    return run_tasks(store, create_user_group, state, upto, run_id=run_id)
-
 
 def terminate(store, subscription_id: str, version: int | None = None, run_id: str | None = None) -> dict:
-    run_id = run_id or f"terminate-{uuid4()}"
-    state = {"process_id": str(process_id_for("terminate_user_group", run_id)),
-             "workflow_name": "terminate_user_group", "workflow_target": "TERMINATE",
-             "product_id": "6b3c3a1e-5d0f-4e43-9a2f-2f1e0a8b7c01", "customer_id": str(uuid4()),
-             "subscription_id": subscription_id, "version": version}
-    return run_tasks(store, terminate_user_group, state, run_id=run_id)
+    return run_on(store, terminate_user_group, subscription_id, run_id=run_id, version=version)
 
 
 def test_an_active_group_is_deprovisioned_terminated_and_its_name_freed(store):
@@ -115,11 +89,6 @@ def terminate_at_once(store, subscription_id: str, n: int) -> tuple[list[dict], 
     for t in threads:
         t.join(60)
     return won, lost
-
-
-def counts(store) -> dict[str, int]:
-    with store.transaction() as repo:
-        return {t.name: repo.count(t) for t in tables.metadata.sorted_tables}
 
 
 def test_refusals_write_nothing(store):

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from usergroup.domain import ProcessStatus, SubscriptionLifecycle, SubscriptionModel, Target, UserGroupInactive
 from usergroup.domain.names import name_key
 from usergroup.domain.product import Product
-from usergroup.domain.rules import WORKFLOW_LIFECYCLES
+from usergroup.domain.rules import WORKFLOW_LIFECYCLES, out_of_sync
 from usergroup.store.sql import insert_ignore, upsert
 from usergroup.store.tables import (
     process_steps,
@@ -97,6 +97,13 @@ class Repository:
         ).first()
         return self._to_model(row) if row else None
 
+    def product_of(self, subscription_id: UUID | str) -> Product | None:
+        """The product of a subscription (without loading its product blocks), or None if there is none."""
+        row = self.conn.execute(
+            select(products).join(subscriptions, subscriptions.c.product_id == products.c.product_id)
+            .where(subscriptions.c.subscription_id == UUID(str(subscription_id)))).first()
+        return Product.model_validate(row._mapping, from_attributes=False) if row else None
+
     def list_subscriptions(self) -> list[SubscriptionModel]:
         rows = self.conn.execute(self._subscription_query().order_by(subscriptions.c.start_date,
                                                                      subscriptions.c.subscription_id))
@@ -110,15 +117,17 @@ class Repository:
         )).first()
         return self._to_model(row) if row else None
 
-    def claim_group_name(self, customer_id: UUID | str, group_name: str, process_id: UUID | str) -> None:
-        """Refuse `group_name` if a non-terminated subscription of the customer holds it, or another unfinished
-        process is creating a group of that name. Creates of one customer are serialized (a transaction lock
-        on PostgreSQL; SQLite's BEGIN IMMEDIATE serializes all writers), so of two concurrent runs with one
-        name exactly one passes; the process row committed with this step is the claim others then see."""
+    def claim_group_name(self, customer_id: UUID | str, group_name: str, process_id: UUID | str,
+                         subscription_id: UUID | str | None = None) -> None:
+        """Refuse `group_name` if another non-terminated subscription of the customer holds it (a rename of
+        `subscription_id` may change the case of its own name), or another unfinished process (a create or a
+        modify) asks for that name. Claims of one customer are serialized (a transaction lock on PostgreSQL;
+        SQLite's BEGIN IMMEDIATE serializes all writers), so of two concurrent runs with one name exactly one
+        passes; the process row committed with this step is the claim others then see."""
         if self.conn.dialect.name == "postgresql":
             self.conn.execute(select(func.pg_advisory_xact_lock(func.hashtext(f"usergroup.names.{customer_id}"))))
         holder = self.find_by_group_name(customer_id, group_name)
-        if holder is not None:
+        if holder is not None and str(holder.subscription_id) != str(subscription_id):
             raise DuplicateGroupNameError(duplicate_message(group_name, holder))
         key, me = name_key(group_name), UUID(str(process_id))
         in_flight = self.conn.execute(select(processes).where(processes.c.status.in_(UNFINISHED)))
@@ -127,6 +136,15 @@ class Repository:
             if (p["process_id"] != me and given.get("customer_id") == str(customer_id)
                     and isinstance(given.get("group_name"), str) and name_key(given["group_name"]) == key):
                 raise DuplicateGroupNameError(f"group_name {group_name!r} is being claimed by process {_describe(p)}")
+
+    def active_in_sync(self, product_name: str) -> list[UUID]:
+        """The ids of the product's active subscriptions that are in sync (what a nightly validation checks)."""
+        rows = self.conn.execute(
+            select(subscriptions.c.subscription_id).join(products, products.c.product_id == subscriptions.c.product_id)
+            .where(products.c.name == product_name, subscriptions.c.status == str(SubscriptionLifecycle.ACTIVE),
+                   subscriptions.c.insync.is_(True))
+            .order_by(subscriptions.c.start_date, subscriptions.c.subscription_id))
+        return [r.subscription_id for r in rows]
 
     def save_subscription(self, sub: SubscriptionModel) -> SubscriptionModel:
         """Insert (version 0) or update (optimistic lock on `version`); return it with its new version."""
@@ -158,20 +176,23 @@ class Repository:
         self._save_block(sub)
         return sub.model_copy(update={"version": version})
 
-    def unsync(self, subscription_id: UUID, process_id: UUID, target: Target) -> SubscriptionModel:
-        """Take the in-sync lock for a workflow of `target`: one conditional UPDATE (in sync, and in a lifecycle
-        state the target may start from), so of any number of concurrent callers exactly one wins, and a
-        workflow never acts on a subscription another one has just changed (e.g. terminated). A loser learns
-        which process holds the subscription.
+    def unsync(self, subscription_id: UUID, process_id: UUID, target: Target,
+               seen_version: int | None = None) -> SubscriptionModel:
+        """Take the in-sync lock for a workflow of `target`: one conditional UPDATE (in sync, in a lifecycle state
+        the target may start from and, if given, still at the version the process's first task checked), so of
+        any number of concurrent callers exactly one wins, and a workflow never acts on a subscription another
+        one has changed since it looked (e.g. terminated, renamed). A loser learns which process holds it or
+        changed it.
 
         A terminate also takes a subscription left `initial` or `provisioning` by a create that failed or was
         aborted (out of sync, held by that dead create): the create is aborted, so clearing it runs nothing;
         of concurrent takers the first one wins."""
         allowed = [str(s) for s in WORKFLOW_LIFECYCLES[target]]
+        unchanged = [] if seen_version is None else [subscriptions.c.version == seen_version]
         taken = self.conn.execute(
             update(subscriptions)
             .where(subscriptions.c.subscription_id == subscription_id, subscriptions.c.insync.is_(True),
-                   subscriptions.c.status.in_(allowed))
+                   subscriptions.c.status.in_(allowed), *unchanged)
             .values(insync=False, version=subscriptions.c.version + 1)
         ).rowcount
         if taken:
@@ -187,8 +208,14 @@ class Repository:
         elif sub.insync and sub.status not in allowed:
             raise RefusedError(f"subscription {subscription_id} is {sub.status}: a {target} workflow needs it "
                                f"{' or '.join(allowed)}")
-        raise OutOfSyncError(f"subscription {subscription_id} is out of sync" + self.held_by(
-            subscription_id, exclude=process_id))
+        elif sub.insync:
+            others = [p for p in self.processes_of(subscription_id) if p["process_id"] != process_id]
+            changer = ([p for p in others if self.completed_step(p["process_id"], "unsync")] or others)[-1:]
+            raise RefusedError(f"subscription {subscription_id} changed since this process checked it (version "
+                               f"{seen_version} then, {sub.version} now), last by process "
+                               f"{', '.join(map(_describe, changer)) or 'unknown'}: trigger again to act on it as "
+                               "it is now")
+        raise OutOfSyncError(out_of_sync(subscription_id, self.holders(subscription_id, exclude=process_id)))
 
     def failed_create(self, sub: SubscriptionModel, exclude: UUID | None = None) -> dict[str, Any] | None:
         """The create that left `sub` initial or provisioning and then failed or was aborted, if that is what
@@ -234,12 +261,16 @@ class Repository:
         return [p for p in self.processes_of(subscription_id)
                 if p["status"] in UNFINISHED and p["process_id"] != exclude]
 
-    def held_by(self, subscription_id: UUID, exclude: UUID | None) -> str:
+    def holders(self, subscription_id: UUID, exclude: UUID | None = None) -> list[str]:
+        """The unfinished processes holding the subscription (those past their `unsync`, else any), described."""
         holders = self.unfinished_processes(subscription_id, exclude=exclude)
         holders = [p for p in holders if self.completed_step(p["process_id"], "unsync")] or holders
-        if not holders:
-            return " (no unfinished process holds it: an operator can set it in sync)"
-        return "; held by " + ", ".join(f"process {_describe(p)}" for p in holders)
+        return [_describe(p) for p in holders]
+
+    def refusal_context(self, sub: SubscriptionModel) -> dict[str, Any]:
+        """What the workflow rules (`domain.rules.refusal`) need to know of `sub` beyond the subscription itself."""
+        return {"holders": self.holders(sub.subscription_id) if not sub.insync else [],
+                "failed_create": self.failed_create(sub) is not None, "in_use_by": []}
 
     def _save_block(self, sub: SubscriptionModel) -> None:
         block = sub.user_group
@@ -257,12 +288,12 @@ class Repository:
     # -- processes -------------------------------------------------------------------------------
 
     def start_process(self, process_id: UUID, *, workflow_name: str, workflow_target: str, dag_id: str,
-                      run_id: str, created_by: str | None, input_state: dict[str, Any]) -> None:
+                      run_id: str, created_by: str | None, input_state: dict[str, Any], map_index: int = -1) -> None:
         """Create the process row, `created` (idempotent: a second call leaves the first row as it is)."""
         t = now()
         insert_ignore(self.conn, processes, {
             "process_id": process_id, "workflow_name": workflow_name, "workflow_target": workflow_target,
-            "status": str(ProcessStatus.CREATED), "dag_id": dag_id, "run_id": run_id,
+            "status": str(ProcessStatus.CREATED), "dag_id": dag_id, "run_id": run_id, "map_index": map_index,
             "created_by": created_by, "input_state": input_state, "started_at": t, "last_modified_at": t,
         })
 

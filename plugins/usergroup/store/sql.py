@@ -13,8 +13,9 @@ def _insert(conn: Connection, table: Table):
     return insert(table)
 
 
-def insert_ignore(conn: Connection, table: Table, values: dict[str, Any]) -> None:
-    conn.execute(_insert(conn, table).values(**values).on_conflict_do_nothing())
+def insert_ignore(conn: Connection, table: Table, values: dict[str, Any]) -> bool:
+    """Insert the row unless it conflicts; True if it was inserted."""
+    return conn.execute(_insert(conn, table).values(**values).on_conflict_do_nothing()).rowcount == 1
 
 
 def upsert(conn: Connection, table: Table, values: dict[str, Any], keys: list[str]) -> None:

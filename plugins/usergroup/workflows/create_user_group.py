@@ -1,13 +1,13 @@
 """The create UserGroup workflow: its input form, its three own steps, declared once."""
 
-from datetime import timedelta
 from uuid import UUID, uuid5
 
 from pydantic import BaseModel, ConfigDict
 
 from usergroup.domain import SubscriptionLifecycle, Target, UserGroupInactive, UserGroupProvisioning
-from usergroup.domain.names import GROUP_NAME_MAX_LENGTH, GROUP_NAME_PATTERN, GROUP_NAME_RULES, GroupName
-from usergroup.provisioning import OssBssClient
+from usergroup.domain.names import GroupName
+from usergroup.forms import group_name_param
+from usergroup.provisioning import OSSBSS_RETRIES, OssBssClient
 from usergroup.step import State, step
 from usergroup.steps import store_process_subscription
 from usergroup.workflow import create_workflow
@@ -39,9 +39,7 @@ def initialize_subscription(subscription: UserGroupInactive, group_name: str) ->
     return {"subscription": subscription}
 
 
-# The OSS/BSS may be away for minutes: retry with exponential backoff (10 s, 20 s, ... at most 5 min apart).
-@step("Provision user group", retries=6, retry_delay=timedelta(seconds=10), retry_exponential_backoff=2.0,
-      max_retry_delay=timedelta(minutes=5), execution_timeout=timedelta(minutes=10))
+@step("Provision user group", **OSSBSS_RETRIES)
 def provision_user_group(subscription: UserGroupProvisioning, oss: OssBssClient) -> State:
     group_id = oss.provision_user_group(subscription.subscription_id, subscription.user_group.group_name)
     subscription.user_group.group_id = group_id
@@ -65,16 +63,7 @@ See the result with `usergroup subscriptions list` (or `show ID --json`); every 
 downstream tasks): it resumes from the state of the last successful step.
 """,
     form=CreateUserGroupForm,
-    params={
-        "group_name": {
-            "type": "string",
-            "title": "Group name",
-            "description": f"The name of the new user group: {GROUP_NAME_RULES}",
-            "minLength": 1,
-            "maxLength": GROUP_NAME_MAX_LENGTH,
-            "pattern": GROUP_NAME_PATTERN,
-        },
-    },
+    params={"group_name": group_name_param("Group name", "The name of the new user group")},
     steps=[create_subscription, store_process_subscription(Target.CREATE), initialize_subscription,
            provision_user_group],
 )

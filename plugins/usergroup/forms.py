@@ -1,0 +1,33 @@
+"""The input forms the workflows on an existing subscription share: pydantic for the first task, JSON schema
+for Airflow's trigger form."""
+
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from usergroup.domain.names import GROUP_NAME_MAX_LENGTH, GROUP_NAME_PATTERN, GROUP_NAME_RULES
+
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+
+
+class SubscriptionForm(BaseModel):
+    """Which subscription, and optionally the version the user saw (refused if it changed since)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    subscription_id: UUID
+    version: int | None = Field(default=None, ge=1)
+
+
+def subscription_params(product: str = "User Group") -> dict[str, dict]:
+    return {
+        "subscription_id": {"type": "string", "title": "Subscription", "pattern": UUID_PATTERN,
+                            "description": f"The id of the {product} subscription (a UUID)."},
+        "version": {"type": ["integer", "null"], "default": None, "minimum": 1, "title": "Version",
+                    "description": "Optional: the subscription's version as you saw it; refused if it changed."},
+    }
+
+
+def group_name_param(title: str, what: str) -> dict:
+    return {"type": "string", "title": title, "description": f"{what}: {GROUP_NAME_RULES}", "minLength": 1,
+            "maxLength": GROUP_NAME_MAX_LENGTH, "pattern": GROUP_NAME_PATTERN}

@@ -1,0 +1,20 @@
+"""A process per mapped task instance: a run that validates every group holds one process per subscription,
+so a process is keyed on (dag_id, run_id, map_index); -1 for a run that is one process.
+
+Revision ID: 0004
+Revises: 0003
+"""
+
+import sqlalchemy as sa
+from alembic import context, op
+
+revision = "0004"
+down_revision = "0003"
+
+
+def upgrade() -> None:
+    schema = context.config.attributes["db_schema"]
+    with op.batch_alter_table("processes", schema=schema) as batch:
+        batch.add_column(sa.Column("map_index", sa.Integer, nullable=False, server_default="-1"))
+        batch.drop_constraint("uq_processes_dag_run", type_="unique")
+        batch.create_unique_constraint("uq_processes_dag_run_map", ["dag_id", "run_id", "map_index"])

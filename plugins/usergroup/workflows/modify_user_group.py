@@ -1,0 +1,56 @@
+"""The modify UserGroup workflow (rename the group): its input form, its check and its own step, declared once."""
+
+from uuid import UUID
+
+from usergroup.domain import UserGroup
+from usergroup.domain.names import GroupName
+from usergroup.forms import SubscriptionForm, group_name_param, subscription_params
+from usergroup.provisioning import OSSBSS_RETRIES, OssBssClient
+from usergroup.step import State, step
+from usergroup.workflow import modify_workflow
+
+
+class ModifyUserGroupForm(SubscriptionForm):
+    group_name: GroupName
+
+
+@step("Check the new name is free")
+def check_group_name(subscription_id: UUID, customer_id: UUID, group_name: str, process_id: UUID,
+                     repository) -> State:
+    """Refused at the first task if another group of the customer has the name, or another unfinished process
+    asks for it; from this task's commit on, this process is the claim others see."""
+    repository.claim_group_name(customer_id, group_name, process_id, subscription_id)
+    return {}
+
+
+@step("Modify user group subscription", **OSSBSS_RETRIES)
+def modify_user_group_subscription(subscription: UserGroup, customer_id: UUID, group_name: str, process_id: UUID,
+                                   repository, oss: OssBssClient) -> State:
+    """Rename the group in the OSS/BSS (a retry renames nothing twice), then in the subscription. The name is
+    claimed again under the customer's lock, so nothing took it since the first task."""
+    repository.claim_group_name(customer_id, group_name, process_id, subscription.subscription_id)
+    previous = subscription.user_group.group_name
+    oss.rename_user_group(subscription.subscription_id, group_name)
+    subscription.user_group.group_name = group_name
+    subscription.description = f"User Group {group_name}"
+    return {"subscription": subscription, "previous_group_name": previous}
+
+
+modify_user_group = modify_workflow(
+    "modify_user_group",
+    description="""
+### Rename a User Group
+
+Runs orchestrator-core's modify workflow for the **User Group** product, one task per step:
+`store_process_subscription` (MODIFY) → `unsync` → `modify_user_group_subscription` → `resync` → `done`.
+
+Trigger it with a `subscription_id` (an **active** User Group in sync) and the new `group_name` (the rules of
+create; a change of case of its own name is fine, a name another group of the customer has is refused).
+The OSS/BSS renames the group; the subscription's name and description follow. Give `version` to be sure
+nobody changed the subscription since you looked at it.
+""",
+    form=ModifyUserGroupForm,
+    params={**subscription_params(), "group_name": group_name_param("New group name", "The group's new name")},
+    steps=[modify_user_group_subscription],
+    checks=(check_group_name,),
+)
