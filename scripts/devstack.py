@@ -334,7 +334,10 @@ def main() -> int:
     except Exception:
         stack.down()
         raise
-    print(f"Airflow is up at {stack.base} in {time.monotonic() - started:.0f} s, create_user_group ready to trigger\n"
+    scheduled = [name for name in stack.unpaused() if name not in all_workflows()]
+    print(f"Airflow is up at {stack.base} in {time.monotonic() - started:.0f} s\n"
+          f"  ready to trigger: {', '.join(all_workflows())}\n"
+          f"  scheduled:        {', '.join(scheduled)}\n"
           f"  login: admin / {stack.password}\n"
           f"  logs:  {home / 'logs' / 'stack'}\n  stop:  make down")
     return 0

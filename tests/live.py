@@ -11,15 +11,15 @@ from devstack import DAG_ID, PostgresStack
 
 
 class LiveAirflow(PostgresStack):
-    def task_states(self, run_id: str) -> dict[str, str]:
-        tis = self.api("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances").json()
+    def task_states(self, run_id: str, dag_id: str = DAG_ID) -> dict[str, str]:
+        tis = self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances").json()
         return {ti["task_id"]: ti["state"] for ti in tis["task_instances"]}
 
-    def dag_run_count(self) -> int:
-        return self.api("GET", f"/dags/{DAG_ID}/dagRuns", params={"limit": 1}).json()["total_entries"]
+    def dag_run_count(self, dag_id: str = DAG_ID) -> int:
+        return self.api("GET", f"/dags/{dag_id}/dagRuns", params={"limit": 1}).json()["total_entries"]
 
-    def clear_failed(self, run_id: str, task_ids: list[str]):
-        return self.api("POST", f"/dags/{DAG_ID}/clearTaskInstances", json={
+    def clear_failed(self, run_id: str, task_ids: list[str], dag_id: str = DAG_ID):
+        return self.api("POST", f"/dags/{dag_id}/clearTaskInstances", json={
             "dag_run_id": run_id, "task_ids": task_ids, "dry_run": False, "only_failed": True,
             "reset_dag_runs": True, "include_downstream": True})
 

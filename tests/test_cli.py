@@ -129,3 +129,60 @@ def test_abort_when_airflow_is_out_of_reach_still_aborts_and_says_so(one_subscri
     assert "could not be marked failed" in code.stderr and "mark it failed in Airflow" in code.stderr
     with store.transaction() as repo:
         assert repo.get_process(process["process_id"])["status"] == "aborted"
+
+
+def test_subscription_workflows_says_what_may_run_and_why_not(store, capsys):
+    from helpers import create, run_on
+    from usergroup.workflows.modify_user_group import modify_user_group
+
+    sid = create(store, "Rules Lab")["subscription_id"]
+    assert main(["subscriptions", "workflows", sid, "--json"]) == 0
+    view = json.loads(capsys.readouterr().out)
+    assert [w["name"] for w in view["modify"]] == ["modify_user_group"] and "reason" not in view
+    assert all("reason" not in w for t in ("modify", "terminate", "validate") for w in view[t])
+    held = run_on(store, modify_user_group, sid, upto=2, group_name="Other")  # past unsync: it holds it
+    assert main(["subscriptions", "workflows", sid]) == 0
+    out = capsys.readouterr().out
+    assert f"terminate  terminate_user_group    refused: subscription {sid} is out of sync; held by process " \
+           f"{held['process_id']} (modify_user_group, running) (subscription.not_in_sync)" in out
+    assert main(["subscriptions", "workflows", str(uuid4())]) == 1
+
+
+def test_ossbss_list_and_drift(store, capsys):
+    from helpers import create
+
+    sid = create(store, "Drifting Lab")["subscription_id"]
+    assert main(["ossbss", "drift", sid, "--rename", "Elsewhere"]) == 0
+    assert "renamed to 'Elsewhere'" in capsys.readouterr().out
+    assert main(["ossbss", "list", "--json"]) == 0
+    (group,) = json.loads(capsys.readouterr().out)
+    assert group["subscription_id"] == sid and group["group_name"] == "Elsewhere"
+    assert main(["ossbss", "drift", sid, "--remove"]) == 0
+    assert main(["ossbss", "drift", sid, "--remove"]) == 1
+    assert "holds no group for subscription" in capsys.readouterr().err
+
+
+def test_workflows_lists_every_dag_id(capsys):
+    assert main(["workflows"]) == 0
+    assert capsys.readouterr().out.split() == ["create_user_group", "modify_user_group", "terminate_user_group",
+                                               "validate_user_group", "validate_user_groups"]
+    assert main(["workflows", "--chain"]) == 0
+    out = capsys.readouterr().out
+    assert "modify_user_group\tMODIFY\tstore_process_subscription >> unsync >> modify_user_group_subscription" in out
+    assert "validate_user_groups\t@daily\tvalidate_user_group for each active User Group in sync" in out
+
+
+def test_aborting_one_process_of_a_nightly_run_leaves_the_run_alone(store, monkeypatch, capsys):
+    """A nightly run holds a process per subscription: aborting one must not mark the whole run failed."""
+    from usergroup import runs
+
+    monkeypatch.setattr(runs, "fail_dag_run", lambda *a: pytest.fail("the whole run would be stopped"))
+    pid = uuid4()
+    with store.transaction() as repo:
+        repo.start_process(pid, workflow_name="validate_user_group", workflow_target="VALIDATE",
+                           dag_id="validate_user_groups", run_id="scheduled__x", created_by="scheduled",
+                           input_state={}, map_index=3)
+    assert main(["processes", "abort", str(pid)]) == 0
+    assert "task instance 3 of run scheduled__x stops before its next step" in capsys.readouterr().out
+    with store.transaction() as repo:
+        assert repo.get_process(pid)["status"] == "aborted"

@@ -7,6 +7,7 @@ import pytest
 from helpers import oss_for
 from usergroup.adapter import process_id_for, run_step
 from usergroup.reconcile import EndedRun, settle
+from usergroup.store import tables
 from usergroup.workflows.create_user_group import create_user_group
 
 START = {"workflow_name": "create_user_group", "workflow_target": "CREATE", "dag_id": "create_user_group",
@@ -81,3 +82,26 @@ def test_a_refused_input_still_leaves_no_process(store):
     """A refusal fails the first task at once (tries left): nothing is written, as on every path."""
     said, process = settled(store, ended("r4", "failed", exhausted=False))
     assert said is None and process is None
+
+
+def test_a_scheduled_run_that_ended_settles_each_of_its_unfinished_processes(store):
+    """A nightly run killed mid-way: its processes that had not completed follow the run; the others stay."""
+    from usergroup.workflows.validate_user_groups import validate_user_groups
+
+    with store.transaction() as repo:
+        for i, status in enumerate(["completed", "running", "created", "failed"]):
+            pid = process_id_for("validate_user_groups", "scheduled__n", f"subscription-{i}")
+            repo.start_process(pid, workflow_name="validate_user_group", workflow_target="VALIDATE",
+                               dag_id="validate_user_groups", run_id="scheduled__n", created_by="scheduled",
+                               input_state={}, map_index=i)
+            repo.conn.execute(tables.processes.update().where(tables.processes.c.process_id == pid)
+                              .values(status=status, last_step="unsync"))
+    run = EndedRun(dag_id="validate_user_groups", run_id="scheduled__n", state="failed", conf={},
+                   created_by="scheduled", first_task_state="success", first_task_exhausted=False, msg="killed")
+    with store.transaction() as repo:
+        said = settle(repo, validate_user_groups, run)
+    with store.transaction() as repo:
+        statuses = [p["status"] for p in repo.list_processes(run_id="scheduled__n")]
+    assert sorted(statuses) == ["completed", "failed", "failed", "failed"] and said.count("is failed") == 2
+    with store.transaction() as repo:
+        assert settle(repo, validate_user_groups, run) is None  # safe to run again

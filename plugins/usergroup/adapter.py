@@ -36,14 +36,14 @@ TRACEBACK_TAIL = 4000
 PERMANENT_ERRORS = (StoreError, ValueError, TypeError, KeyError)
 
 
-def process_id_for(dag_id: str, run_id: str, map_index: int = -1) -> UUID:
-    """One process per DAG run (per mapped task instance of a run that runs a workflow for many subscriptions),
-    the same on every try."""
-    return uuid5(PROCESS_NAMESPACE, f"{dag_id}/{run_id}" + (f"/{map_index}" if map_index >= 0 else ""))
+def process_id_for(dag_id: str, run_id: str, subscription_id: UUID | str | None = None) -> UUID:
+    """One process per DAG run (per subscription, in a run that runs a workflow for many), the same on every try
+    (and, for a subscription, whichever mapped task instance runs it)."""
+    return uuid5(PROCESS_NAMESPACE, f"{dag_id}/{run_id}" + (f"/{subscription_id}" if subscription_id else ""))
 
 
 def initial_state(workflow: "Workflow", params: dict[str, Any], dag_run: Any, customer_id: str,
-                  map_index: int = -1) -> State:
+                  per_subscription: bool = False) -> State:
     """orchestrator-core's `init`: the process, the workflow and the validated form fields."""
     fields = {name: params.get(name) for name in workflow.form.model_fields}
     try:
@@ -55,7 +55,8 @@ def initial_state(workflow: "Workflow", params: dict[str, Any], dag_run: Any, cu
     except ValueError:
         raise AirflowFailException(f"Airflow Variable {CUSTOMER_VARIABLE} is not a UUID: {customer_id!r}") from None
     return to_jsonable_python({
-        "process_id": process_id_for(dag_run.dag_id, dag_run.run_id, map_index),
+        "process_id": process_id_for(dag_run.dag_id, dag_run.run_id,
+                                     validated.subscription_id if per_subscription else None),
         "workflow_name": workflow.name,
         "workflow_target": str(workflow.target),
         "product_id": workflow.product.product_id,
@@ -88,7 +89,7 @@ def run_step(step: Step, state: State, *, store: Store, oss: OssBssClient, try_n
                 if repo.completed_step(process_id, task_id, map_index) is None:
                     for check in checks:
                         state = {**state, **to_jsonable_python(check(state, repository=repo, oss=oss))}
-                repo.start_process(process_id, input_state=state, map_index=map_index, **start)
+                repo.start_process(process_id, input_state=state, **start)
             repo.enter_step(process_id, task_id)  # locks the process; refuses an aborted one
             if (done := repo.completed_step(process_id, task_id, map_index)) is not None:
                 log.info("Task %s already committed by try %s of process %s: not run again, its state is returned",
@@ -109,17 +110,20 @@ def run_step(step: Step, state: State, *, store: Store, oss: OssBssClient, try_n
         return new_state
     except ProcessAbortedError as exc:  # the process keeps its abort; the task fails at once
         raise AirflowFailException(f"{task_id}: {exc}") from None
-    except RefusedError as exc:  # e.g. another workflow holds the subscription: this one will not go on
-        if start is None:
-            record_failure(store, process_id, step.name, row, started_at, exc, ProcessStatus.ABORTED)
+    except StoreError as exc:  # refused: another workflow holds the subscription, a duplicate name, ...
+        # A refused workflow will not go on: its process is aborted. A refused input writes nothing, but ends
+        # (aborts) a process an earlier try of the first task opened.
+        refused = start is not None or isinstance(exc, RefusedError)
+        record_failure(store, process_id, step.name, row, started_at, exc,
+                       ProcessStatus.ABORTED if refused else ProcessStatus.FAILED, existing_only=start is not None)
         raise AirflowFailException(f"{task_id}: {exc}") from exc
     except RunStopped as exc:
         record_failure(store, process_id, step.name, row, started_at, exc, ProcessStatus.ABORTED, opening)
         raise
     except Exception as exc:
         permanent = isinstance(exc, PERMANENT_ERRORS)
-        if not (permanent and start is not None):
-            record_failure(store, process_id, step.name, row, started_at, exc, opening=opening)
+        record_failure(store, process_id, step.name, row, started_at, exc, opening=opening,
+                       existing_only=permanent and start is not None)
         if permanent:
             raise AirflowFailException(f"{task_id}: {exc}") from exc
         if isinstance(exc, OperationalError | InterfaceError):
@@ -158,14 +162,18 @@ class StoreUnavailableError(RuntimeError):
 
 def record_failure(store: Store, process_id: UUID, name: str, row: dict[str, Any], started_at: datetime,
                    exc: BaseException, status: ProcessStatus = ProcessStatus.FAILED,
-                   opening: dict[str, Any] | None = None) -> None:
-    """Record a failed try and the process's reason; `opening` creates the process row if there is none yet."""
+                   opening: dict[str, Any] | None = None, existing_only: bool = False) -> None:
+    """Record a failed try and the process's reason; `opening` creates the process row if there is none yet,
+    `existing_only` records nothing if there is none."""
     reason = f"{type(exc).__name__}: {exc}"
     tail = "".join(traceback.format_exception(exc))[-TRACEBACK_TAIL:]
     try:
         with store.transaction() as repo:
-            if opening is not None and repo.get_process(process_id) is None:
-                repo.start_process(process_id, map_index=row["map_index"], **opening)
+            if repo.get_process(process_id) is None:
+                if existing_only:
+                    return
+                if opening is not None:
+                    repo.start_process(process_id, **opening)
             if repo.record_step_failure(process_id, name, error=f"{reason}\n{tail}", started_at=started_at, **row):
                 repo.fail_process(process_id, status, last_step=row["task_id"], failed_reason=reason, traceback=tail)
     except Exception:  # the store itself may be what failed; the task fails with the original error

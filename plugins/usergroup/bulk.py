@@ -33,21 +33,23 @@ def select_task(schedule: Schedule):
 
 def workflow_task(workflow: Workflow):
     """The task that runs `workflow` for one subscription (mapped over them): each of its steps as
-    `run_step` runs a task of the workflow's own DAG, recorded under the step's task id and the instance's
-    map index, in a process of its own. A retry resumes after the last step that committed. A subscription
+    `run_step` runs a task of the workflow's own DAG, recorded under the step's task id, in a process of the
+    run and the subscription (not of the instance's position in the selection, which a cleared run may
+    change). A retry resumes after the last step that committed. A subscription
     the rules refuse now (another process took or changed it since the selection) is skipped, with the reason
     (its process, if `unsync` refused it, is aborted)."""
 
     def body(subscription_id: str, *, dag_run=None, ti=None):
         customer_id = Variable.get(CUSTOMER_VARIABLE, default=DEFAULT_CUSTOMER_ID)
-        state = initial_state(workflow, {"subscription_id": subscription_id}, dag_run, customer_id, ti.map_index)
+        state = initial_state(workflow, {"subscription_id": subscription_id}, dag_run, customer_id,
+                              per_subscription=True)
         store, oss = services(workflow.name)
-        opening = opening_of(workflow, dag_run)
+        opening = {**opening_of(workflow, dag_run), "map_index": ti.map_index}  # the instance that opened it
         with stopped_by_sigterm():
             for index, (step, task_id) in enumerate(zip(workflow.steps, workflow.task_ids, strict=True)):
                 try:
                     state = run_step(step, state, store=store, oss=oss, try_number=ti.try_number, task_id=task_id,
-                                     map_index=ti.map_index, start=opening if index == 0 else None,
+                                     start=opening if index == 0 else None,
                                      hostname=getattr(ti, "hostname", None),
                                      checks=workflow.checks if index == 0 else ())
                 except AirflowFailException as exc:

@@ -113,6 +113,12 @@ def processes_abort(args) -> int:
     if process["status"] == ProcessStatus.COMPLETED:
         print(f"usergroup: process {args.id} is completed: only an unfinished process can be aborted", file=sys.stderr)
         return 1
+    if process["map_index"] >= 0:  # one of many in its run (a nightly validation): the others go on
+        with store.transaction() as repo:
+            repo.abort_process(UUID(args.id), args.reason)
+        print(f"process {args.id} is aborted (its task instance {process['map_index']} of run {process['run_id']} "
+              "stops before its next step; the run's other processes go on)")
+        return 0
     try:
         stopped, airflow_error = fail_dag_run(process["dag_id"], process["run_id"]), None
     except Exception as exc:  # Airflow's database out of reach: the abort still stops every later step
@@ -137,11 +143,11 @@ def processes_reconcile(args) -> int:
 
     from usergroup.listener import ended_run
     from usergroup.reconcile import settle
-    from usergroup.workflows import all_workflows
+    from usergroup.workflows import declared
 
     store = quiet_hook().store
     with create_session() as session:
-        workflows = all_workflows()
+        workflows = declared()
         runs = session.scalars(select(DagRun).where(DagRun.dag_id.in_(list(workflows)),
                                                     DagRun.state.in_(["success", "failed"]))).all()
         ended = [ended_run(r, workflows[r.dag_id], str(r.state)) for r in runs]

@@ -13,15 +13,18 @@ from sqlalchemy import event
 from sqlalchemy.orm import object_session
 
 from usergroup.reconcile import EndedRun, settle
-from usergroup.workflow import Workflow
+from usergroup.workflow import Schedule, Workflow
 
 log = logging.getLogger(__name__)
 LOCK_TIMEOUT = 2  # seconds
 
 
-def ended_run(dag_run, workflow: Workflow, state: str, msg: str = "") -> EndedRun:
+def ended_run(dag_run, declared: Workflow | Schedule, state: str, msg: str = "") -> EndedRun:
     """What settle() needs of an Airflow DagRun (the ORM object), read in the caller's session."""
-    first = dag_run.get_task_instance(workflow.task_ids[0], session=object_session(dag_run))
+    from usergroup.bulk import SELECT_TASK  # not at import: it imports the task SDK
+
+    first_task = declared.task_ids[0] if isinstance(declared, Workflow) else SELECT_TASK
+    first = dag_run.get_task_instance(first_task, session=object_session(dag_run))
     exhausted = (first is not None and first.state == TaskInstanceState.FAILED
                  and first.try_number > first.max_tries)
     run_type = getattr(dag_run.run_type, "value", dag_run.run_type)
@@ -31,9 +34,9 @@ def ended_run(dag_run, workflow: Workflow, state: str, msg: str = "") -> EndedRu
 
 
 def _ended(dag_run, state: str, msg: str) -> None:
-    from usergroup.workflows import all_workflows  # not at import: Airflow loads the plugin in every process
+    from usergroup.workflows import declared  # not at import: Airflow loads the plugin in every process
 
-    if (workflow := all_workflows().get(dag_run.dag_id)) is None:
+    if (workflow := declared().get(dag_run.dag_id)) is None:
         return
     run = ended_run(dag_run, workflow, state, msg)
     session = object_session(dag_run)
@@ -58,7 +61,7 @@ def _forget(session, name: str, fn) -> None:
         event.remove(session, name, fn)
 
 
-def _settle(workflow: Workflow, run: EndedRun) -> None:
+def _settle(workflow: Workflow | Schedule, run: EndedRun) -> None:
     """Settle the process; whatever happens, never raise into Airflow's commit."""
     try:
         _settle_or_raise(workflow, run)
@@ -66,7 +69,7 @@ def _settle(workflow: Workflow, run: EndedRun) -> None:
         log.exception("usergroup: could not settle the process of run %s of %s", run.run_id, run.dag_id)
 
 
-def _settle_or_raise(workflow: Workflow, run: EndedRun) -> None:
+def _settle_or_raise(workflow: Workflow | Schedule, run: EndedRun) -> None:
     from sqlalchemy.exc import OperationalError
 
     from usergroup.hook import UserGroupHook

@@ -6,7 +6,7 @@ from typing import Any
 from usergroup.adapter import process_id_for
 from usergroup.domain import ProcessStatus
 from usergroup.store.repository import Repository
-from usergroup.workflow import Workflow
+from usergroup.workflow import Schedule, Workflow
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,7 @@ class EndedRun:
     msg: str = ""
 
 
-def settle(repo: Repository, workflow: Workflow, run: EndedRun) -> str | None:
+def settle(repo: Repository, declared: Workflow | Schedule, run: EndedRun) -> str | None:
     """Bring the process of an ended run in line with it; returns what was changed, or None.
 
     - a run that ended while its process was `created` or `running` (failed, marked failed or success by hand,
@@ -31,7 +31,12 @@ def settle(repo: Repository, workflow: Workflow, run: EndedRun) -> str | None:
       run that succeeded without its process completing: its tasks were marked by hand);
     - a failed run with no process, whose first task failed after all its tries (the store was out of reach):
       the process is created `failed`, so the operator sees it and can resume it by clearing.
-    A refused input (the first task fails at once) leaves no process, as before."""
+    A refused input (the first task fails at once) leaves no process, as before. A scheduled run holds a
+    process per subscription: each one that had not completed follows the run."""
+    if isinstance(declared, Schedule):
+        said = [_follow(repo, p, run) for p in repo.list_processes(dag_id=run.dag_id, run_id=run.run_id)]
+        return "; ".join(s for s in said if s) or None
+    workflow = declared
     process_id = process_id_for(run.dag_id, run.run_id)
     process = repo.get_process(process_id)
     if process is None:
@@ -43,6 +48,10 @@ def settle(repo: Repository, workflow: Workflow, run: EndedRun) -> str | None:
                   f"{run.msg}").rstrip(": ")
         repo.fail_process(process_id, ProcessStatus.FAILED, last_step=workflow.task_ids[0], failed_reason=reason)
         return f"process {process_id} recorded as failed: {reason}"
+    return _follow(repo, process, run)
+
+
+def _follow(repo: Repository, process: dict[str, Any], run: EndedRun) -> str | None:
     if process["status"] not in (ProcessStatus.CREATED, ProcessStatus.RUNNING):
         return None
     if run.state == "failed":
@@ -51,5 +60,5 @@ def settle(repo: Repository, workflow: Workflow, run: EndedRun) -> str | None:
         status, reason = ProcessStatus.ABORTED, (f"the DAG run ended {run.state} at {process['last_step']} before "
                                                  f"the process completed (tasks marked by hand): {run.msg}")
     reason = reason.rstrip(": ")
-    repo.fail_process(process_id, status, last_step=process["last_step"], failed_reason=reason)
-    return f"process {process_id} is {status}: {reason}"
+    repo.fail_process(process["process_id"], status, last_step=process["last_step"], failed_reason=reason)
+    return f"process {process['process_id']} is {status}: {reason}"

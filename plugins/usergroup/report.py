@@ -10,7 +10,7 @@ from usergroup.store.repository import Repository
 SUBSCRIPTION_COLUMNS = ("subscription_id", "customer_id", "description", "status", "insync", "start_date",
                         "end_date", "note", "version")
 PROCESS_COLUMNS = ("process_id", "workflow_name", "workflow_target", "status", "last_step", "failed_reason",
-                   "created_by", "dag_id", "run_id", "started_at", "last_modified_at")
+                   "created_by", "dag_id", "run_id", "map_index", "started_at", "last_modified_at")
 STEP_COLUMNS = ("name", "task_id", "map_index", "status", "try_number", "hostname", "started_at", "completed_at",
                 "error", "note")
 

@@ -18,6 +18,7 @@ from devstack import Stack, free_port
 from helpers import ROOT
 from usergroup.store.engine import create_store_engine
 from usergroup.store.repository import Store
+from usergroup.workflows import all_workflows
 
 pytestmark = pytest.mark.live  # a live stack: not in `make test-fast`
 
@@ -76,17 +77,23 @@ def browser():
         browser.close()
 
 
-def test_the_trigger_form_in_a_browser(stack, store, browser):
+def trigger_form(stack: Stack, browser, dag_id: str):
+    """A logged-in page with the trigger dialog of `dag_id` open: (page, dialog)."""
     page = browser.new_page(viewport={"width": 1280, "height": 1000})
     page.goto(stack.base + "/")
     page.locator("input[name=username]").fill("admin")
     page.locator("input[type=password]").fill(stack.password)
     page.locator("button[type=submit]").click()
     page.wait_for_url(stack.base + "/")
-    page.goto(stack.base + "/dags/create_user_group")
+    page.goto(stack.base + f"/dags/{dag_id}")
     page.get_by_role("button", name="Trigger").click()
     dialog = page.get_by_role("dialog")
     dialog.wait_for()
+    return page, dialog
+
+
+def test_the_trigger_form_in_a_browser(stack, store, browser):
+    page, dialog = trigger_form(stack, browser, "create_user_group")
     field = dialog.locator("#element_group_name")
     field.wait_for()
     assert "Group name" in dialog.inner_text()
@@ -115,6 +122,48 @@ def test_the_trigger_form_in_a_browser(stack, store, browser):
     page.goto(stack.base + f"/dags/create_user_group/runs/{run_id}")
     page.get_by_text("success").first.wait_for()
     page.close()
+
+
+@pytest.mark.parametrize("dag_id", ["modify_user_group", "terminate_user_group", "validate_user_group"])
+def test_each_workflows_trigger_form_shows_its_fields(stack, browser, dag_id):
+    page, dialog = trigger_form(stack, browser, dag_id)
+    for name, schema in all_workflows()[dag_id].params.items():  # a number field's input carries only the name
+        dialog.locator(f"#element_{name}, input[name=element_{name}]").first.wait_for()
+        assert schema["title"] in dialog.inner_text()
+    page.close()
+
+
+def test_a_rename_from_the_trigger_form(stack, store, browser):
+    before = {r["dag_run_id"] for r in runs(stack)}
+    assert stack.wait_run(stack.trigger({"group_name": "Form Lab"}).json()["dag_run_id"]) == "success"
+    sub = subscription_named(store, "Form Lab")
+    page, dialog = trigger_form(stack, browser, "modify_user_group")
+    dialog.locator("#element_subscription_id").fill(str(sub.subscription_id))
+    dialog.locator("#element_group_name").fill("Form Lab Renamed")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "modify-form.png"))
+    dialog.get_by_role("button", name="Trigger").click()
+    dialog.wait_for(state="hidden")
+    page.close()
+    deadline = time.monotonic() + 30
+    while not (renames := stack.api("GET", "/dags/modify_user_group/dagRuns").json()["dag_runs"]):
+        assert time.monotonic() < deadline, "no modify run"
+        time.sleep(0.3)
+    assert stack.wait_run(renames[0]["dag_run_id"], dag_id="modify_user_group") == "success"
+    with store.transaction() as repo:
+        renamed = repo.get_subscription(sub.subscription_id)
+    assert renamed.user_group.group_name == "Form Lab Renamed" and renamed.insync
+    assert len({r["dag_run_id"] for r in runs(stack)} - before) == 1
+
+
+def test_the_nightly_validation_is_scheduled(stack):
+    """`make up` unpauses the schedule: it runs for the last midnight at once (catchup off), then every night."""
+    deadline = time.monotonic() + 60
+    while not (scheduled := [r for r in stack.api("GET", "/dags/validate_user_groups/dagRuns").json()["dag_runs"]
+                             if r["run_type"] == "scheduled"]):
+        assert time.monotonic() < deadline, "no scheduled run of validate_user_groups"
+        time.sleep(1)
+    assert stack.wait_run(scheduled[0]["dag_run_id"], dag_id="validate_user_groups") == "success"
 
 
 def test_the_cli_trigger(stack, store):

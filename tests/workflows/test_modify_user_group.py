@@ -9,7 +9,7 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException
 from sqlalchemy import insert
 
-from helpers import CUSTOMER, counts, create, oss_for, run_on, run_tasks
+from helpers import CUSTOMER, counts, create, oss_for, run_on, run_tasks, start_state
 from usergroup.store import tables
 from usergroup.workflows.modify_user_group import modify_user_group
 from usergroup.workflows.terminate_user_group import terminate_user_group
@@ -167,3 +167,38 @@ def test_a_create_and_a_rename_to_its_name_at_once_exactly_one_holds_it(store):
         assert len(holders) == 1 and holders[0].status == "active"
         in_oss = [g for g in oss_for(store).groups() if g["group_name"].casefold() == wanted.casefold()]
         assert len(in_oss) == 1 and in_oss[0]["subscription_id"] == holders[0].subscription_id
+
+
+def test_a_retry_refused_at_the_first_task_ends_the_process_its_first_try_opened(store, monkeypatch):
+    """Try 1 passed the checks and failed on the store (its process recorded `failed`, claiming the name); the
+    subscription is terminated meanwhile; try 2 is refused: the process is aborted and the name is free."""
+    from sqlalchemy.exc import OperationalError
+
+    from usergroup.adapter import StoreUnavailableError, run_step
+    from usergroup.store.repository import Repository
+
+    sid = create(store, "Retry Lab")["subscription_id"]
+    state = start_state(modify_user_group, "retry", subscription_id=sid, version=None, group_name="Xray")
+    real = Repository.link_subscription
+
+    def drop_once(self, *a):
+        monkeypatch.setattr(Repository, "link_subscription", real)
+        raise OperationalError("link", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(Repository, "link_subscription", drop_once)
+    start = {"workflow_name": "modify_user_group", "workflow_target": "MODIFY", "dag_id": "modify_user_group",
+             "run_id": "retry", "created_by": "test"}
+    first = modify_user_group.steps[0]
+    with pytest.raises(StoreUnavailableError):
+        run_step(first, state, store=store, oss=oss_for(store), try_number=1, start=start,
+                 checks=modify_user_group.checks, task_id="store_process_subscription")
+    with store.transaction() as repo:
+        assert repo.get_process(state["process_id"])["status"] == "failed"
+    run_on(store, terminate_user_group, sid)
+    with pytest.raises(AirflowFailException, match="is terminated: it cannot be modified"):
+        run_step(first, state, store=store, oss=oss_for(store), try_number=2, start=start,
+                 checks=modify_user_group.checks, task_id="store_process_subscription")
+    with store.transaction() as repo:
+        process = repo.get_process(state["process_id"])
+    assert process["status"] == "aborted" and "is terminated" in process["failed_reason"]
+    create(store, "XRAY")  # the name is free

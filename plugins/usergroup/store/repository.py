@@ -355,10 +355,13 @@ class Repository:
         row = self.conn.execute(select(processes).where(processes.c.process_id == UUID(str(process_id)))).first()
         return dict(row._mapping) if row else None
 
-    def list_processes(self, *, dag_id: str | None = None, status: str | None = None) -> list[dict[str, Any]]:
+    def list_processes(self, *, dag_id: str | None = None, run_id: str | None = None,
+                       status: str | None = None) -> list[dict[str, Any]]:
         query = select(processes).order_by(processes.c.started_at, processes.c.process_id)
         if dag_id is not None:
             query = query.where(processes.c.dag_id == dag_id)
+        if run_id is not None:
+            query = query.where(processes.c.run_id == run_id)
         if status is not None:
             query = query.where(processes.c.status == status)
         return [dict(r._mapping) for r in self.conn.execute(query)]

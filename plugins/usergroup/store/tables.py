@@ -9,6 +9,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -92,12 +93,12 @@ processes = Table(
     Column("traceback", Text),
     Column("dag_id", String(250), nullable=False),
     Column("run_id", String(250), nullable=False),
-    Column("map_index", Integer, nullable=False, server_default="-1"),  # its mapped task instance, if one
+    Column("map_index", Integer, nullable=False, server_default="-1"),  # the mapped task instance that opened it
     Column("created_by", String(255)),
     Column("input_state", JSON, nullable=False),
     Column("started_at", UTCDateTime, nullable=False),
     Column("last_modified_at", UTCDateTime, nullable=False),
-    UniqueConstraint("dag_id", "run_id", "map_index", name="uq_processes_dag_run_map"),
+    Index("ix_processes_dag_run", "dag_id", "run_id"),  # unique per run, or per run and subscription: its id
 )
 
 process_steps = Table(

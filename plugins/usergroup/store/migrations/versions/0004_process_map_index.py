@@ -1,5 +1,6 @@
-"""A process per mapped task instance: a run that validates every group holds one process per subscription,
-so a process is keyed on (dag_id, run_id, map_index); -1 for a run that is one process.
+"""A process per subscription in a run that runs a workflow for many (the nightly validation): processes are
+no longer unique per (dag_id, run_id) (their id, derived from the run and the subscription, is); each records
+the mapped task instance that opened it (`map_index`, -1 for a run that is one process).
 
 Revision ID: 0004
 Revises: 0003
@@ -17,4 +18,4 @@ def upgrade() -> None:
     with op.batch_alter_table("processes", schema=schema) as batch:
         batch.add_column(sa.Column("map_index", sa.Integer, nullable=False, server_default="-1"))
         batch.drop_constraint("uq_processes_dag_run", type_="unique")
-        batch.create_unique_constraint("uq_processes_dag_run_map", ["dag_id", "run_id", "map_index"])
+        batch.create_index("ix_processes_dag_run", ["dag_id", "run_id"])
