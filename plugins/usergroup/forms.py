@@ -1,22 +1,32 @@
 """The input forms the workflows on an existing subscription share: pydantic for the first task, JSON schema
 for Airflow's trigger form."""
 
+import re
+from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt
 
 from usergroup.domain.names import GROUP_NAME_MAX_LENGTH, GROUP_NAME_PATTERN, GROUP_NAME_RULES
 
-UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+# The canonical form only, as the form below takes it (`$` would let a final newline through `re.search`).
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}(?![\s\S])"
+
+
+def _canonical_uuid(value: Any) -> Any:
+    if isinstance(value, str) and not re.search(UUID_PATTERN, value):
+        raise ValueError(f"{value!r} is not a subscription id (a UUID written as 8-4-4-4-12 hex digits)")
+    return value
 
 
 class SubscriptionForm(BaseModel):
-    """Which subscription, and optionally the version the user saw (refused if it changed since)."""
+    """Which subscription, and optionally the version the user saw (refused if it changed since). What the
+    trigger form's schema refuses, this refuses too (a UUID in another spelling, a version given as text)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    subscription_id: UUID
-    version: int | None = Field(default=None, ge=1)
+    subscription_id: Annotated[UUID, BeforeValidator(_canonical_uuid)]
+    version: StrictInt | None = Field(default=None, ge=1)
 
 
 def subscription_params(product: str = "User Group") -> dict[str, dict]:

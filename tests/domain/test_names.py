@@ -46,6 +46,7 @@ REJECTED = [
     "a\u2029b", "\u2066isolate\u2069", "soft\u00adhyphen", "\u200dLab", "Lab\u200d", "a \u200d b",
     "\u3164", "Lab\u3164", "\u2800", "\ufe0fLab", "tag\U000e0041", "\u061cArabic mark", "\u0301",
     "\u0301x", "non\uffffchar",
+    "Bad\ud800", "\udfffx",  # lone surrogates: not characters at all
 ]
 
 

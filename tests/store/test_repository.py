@@ -1,5 +1,7 @@
 """The store on SQLite and on PostgreSQL: migrations, the repository's operations, its guarantees."""
 
+import re
+import unicodedata
 from datetime import UTC, datetime
 from uuid import uuid4
 
@@ -18,7 +20,7 @@ from usergroup.store.repository import (
 )
 
 CUSTOMER = uuid4()
-HEAD = "0004"
+HEAD = "0005"
 
 
 def initial(name: str | None = None, customer=CUSTOMER) -> UserGroupInactive:
@@ -113,6 +115,43 @@ def test_0003_keys_names_in_nfc_and_keeps_existing_twins(store_target):
     assert (str(CUSTOMER), "caf\u00e9") in keys  # the lone decomposed name: now the composed key
     assert {k for c, k in keys if c == str(other)} == {"caf\u00e9", "cafe\u0301", "plain"}  # twins kept
     engine.dispose()
+
+
+def test_0005_keys_names_without_selectors_in_nfkc_and_keeps_existing_twins(store_target):
+    """At 0004 keys were NFC with joiners and selectors removed after composing: fullwidth, NBSP and
+    selector-split twins could both be held. After 0005 a lone such name gets the folded key; of two existing
+    twins one keeps its old key."""
+    engine = store_target.engine()
+    upgrade(engine, "0004")
+    other = uuid4()
+    names = [(CUSTOMER, "\uff22ravo"), (other, "Foo Bar"), (other, "Foo\u00a0Bar"), (CUSTOMER, "Cafe\ufe0f\u0301")]
+    with engine.begin() as conn:
+        for customer, name in names:
+            sub = initial(name, customer)
+            conn.execute(tables.subscriptions.insert().values(
+                subscription_id=sub.subscription_id, product_id=USER_GROUP_PRODUCT.product_id, customer_id=customer,
+                description="d", status="initial", insync=False, version=1))
+            old_key = re.sub("[\u200d\ufe00-\ufe0f]", "", unicodedata.normalize("NFC", name).casefold())
+            conn.execute(tables.user_group_blocks.insert().values(
+                subscription_id=sub.subscription_id, group_name=name, customer_id=customer, name_key=old_key))
+    assert upgrade(engine) == HEAD
+    with engine.connect() as conn:
+        keys = sorted((str(r.customer_id), r.name_key) for r in conn.execute(tables.user_group_blocks.select()))
+    assert {k for c, k in keys if c == str(CUSTOMER)} == {"bravo", "caf\u00e9"}
+    assert {k for c, k in keys if c == str(other)} == {"foo bar", "foo\u00a0bar"}  # twins kept
+    engine.dispose()
+
+
+@pytest.mark.parametrize(("held", "twin"), [
+    ("Caf\u00e9", "Cafe\ufe0f\u0301"), ("Bravo", "Bravo\U000e0100"), ("Bravo", "Bra\u180bvo"),
+    ("Bravo", "Bra\u034fvo"), ("Bravo", "Bra\u17b4vo"), ("Foo Bar", "Foo\u00a0Bar"), ("Foo Bar", "Foo\u3000bar"),
+    ("Bravo", "\uff22\uff52\uff41\uff56\uff4f"),
+])
+def test_look_alikes_that_differ_by_invisible_or_width_are_one_name(store, held, twin):
+    with store.transaction() as repo:
+        repo.save_subscription(initial(held))
+    with pytest.raises(DuplicateGroupNameError), store.transaction() as repo:
+        repo.claim_group_name(CUSTOMER, twin, uuid4())
 
 
 def test_nfc_and_nfd_twins_cannot_both_be_claimed(store):

@@ -16,20 +16,22 @@ _FORMAT = ("\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b\
            "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f")
 _BLANK = "\u115f\u1160\u3164\uffa0\u2800\ufdd0-\ufdef\ufffe\uffff"  # and the BMP's noncharacters
 _ZWJ = "\u200d"  # allowed only inside a sequence (emoji like 👩‍🔬, Indic scripts): between two visible characters
-_NOT_AT_START = "\u0300-\u036f\u034f\u17b4\u17b5\u180b-\u180d\u180f\ufe00-\ufe0f"  # combining marks, selectors
+# Variation selectors and other joiners that render as nothing: allowed after a character, ignored in the key.
+_SELECTORS = "\u034f\u17b4\u17b5\u180b-\u180d\u180f\ufe00-\ufe0f\U000e0100-\U000e01ef"
+_NOT_AT_START = f"\u0300-\u036f{_SELECTORS}"  # combining marks, selectors
 
 # For Python's `re.search` (Airflow's params; the trigger form checks only the length): no control character
 # (C0, DEL, C1; this also closes `$` matching before a final newline), no format, separator or blank character,
 # a zero-width joiner only between two non-space characters, and a visible first and last character.
 GROUP_NAME_PATTERN = (
-    rf"^(?![\s\S]*[\x00-\x1f\x7f-\x9f{_FORMAT}{_BLANK}])(?![\s\S]*(?:\s{_ZWJ}|{_ZWJ}\s|{_ZWJ}{_ZWJ}))"
+    rf"^(?![\s\S]*[\x00-\x1f\x7f-\x9f\ud800-\udfff{_FORMAT}{_BLANK}])(?![\s\S]*(?:\s{_ZWJ}|{_ZWJ}\s|{_ZWJ}{_ZWJ}))"
     rf"[^\s{_ZWJ}{_NOT_AT_START}](?:[\s\S]*[^\s{_ZWJ}])?$"
 )
 
 GROUP_NAME_RULES = (
     f"1 to {GROUP_NAME_MAX_LENGTH} characters (the form counts an emoji as 2, Airflow as 1), no leading or "
-    "trailing whitespace, no control, invisible or direction-changing characters; unique (ignoring case and "
-    "Unicode composition) among the customer's user groups."
+    "trailing whitespace, no control, invisible or direction-changing characters; unique (ignoring case, "
+    "Unicode composition and width, and invisible joiners) among the customer's user groups."
 )
 
 _PATTERN = re.compile(GROUP_NAME_PATTERN)
@@ -47,6 +49,9 @@ def check_group_name(value: str) -> str:
         raise ValueError(f"group_name is {len(value)} characters long, the maximum is {GROUP_NAME_MAX_LENGTH}")
     if any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in value):
         raise ValueError("group_name must not contain control characters")
+    if (surrogate := next((i for i, c in enumerate(value) if 0xD800 <= ord(c) <= 0xDFFF), None)) is not None:
+        raise ValueError(f"group_name must not contain a lone surrogate: U+{ord(value[surrogate]):04X} at position "
+                         f"{surrogate + 1} (not a character: text that was not valid UTF-16 or UTF-8)")
     if found := _INVISIBLE.search(value):
         c = found.group()
         raise ValueError(f"group_name must not contain invisible or direction-changing characters: U+{ord(c):04X} "
@@ -59,13 +64,19 @@ def check_group_name(value: str) -> str:
     return value
 
 
-_IGNORED_IN_KEY = re.compile("[\u200d\ufe00-\ufe0f]")  # renders as nothing between letters: "A\u200dB" is "AB"
+_IGNORED_IN_KEY = re.compile(f"[{_ZWJ}{_SELECTORS}]")  # render as nothing between letters: "A\u200dB" is "AB"
 
 
 def name_key(value: str) -> str:
-    """The form under which names are compared for uniqueness: NFC, case-folded, without the zero-width joiner
-    and variation selectors (so a look-alike that differs only by them is the same name)."""
-    return _IGNORED_IN_KEY.sub("", unicodedata.normalize("NFC", unicodedata.normalize("NFC", value).casefold()))
+    """The form under which names are compared for uniqueness: without the joiners and selectors that render as
+    nothing (removed first, so a mark they separated composes as it would without them), in NFKC (composed,
+    fullwidth letters as their ASCII look-alikes, a non-breaking space as a space), case-folded, every space a
+    plain one: a look-alike that differs only by those is the same name."""
+    value = unicodedata.normalize("NFKC", _IGNORED_IN_KEY.sub("", value))
+    return _SPACE.sub(" ", unicodedata.normalize("NFKC", value.casefold()))
+
+
+_SPACE = re.compile(r"\s")
 
 
 GroupName = Annotated[str, AfterValidator(check_group_name)]
