@@ -113,3 +113,27 @@ def counts(store) -> dict[str, int]:
 
     with store.transaction() as repo:
         return {t.name: repo.count(t) for t in tables.metadata.sorted_tables}
+
+
+def at_once(calls: list) -> tuple[list[dict], list[str]]:
+    """Run the calls in threads released together: the final states of those that completed, and the messages
+    of those refused (AirflowFailException)."""
+    import threading
+
+    from airflow.sdk.exceptions import AirflowFailException
+
+    won, lost, barrier = [], [], threading.Barrier(len(calls))
+
+    def attempt(call):
+        barrier.wait()
+        try:
+            won.append(call())
+        except AirflowFailException as exc:
+            lost.append(str(exc))
+
+    threads = [threading.Thread(target=attempt, args=(c,)) for c in calls]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    return won, lost

@@ -1,13 +1,21 @@
 """Live Airflow for tests: scripts/devstack.py's PostgreSQL stack with the REST calls the tests make, and a
 PostgreSQL server of the test's own."""
 
+import secrets
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 from localpg import LocalPostgres
+from sqlalchemy import text
 
 from devstack import DAG_ID, PostgresStack
+from helpers import StoreTarget, pg_url
+from usergroup.store.migrate import upgrade
+from usergroup.store.repository import Store
 
 
 class LiveAirflow(PostgresStack):
@@ -43,3 +51,35 @@ class OwnPostgres(LocalPostgres):
     def remove(self) -> None:
         self.stop("immediate")
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+@contextmanager
+def own_store(prefix: str) -> Iterator[tuple[StoreTarget, Store]]:
+    """A migrated store in a schema of its own on the test PostgreSQL, dropped afterwards."""
+    url = pg_url()
+    if not url:
+        pytest.skip("USERGROUP_TEST_DATABASE_URL not set")
+    target = StoreTarget("postgres", url.replace("postgresql://", "postgresql+psycopg2://", 1),
+                         f"{prefix}_{secrets.token_hex(4)}")
+    engine = target.engine()
+    upgrade(engine)
+    try:
+        yield target, Store(engine)
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{target.db_schema}" CASCADE'))
+        engine.dispose()
+
+
+@contextmanager
+def live_airflow(home: Path, target: StoreTarget) -> Iterator[LiveAirflow]:
+    """A live stack on the test PostgreSQL whose store is `target`, stopped (its database dropped) afterwards."""
+    airflow = LiveAirflow(home, pg_url(), {
+        "AIRFLOW_CONN_USERGROUP_DEFAULT": target.conn_json,
+        "AIRFLOW__CORE__MAX_TASK_RETRY_DELAY": "1",  # the OSS/BSS steps' backoff (minutes) capped for the tests
+    })
+    airflow.store_conn = target.conn_json
+    try:
+        yield airflow.start_stack()
+    finally:
+        airflow.stop_stack()

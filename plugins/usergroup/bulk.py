@@ -32,12 +32,12 @@ def select_task(schedule: Schedule):
 
 
 def workflow_task(workflow: Workflow):
-    """The task that runs `workflow` for one subscription (mapped over them): each of its steps as
-    `run_step` runs a task of the workflow's own DAG, recorded under the step's task id, in a process of the
-    run and the subscription (not of the instance's position in the selection, which a cleared run may
-    change). A retry resumes after the last step that committed. A subscription
-    the rules refuse now (another process took or changed it since the selection) is skipped, with the reason
-    (its process, if `unsync` refused it, is aborted)."""
+    """The task that runs `workflow` for one subscription (mapped over them): each of its steps as `run_step`
+    runs a task of the workflow's own DAG, recorded under the step's task id, in a process of the run and the
+    subscription (not of the instance's place in the selection, which a cleared run may shift). A retry
+    resumes after the last step that committed. A subscription the rules refuse now (another process took or
+    changed it since the selection) is skipped, with the reason (its process, if `unsync` refused it, is
+    aborted)."""
 
     def body(subscription_id: str, *, dag_run=None, ti=None):
         customer_id = Variable.get(CUSTOMER_VARIABLE, default=DEFAULT_CUSTOMER_ID)

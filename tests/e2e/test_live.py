@@ -3,7 +3,6 @@ task, races, and bad input on the REST and CLI trigger paths. Store and metadata
 
 import json
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -12,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import StoreTarget, oss_for, pg_url
-from live import LiveAirflow, OwnPostgres
+from helpers import StoreTarget, oss_for
+from live import LiveAirflow, OwnPostgres, live_airflow, own_store
 from usergroup.store import tables
 from usergroup.store.migrate import upgrade
 from usergroup.store.repository import Store
@@ -27,33 +26,14 @@ STEP_NAMES = create_user_group.task_ids
 
 @pytest.fixture(scope="module")
 def live_store():
-    url = pg_url()
-    if not url:
-        pytest.skip("USERGROUP_TEST_DATABASE_URL not set")
-    target = StoreTarget("postgres", url.replace("postgresql://", "postgresql+psycopg2://", 1),
-                         f"ug_live_{secrets.token_hex(4)}")
-    engine = target.engine()
-    upgrade(engine)
-    yield target, Store(engine)
-    from sqlalchemy import text
-
-    with engine.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA IF EXISTS "{target.db_schema}" CASCADE'))
-    engine.dispose()
+    with own_store("ug_live") as pair:
+        yield pair
 
 
 @pytest.fixture(scope="module")
 def live(live_store, tmp_path_factory):
-    target, _ = live_store
-    airflow = LiveAirflow(tmp_path_factory.mktemp("live-airflow"), pg_url(), {
-        "AIRFLOW_CONN_USERGROUP_DEFAULT": target.conn_json,
-        "AIRFLOW__CORE__MAX_TASK_RETRY_DELAY": "1",  # the OSS/BSS step's backoff (minutes) capped for the test
-    })
-    airflow.store_conn = target.conn_json
-    try:
-        yield airflow.start_stack()
-    finally:
-        airflow.stop_stack()
+    with live_airflow(tmp_path_factory.mktemp("live-airflow"), live_store[0]) as airflow:
+        yield airflow
 
 
 @pytest.fixture

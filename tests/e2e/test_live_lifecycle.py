@@ -3,15 +3,13 @@ metadata on PostgreSQL): modify over REST, terminate with `airflow dags trigger`
 once; the OSS/BSS down during a terminate; the nightly validation, scheduled and triggered."""
 
 import json
-import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from helpers import StoreTarget, create, oss_for, pg_url
-from live import LiveAirflow
-from usergroup.store.migrate import upgrade
+from helpers import create, oss_for
+from live import LiveAirflow, live_airflow, own_store
 from usergroup.store.repository import Store
 
 pytestmark = pytest.mark.live  # a live stack: not in `make test-fast`
@@ -19,32 +17,14 @@ pytestmark = pytest.mark.live  # a live stack: not in `make test-fast`
 
 @pytest.fixture(scope="module")
 def live_store():
-    url = pg_url()
-    if not url:
-        pytest.skip("USERGROUP_TEST_DATABASE_URL not set")
-    target = StoreTarget("postgres", url.replace("postgresql://", "postgresql+psycopg2://", 1),
-                         f"ug_life_{secrets.token_hex(4)}")
-    engine = target.engine()
-    upgrade(engine)
-    yield target, Store(engine)
-    from sqlalchemy import text
-
-    with engine.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA IF EXISTS "{target.db_schema}" CASCADE'))
-    engine.dispose()
+    with own_store("ug_life") as pair:
+        yield pair
 
 
 @pytest.fixture(scope="module")
 def live(live_store, tmp_path_factory):
-    target, _ = live_store
-    airflow = LiveAirflow(tmp_path_factory.mktemp("live-lifecycle"), pg_url(), {
-        "AIRFLOW_CONN_USERGROUP_DEFAULT": target.conn_json,
-        "AIRFLOW__CORE__MAX_TASK_RETRY_DELAY": "1",  # the OSS/BSS steps' backoff (minutes) capped for the test
-    })
-    try:
-        yield airflow.start_stack()
-    finally:
-        airflow.stop_stack()
+    with live_airflow(tmp_path_factory.mktemp("live-lifecycle"), live_store[0]) as airflow:
+        yield airflow
 
 
 @pytest.fixture

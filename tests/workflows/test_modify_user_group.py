@@ -1,15 +1,13 @@
 """modify_user_group on the store: a rename in the store and the OSS/BSS, a change of case, a name held by another
 group, every refusal (writing nothing); races between modifies, a terminate and a create."""
 
-import threading
-from collections.abc import Callable
 from uuid import UUID, uuid4
 
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 from sqlalchemy import insert
 
-from helpers import CUSTOMER, counts, create, oss_for, run_on, run_tasks, start_state
+from helpers import CUSTOMER, at_once, counts, create, oss_for, run_on, run_tasks, start_state
 from usergroup.store import tables
 from usergroup.workflows.modify_user_group import modify_user_group
 from usergroup.workflows.terminate_user_group import terminate_user_group
@@ -95,25 +93,6 @@ def tables_now():
     from usergroup.store.repository import now
 
     return now()
-
-
-def at_once(calls: list[Callable[[], dict]]) -> tuple[list[dict], list[str]]:
-    """Run the calls in threads released together: the final states of those that completed, the refusals."""
-    won, lost, barrier = [], [], threading.Barrier(len(calls))
-
-    def attempt(call):
-        barrier.wait()
-        try:
-            won.append(call())
-        except AirflowFailException as exc:
-            lost.append(str(exc))
-
-    threads = [threading.Thread(target=attempt, args=(c,)) for c in calls]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    return won, lost
 
 
 def test_twenty_renames_of_one_group_at_once_exactly_one_completes(store):

@@ -1,13 +1,12 @@
 """terminate_user_group on the store: an active group, the clean-up of a create that failed or was aborted,
 and every refusal (writing nothing); two terminates at once."""
 
-import threading
 from uuid import UUID, uuid4
 
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
-from helpers import CUSTOMER, counts, create, oss_for, run_on
+from helpers import CUSTOMER, at_once, counts, create, oss_for, run_on
 from usergroup.adapter import run_step
 from usergroup.provisioning import OssBssError
 from usergroup.store import tables
@@ -73,24 +72,6 @@ def test_a_create_stopped_during_provisioning_is_cleaned_up(store, monkeypatch, 
     create(store, "Stranded Lab")  # the name is free
 
 
-def terminate_at_once(store, subscription_id: str, n: int) -> tuple[list[dict], list[str]]:
-    """`n` terminates of one subscription at once: the final states of those that completed, and the refusals."""
-    won, lost = [], []
-
-    def attempt():
-        try:
-            won.append(terminate(store, subscription_id))
-        except AirflowFailException as exc:
-            lost.append(str(exc))
-
-    threads = [threading.Thread(target=attempt) for _ in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    return won, lost
-
-
 def test_refusals_write_nothing(store):
     active = create(store, "Kept Lab")
     in_flight = create(store, "Busy Lab", upto=3)  # its create is still running
@@ -113,7 +94,7 @@ def test_two_terminates_of_one_failed_create_exactly_one_wins(store):
     state = create(store, "Contested Lab", upto=3)
     with store.transaction() as repo:
         repo.abort_process(UUID(state["process_id"]), "given up")
-    won, lost = terminate_at_once(store, state["subscription_id"], 5)
+    won, lost = at_once([lambda: terminate(store, state["subscription_id"])] * 5)
     assert len(won) == 1 and len(lost) == 4
     winner = won[0]["process_id"]  # the others were refused at unsync (naming the winner), or after it finished
     with store.transaction() as repo:  # a refused terminate is aborted, never a failed process left to resume
@@ -140,7 +121,7 @@ def test_a_given_up_create_cannot_be_set_in_sync_and_terminate_still_takes_it(st
 
 def test_terminates_that_lose_the_race_for_an_active_group_are_aborted(store):
     created = create(store, "Raced Lab")
-    won, _ = terminate_at_once(store, created["subscription_id"], 6)
+    won, _ = at_once([lambda: terminate(store, created["subscription_id"])] * 6)
     assert len(won) == 1
     with store.transaction() as repo:
         statuses = sorted(p["status"] for p in repo.list_processes() if p["workflow_name"] == "terminate_user_group")
