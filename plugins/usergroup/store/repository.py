@@ -211,10 +211,10 @@ class Repository:
         elif sub.insync:
             others = [p for p in self.processes_of(subscription_id) if p["process_id"] != process_id]
             changer = ([p for p in others if self.completed_step(p["process_id"], "unsync")] or others)[-1:]
-            raise RefusedError(f"subscription {subscription_id} changed since this process checked it (version "
-                               f"{seen_version} then, {sub.version} now), last by process "
-                               f"{', '.join(map(_describe, changer)) or 'unknown'}: trigger again to act on it as "
-                               "it is now")
+            since = f" (version {seen_version} then, {sub.version} now)" if seen_version is not None else ""
+            raise RefusedError(f"subscription {subscription_id} changed since this process checked it{since}, last "
+                               f"by process {', '.join(map(_describe, changer)) or 'unknown'}: trigger again to act "
+                               "on it as it is now")
         raise OutOfSyncError(out_of_sync(subscription_id, self.holders(subscription_id, exclude=process_id)))
 
     def failed_create(self, sub: SubscriptionModel, exclude: UUID | None = None) -> dict[str, Any] | None:
