@@ -60,6 +60,7 @@ def dags_test(conf: str | None, dag_id: str = "create_user_group") -> subprocess
 
 CUSTOMER = "8f4b1a52-2c7e-4d1c-9a3e-0b6f5d2e7c10"
 USER_GROUP = "6b3c3a1e-5d0f-4e43-9a2f-2f1e0a8b7c01"
+USER_INTERNAL, USER_EXTERNAL = "3f1b7c52-8e4d-4a6b-9c21-5d7e0f3a9b11", "3f1b7c52-8e4d-4a6b-9c21-5d7e0f3a9b12"
 
 
 def run_tasks(store, workflow, state: dict, upto: int | None = None, run_id: str = "r", oss=None, after: int = 0,
@@ -82,7 +83,9 @@ def start_state(workflow, run_id: str, **fields) -> dict:
     from usergroup.adapter import process_id_for
 
     return {"process_id": str(process_id_for(workflow.name, run_id)), "workflow_name": workflow.name,
-            "workflow_target": str(workflow.target), "product_id": USER_GROUP, "customer_id": CUSTOMER, **fields}
+            "workflow_target": str(workflow.target), "product_type": workflow.product_type,
+            "product_id": fields.get("product", USER_GROUP if workflow.product_type == "UserGroup" else None),
+            "customer_id": CUSTOMER, **fields}
 
 
 def create(store, name: str, upto: int | None = None) -> dict:
@@ -94,6 +97,18 @@ def create(store, name: str, upto: int | None = None) -> dict:
     run_id = f"create-{uuid4()}"
     return run_tasks(store, create_user_group, start_state(create_user_group, run_id, group_name=name), upto,
                      run_id=run_id)
+
+
+def create_user(store, group_id: str, username: str, upto: int | None = None, age: int | None = None,
+                product: str = USER_INTERNAL) -> dict:
+    """Run create_user for `username` in the group (its first `upto` tasks); the final state."""
+    from uuid import uuid4
+
+    from usergroup.workflows.create_user import create_user as workflow
+
+    run_id = f"create-user-{uuid4()}"
+    state = start_state(workflow, run_id, product=product, user_group_id=group_id, username=username, age=age)
+    return run_tasks(store, workflow, state, upto, run_id=run_id)
 
 
 def run_on(store, workflow, subscription_id: str, upto: int | None = None, run_id: str | None = None,

@@ -35,7 +35,7 @@ def test_db_upgrade_creates_the_store(store_target, monkeypatch, capsys):
     assert main(["db", "upgrade"]) == 0
     assert main(["db", "upgrade"]) == 0
     out = capsys.readouterr().out
-    assert f"(schema {store_target.db_schema}) is at revision 0005" in out
+    assert f"(schema {store_target.db_schema}) is at revision 0006" in out
 
 
 def test_show_json_has_the_documented_shape(one_subscription, capsys):
@@ -43,7 +43,8 @@ def test_show_json_has_the_documented_shape(one_subscription, capsys):
     view = json.loads(capsys.readouterr().out)
     assert set(SUBSCRIPTION_COLUMNS) <= set(view)
     assert view["product"] == "User Group"
-    assert view["user_group"] == {"group_name": "CLI <Lab> 'ü'", "group_id": None}
+    assert view["user_group"] == {"owner_subscription_id": str(one_subscription.subscription_id),
+                                  "group_name": "CLI <Lab> 'ü'", "group_id": None}
     assert view["status"] == "initial" and view["insync"] is False and view["version"] == 1
     (process,) = view["processes"]
     assert process["workflow_target"] == "CREATE" and process["status"] == "running" and process["steps"] == []
@@ -164,8 +165,9 @@ def test_ossbss_list_and_drift(store, capsys):
 
 def test_workflows_lists_every_dag_id(capsys):
     assert main(["workflows"]) == 0
-    assert capsys.readouterr().out.split() == ["create_user_group", "modify_user_group", "terminate_user_group",
-                                               "validate_user_group", "validate_user_groups"]
+    assert capsys.readouterr().out.split() == ["create_user", "create_user_group", "modify_user", "modify_user_group",
+                                               "terminate_user", "terminate_user_group", "validate_user_group",
+                                               "validate_user_groups"]
     assert main(["workflows", "--chain"]) == 0
     out = capsys.readouterr().out
     assert "modify_user_group\tMODIFY\tstore_process_subscription >> unsync >> modify_user_group_subscription" in out

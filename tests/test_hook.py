@@ -39,7 +39,7 @@ def test_reaches_the_store_through_the_connection(store, store_target):
     assert db_schema == store_target.db_schema
     assert hook.engine is hook.engine and hook.get_conn() is hook.engine  # built once per hook
     with hook.store.transaction() as repo:
-        assert repo.count(tables.products) == 1
+        assert repo.count(tables.products) == 3
 
 
 def test_sqlite_uri_with_three_slashes(tmp_path, monkeypatch):

@@ -9,7 +9,7 @@ from helpers import oss_for
 from usergroup.adapter import run_step
 from usergroup.domain import USER_GROUP_PRODUCT
 from usergroup.store import tables
-from usergroup.store.repository import DuplicateGroupNameError
+from usergroup.store.repository import DuplicateNameError
 from usergroup.workflows.create_user_group import create_subscription
 
 RUNS = 10
@@ -31,7 +31,7 @@ def test_same_name_at_once_exactly_one_claims_it(store):
             won.append(run_step(create_subscription, state, store=store, oss=oss_for(store), try_number=1,
                                 start=start))
         except AirflowFailException as exc:
-            (lost if isinstance(exc.__cause__, DuplicateGroupNameError) else other).append(exc)
+            (lost if isinstance(exc.__cause__, DuplicateNameError) else other).append(exc)
         except Exception as exc:  # noqa: BLE001 - asserted empty below
             other.append(exc)
 

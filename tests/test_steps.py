@@ -8,7 +8,7 @@ from usergroup.domain import USER_GROUP_PRODUCT, SubscriptionLifecycle, Target, 
 from usergroup.provisioning import OssBssError
 from usergroup.steps import done, resync, set_status, store_process_subscription
 from usergroup.store import tables
-from usergroup.store.repository import DuplicateGroupNameError
+from usergroup.store.repository import DuplicateNameError
 from usergroup.workflows.create_user_group import (
     create_subscription,
     initialize_subscription,
@@ -39,7 +39,7 @@ def test_create_subscription_refuses_a_duplicate_name_naming_the_holder(store):
     sub.user_group.group_name = "Research Lab"
     with store.transaction() as repo:
         held = repo.save_subscription(sub)
-    with pytest.raises(DuplicateGroupNameError, match=str(held.subscription_id)), store.transaction() as repo:
+    with pytest.raises(DuplicateNameError, match=str(held.subscription_id)), store.transaction() as repo:
         create_subscription({**state, "group_name": "RESEARCH LAB"}, repository=repo)
 
 

@@ -17,6 +17,7 @@ from pydantic_core import to_jsonable_python
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from usergroup.domain import ProcessStatus, SubscriptionModel
+from usergroup.domain.subscription import products_of_type
 from usergroup.hook import UserGroupHook
 from usergroup.provisioning import FakeOssBss, OssBssClient
 from usergroup.step import State, Step
@@ -54,12 +55,15 @@ def initial_state(workflow: "Workflow", params: dict[str, Any], dag_run: Any, cu
         customer = UUID(customer_id)
     except ValueError:
         raise AirflowFailException(f"Airflow Variable {CUSTOMER_VARIABLE} is not a UUID: {customer_id!r}") from None
+    products = products_of_type(workflow.product_type)  # a create's form may choose one of several
+    product_id = getattr(validated, "product", None) or (products[0].product_id if len(products) == 1 else None)
     return to_jsonable_python({
         "process_id": process_id_for(dag_run.dag_id, dag_run.run_id,
                                      validated.subscription_id if per_subscription else None),
         "workflow_name": workflow.name,
         "workflow_target": str(workflow.target),
-        "product_id": workflow.product.product_id,
+        "product_type": workflow.product_type,
+        "product_id": product_id,
         "customer_id": customer,
         **validated.model_dump(),
     })

@@ -20,7 +20,7 @@ SELECT_TASK = "select_subscriptions"
 
 def select_task(schedule: Schedule):
     """The task that picks the subscriptions: every active one of the workflow's product in sync."""
-    product = schedule.workflow.product.name
+    product = schedule.workflow.product_type
 
     @task(task_id=SELECT_TASK, task_display_name=f"Select every active {product} in sync")
     def select_subscriptions() -> list[str]:

@@ -8,7 +8,7 @@ import sys
 from uuid import UUID
 
 from usergroup.domain import ProcessStatus
-from usergroup.report import process_json, subscription_json
+from usergroup.report import SUBSCRIPTION_COLUMNS, process_json, subscription_json
 
 
 def quiet_hook():
@@ -47,10 +47,13 @@ def subscriptions_list(args) -> int:
         subs = repo.list_subscriptions()
         if args.json:
             return emit_json([subscription_json(repo, s) for s in subs])
-    print(f"{'subscription_id':36}  {'status':12}  {'insync':6}  {'group_id':>10}  group_name")
+    from usergroup.store.mappings import mapping_for
+
+    print(f"{'subscription_id':36}  {'product':14}  {'status':12}  {'insync':6}  name")
     for s in subs:
-        g = s.user_group
-        print(f"{s.subscription_id!s:36}  {s.status:12}  {s.insync!s:6}  {g.group_id or '':>10}  {g.group_name or ''}")
+        mapping = mapping_for(s.product.product_type)
+        name = getattr(getattr(s, mapping.block), mapping.unique_name.field) if mapping.unique_name else None
+        print(f"{s.subscription_id!s:36}  {s.product.name:14}  {s.status:12}  {s.insync!s:6}  {name or ''}")
     return 0
 
 
@@ -65,8 +68,9 @@ def subscriptions_show(args) -> int:
     for key in ("subscription_id", "product", "customer_id", "description", "status", "insync", "start_date",
                 "end_date", "note", "version"):
         print(f"{key:16} {view[key]}")
-    for key, value in view["user_group"].items():
-        print(f"{key:16} {value}")
+    for key in view.keys() - {*SUBSCRIPTION_COLUMNS, "product", "processes"}:  # the product type's own fields
+        for name, value in view[key].items() if isinstance(view[key], dict) else [(key, view[key])]:
+            print(f"{name:16} {value}")
     for p in view["processes"]:
         steps = ", ".join(f"{s['name']}:{s['status']}" for s in p["steps"])
         print(f"process          {p['process_id']} {p['workflow_target']} {p['status']} [{steps}]")
@@ -195,6 +199,7 @@ def processes_show(args) -> int:
 def workflows_list(args) -> int:
     """The workflows and schedules this package declares: their DAG ids, one a line (deployments unpause them
     from it)."""
+    from usergroup.domain.subscription import products_of_type
     from usergroup.workflow import Schedule
     from usergroup.workflows import declared
 
@@ -202,7 +207,8 @@ def workflows_list(args) -> int:
         if not args.chain:
             print(name)
         elif isinstance(w, Schedule):
-            print(f"{name}\t{w.schedule}\t{w.workflow.name} for each active {w.workflow.product.name} in sync")
+            products = " or ".join(p.name for p in products_of_type(w.workflow.product_type))
+            print(f"{name}\t{w.schedule}\t{w.workflow.name} for each active {products} in sync")
         else:
             print(f"{name}\t{w.target}\t{' >> '.join(w.task_ids)}")
     return 0

@@ -19,13 +19,16 @@ def _canonical_uuid(value: Any) -> Any:
     return value
 
 
+SubscriptionId = Annotated[UUID, BeforeValidator(_canonical_uuid)]
+
+
 class SubscriptionForm(BaseModel):
     """Which subscription, and optionally the version the user saw (refused if it changed since). What the
     trigger form's schema refuses, this refuses too (a UUID in another spelling, a version given as text)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    subscription_id: Annotated[UUID, BeforeValidator(_canonical_uuid)]
+    subscription_id: SubscriptionId
     version: StrictInt | None = Field(default=None, ge=1)
 
 
@@ -38,6 +41,12 @@ def subscription_params(product: str = "User Group") -> dict[str, dict]:
     }
 
 
-def group_name_param(title: str, what: str) -> dict:
-    return {"type": "string", "title": title, "description": f"{what}: {GROUP_NAME_RULES}", "minLength": 1,
+def group_name_param(title: str, what: str, rules: str = GROUP_NAME_RULES) -> dict:
+    """A name's field (a group's name, a username): the rules of `domain.names`."""
+    return {"type": "string", "title": title, "description": f"{what}: {rules}", "minLength": 1,
             "maxLength": GROUP_NAME_MAX_LENGTH, "pattern": GROUP_NAME_PATTERN}
+
+
+AGE_PARAM = {"type": ["integer", "null"], "default": None, "minimum": 0, "maximum": 150, "title": "Age",
+             "description": "Optional: the user's age, 0 to 150."}
+Age = Annotated[StrictInt | None, Field(ge=0, le=150)]

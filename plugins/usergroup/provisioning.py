@@ -30,14 +30,25 @@ fake_ossbss_groups = Table(
     Column("group_name", String(255), nullable=False),
     Column("calls", Integer, nullable=False),
 )
+fake_ossbss_users = Table(
+    "fake_ossbss_users",
+    fake_metadata,
+    Column("user_id", Integer, primary_key=True, autoincrement=True),
+    Column("subscription_id", Uuid, nullable=False, unique=True),
+    Column("group_id", Integer, nullable=False),
+    Column("username", String(255), nullable=False),
+    Column("age", Integer),
+    Column("calls", Integer, nullable=False),
+)
 # Every change the fake made: what a real OSS/BSS's audit log would show (a retried rename logs nothing twice).
 fake_ossbss_changes = Table(
     "fake_ossbss_changes",
     fake_metadata,
     Column("change_id", Integer, primary_key=True, autoincrement=True),
     Column("subscription_id", Uuid, nullable=False),
-    Column("action", String(20), nullable=False),  # provision, rename, remove, drift
-    Column("group_name", String(255)),
+    # a group's: provision, rename, remove, drift; a user's: provision_user, update_user, remove_user
+    Column("action", String(20), nullable=False),
+    Column("group_name", String(255)),  # the name the change gave: the group's, or the user's username
     Column("at", DateTime(timezone=True), nullable=False),
 )
 
@@ -46,8 +57,8 @@ class OssBssError(RuntimeError):
     """The OSS/BSS did not answer: another try may."""
 
 
-class GroupNotFoundError(OssBssError, ValueError):
-    """The OSS/BSS holds no group for the subscription: no retry cures that."""
+class NotFoundError(OssBssError, ValueError):
+    """The OSS/BSS holds no group (user) for the subscription: no retry cures that."""
 
 
 class OssBssClient(Protocol):
@@ -62,6 +73,15 @@ class OssBssClient(Protocol):
 
     def read_user_group(self, subscription_id: UUID) -> dict | None:
         """The group the OSS/BSS holds for this subscription ({group_id, group_name}), or None."""
+
+    def provision_user(self, subscription_id: UUID, group_id: int, username: str, age: int | None) -> int:
+        """Create (or find) the user for this subscription in the group; return its user id. Idempotent."""
+
+    def update_user(self, subscription_id: UUID, username: str, age: int | None) -> bool:
+        """Give the subscription's user this username and age; False if it had them already. Idempotent."""
+
+    def deprovision_user(self, subscription_id: UUID) -> bool:
+        """Remove whatever user the OSS/BSS holds for this subscription; False if it held none. Idempotent."""
 
 
 class FakeOssBss:
@@ -103,7 +123,7 @@ class FakeOssBss:
         with self.engine.begin() as conn:
             group = self._read(conn, subscription_id, lock=True)
             if group is None:
-                raise GroupNotFoundError(f"the OSS/BSS holds no group for subscription {subscription_id}: "
+                raise NotFoundError(f"the OSS/BSS holds no group for subscription {subscription_id}: "
                                          f"nothing to rename to {group_name!r}")
             if group["group_name"] == group_name:
                 return False
@@ -127,6 +147,48 @@ class FakeOssBss:
         with self.engine.connect() as conn:
             return self._read(conn, UUID(str(subscription_id)))
 
+    def provision_user(self, subscription_id: UUID, group_id: int, username: str, age: int | None) -> int:
+        self._answer_or_fail(f"user {username!r} not provisioned")
+        subscription_id = UUID(str(subscription_id))
+        users = fake_ossbss_users
+        with self.engine.begin() as conn:
+            if insert_ignore(conn, users, {"subscription_id": subscription_id, "group_id": group_id,
+                                           "username": username, "age": age, "calls": 0}):
+                self._log(conn, subscription_id, "provision_user", username)
+            conn.execute(update(users).where(users.c.subscription_id == subscription_id)
+                         .values(calls=users.c.calls + 1))
+            user_id = conn.execute(select(users.c.user_id).where(users.c.subscription_id == subscription_id)).scalar()
+        time.sleep(float(os.environ.get(DELAY_ENV) or 0))
+        return user_id
+
+    def update_user(self, subscription_id: UUID, username: str, age: int | None) -> bool:
+        self._answer_or_fail(f"user of {subscription_id} not updated to {username!r}")
+        subscription_id = UUID(str(subscription_id))
+        users, where = fake_ossbss_users, fake_ossbss_users.c.subscription_id == subscription_id
+        with self.engine.begin() as conn:
+            user = conn.execute(select(users.c.username, users.c.age).where(where).with_for_update()).first()
+            if user is None:
+                raise NotFoundError(f"the OSS/BSS holds no user for subscription {subscription_id}")
+            if (user.username, user.age) == (username, age):
+                return False
+            conn.execute(update(users).where(where).values(username=username, age=age))
+            self._log(conn, subscription_id, "update_user", username)
+        return True
+
+    def deprovision_user(self, subscription_id: UUID) -> bool:
+        self._answer_or_fail(f"user of {subscription_id} not removed")
+        subscription_id = UUID(str(subscription_id))
+        with self.engine.begin() as conn:
+            removed = conn.execute(delete(fake_ossbss_users)
+                                   .where(fake_ossbss_users.c.subscription_id == subscription_id)).rowcount == 1
+            if removed:
+                self._log(conn, subscription_id, "remove_user", None)
+        return removed
+
+    def users(self) -> list[dict]:
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(select(fake_ossbss_users))]
+
     def drift(self, subscription_id: UUID, *, group_name: str | None = None, remove: bool = False) -> dict | None:
         """Change a group behind the store's back (for tests and demos): rename it, or remove it. Returns the
         group as it was; refuses a subscription it holds no group for."""
@@ -136,7 +198,7 @@ class FakeOssBss:
         with self.engine.begin() as conn:
             group = self._read(conn, subscription_id, lock=True)
             if group is None:
-                raise GroupNotFoundError(f"the fake OSS/BSS holds no group for subscription {subscription_id}")
+                raise NotFoundError(f"the fake OSS/BSS holds no group for subscription {subscription_id}")
             where = fake_ossbss_groups.c.subscription_id == subscription_id
             conn.execute(delete(fake_ossbss_groups).where(where) if remove
                          else update(fake_ossbss_groups).where(where).values(group_name=group_name))

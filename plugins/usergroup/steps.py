@@ -4,7 +4,7 @@ from uuid import UUID
 
 from usergroup.domain import SubscriptionLifecycle, SubscriptionModel, Target
 from usergroup.domain.rules import refusal
-from usergroup.domain.subscription import PRODUCTS
+from usergroup.domain.subscription import products_of_type
 from usergroup.step import State, Step, step
 from usergroup.store.repository import OutOfSyncError, RefusedError, StoreError
 
@@ -16,14 +16,15 @@ def check_subscription(workflow_target: Target) -> Step:
     `unsync` refuses the subscription if it changed since (`seen_version`)."""
 
     @step("Check the subscription may run this workflow", name="check_subscription")
-    def _check(subscription_id: UUID, workflow_name: str, product_id: UUID, repository,
+    def _check(subscription_id: UUID, workflow_name: str, product_type: str, repository,
                version: int | None = None) -> State:
         product = repository.product_of(subscription_id)
         if product is None:
             raise StoreError(f"no subscription {subscription_id}")
-        if str(product.product_id) != str(product_id):
-            raise StoreError(f"subscription {subscription_id} is a {product.name}, not a "
-                             f"{PRODUCTS[UUID(str(product_id))].name}: {workflow_name} cannot run on it")
+        if product.product_type != product_type:
+            wanted = " or ".join(p.name for p in products_of_type(product_type))
+            raise StoreError(f"subscription {subscription_id} is a {product.name}, not a {wanted}: {workflow_name} "
+                             "cannot run on it")
         sub = repository.get_subscription(subscription_id)
         if (refused := refusal(sub, workflow_target, **repository.refusal_context(sub))) is not None:
             reason, message = refused

@@ -5,7 +5,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from usergroup.domain import USER_GROUP_PRODUCT, Product, SubscriptionLifecycle, Target
+from usergroup.domain import SubscriptionLifecycle, Target
 from usergroup.step import Step
 from usergroup.steps import check_subscription, done, resync, set_status, store_process_subscription, unsync
 
@@ -15,12 +15,12 @@ class Workflow:
     name: str  # the DAG id
     description: str  # the DAG's doc_md; its first line is the workflow's title
     target: Target
+    product_type: str  # the product type it serves (orchestrator-core links workflows to products)
     form: type[BaseModel]  # validates the input at the first task
     params: dict[str, dict[str, Any]]  # the JSON schema of each form field: Airflow's trigger form
     steps: tuple[Step, ...]
     tags: tuple[str, ...] = ()
     checks: tuple[Step, ...] = ()  # the input's checks against the store, run by the first task before its step
-    product: Product = USER_GROUP_PRODUCT
 
     @property
     def title(self) -> str:
@@ -50,42 +50,44 @@ class Schedule:
     tags: tuple[str, ...] = ()
 
 
-def _declare(target: Target, name: str, description: str, form: type[BaseModel], params: dict[str, dict[str, Any]],
-             steps: tuple[Step, ...], checks: tuple[Step, ...] = ()) -> Workflow:
-    return Workflow(name=name, description=description, target=target, form=form, params=params, steps=steps,
-                    tags=("usergroup", "orchestrator", str(target).lower()), checks=checks)
+def _declare(target: Target, name: str, description: str, product_type: str, form: type[BaseModel],
+             params: dict[str, dict[str, Any]], steps: tuple[Step, ...], checks: tuple[Step, ...] = ()) -> Workflow:
+    return Workflow(name=name, description=description, target=target, product_type=product_type, form=form,
+                    params=params, steps=steps, tags=("usergroup", "orchestrator", str(target).lower()), checks=checks)
 
 
-def create_workflow(name: str, description: str, form: type[BaseModel], params: dict[str, dict[str, Any]],
-                    steps: list[Step], status: SubscriptionLifecycle = SubscriptionLifecycle.ACTIVE) -> Workflow:
+def create_workflow(name: str, description: str, product_type: str, form: type[BaseModel],
+                    params: dict[str, dict[str, Any]], steps: list[Step], checks: tuple[Step, ...] = (),
+                    status: SubscriptionLifecycle = SubscriptionLifecycle.ACTIVE) -> Workflow:
     """orchestrator-core's `create_workflow`: the workflow's own steps, then `set_status(status) >> resync >>
     done`."""
-    return _declare(Target.CREATE, name, description, form, params, (*steps, set_status(status), resync, done))
+    return _declare(Target.CREATE, name, description, product_type, form, params,
+                    (*steps, set_status(status), resync, done), checks)
 
 
-def modify_workflow(name: str, description: str, form: type[BaseModel], params: dict[str, dict[str, Any]],
-                    steps: list[Step], checks: tuple[Step, ...] = ()) -> Workflow:
+def modify_workflow(name: str, description: str, product_type: str, form: type[BaseModel],
+                    params: dict[str, dict[str, Any]], steps: list[Step], checks: tuple[Step, ...] = ()) -> Workflow:
     """orchestrator-core's `modify_workflow`: `store_process_subscription(MODIFY) >> unsync`, the workflow's own
     steps, then `resync >> done`. The first task checks the subscription may be modified, then `checks`."""
-    return _declare(Target.MODIFY, name, description, form, params,
+    return _declare(Target.MODIFY, name, description, product_type, form, params,
                     (store_process_subscription(Target.MODIFY), unsync, *steps, resync, done),
                     (check_subscription(Target.MODIFY), *checks))
 
 
-def terminate_workflow(name: str, description: str, form: type[BaseModel], params: dict[str, dict[str, Any]],
-                       steps: list[Step]) -> Workflow:
+def terminate_workflow(name: str, description: str, product_type: str, form: type[BaseModel],
+                       params: dict[str, dict[str, Any]], steps: list[Step]) -> Workflow:
     """orchestrator-core's `terminate_workflow`: `store_process_subscription(TERMINATE) >> unsync`, the
     workflow's own steps, then `set_status(TERMINATED) >> resync >> done`."""
-    return _declare(Target.TERMINATE, name, description, form, params,
+    return _declare(Target.TERMINATE, name, description, product_type, form, params,
                     (store_process_subscription(Target.TERMINATE), unsync, *steps,
                      set_status(SubscriptionLifecycle.TERMINATED), resync, done),
                     (check_subscription(Target.TERMINATE),))
 
 
-def validate_workflow(name: str, description: str, form: type[BaseModel], params: dict[str, dict[str, Any]],
-                      steps: list[Step]) -> Workflow:
+def validate_workflow(name: str, description: str, product_type: str, form: type[BaseModel],
+                      params: dict[str, dict[str, Any]], steps: list[Step]) -> Workflow:
     """orchestrator-core's `validate_workflow`: `store_process_subscription(VALIDATE) >> unsync`, the checks,
     then `resync >> done`. A check that fails leaves the subscription out of sync until an operator acts."""
-    return _declare(Target.VALIDATE, name, description, form, params,
+    return _declare(Target.VALIDATE, name, description, product_type, form, params,
                     (store_process_subscription(Target.VALIDATE), unsync, *steps, resync, done),
                     (check_subscription(Target.VALIDATE),))

@@ -1,11 +1,11 @@
-"""End to end through Airflow (`airflow dags test`): a User Group's whole life, and the nightly validation over
-fifty subscriptions, two of them drifted."""
+"""End to end through Airflow (`airflow dags test`): a User Group's whole life, a User's, and the nightly
+validation over fifty subscriptions, two of them drifted."""
 
 import json
 
 import pytest
 
-from helpers import create, dags_test, oss_for
+from helpers import USER_EXTERNAL, counts, create, dags_test, oss_for
 from usergroup.workflows import all_workflows
 
 
@@ -33,6 +33,34 @@ def test_modify_validate_terminate(airflow_db, store):
         for p in processes:  # each process's trail is its DAG's chain of tasks
             assert [s["task_id"] for s in repo.steps_of(p["process_id"])] == all_workflows()[p["dag_id"]].task_ids
     assert [c["action"] for c in oss_for(store).changes(sid)] == ["provision", "rename", "remove"]
+
+
+def test_a_users_whole_life_and_its_groups(airflow_db, store):
+    """create_user, modify_user, terminate_user through Airflow; the group is refused termination while the user
+    lives (writing nothing), and terminates after."""
+    gid = create(store, "Users Lab")["subscription_id"]
+    run("create_user", product=USER_EXTERNAL, user_group_id=gid, username="zoë", age=33)
+    with store.transaction() as repo:
+        (user,) = [s for s in repo.list_subscriptions() if s.product.product_type == "User"]
+    uid = str(user.subscription_id)
+    assert (user.status, user.insync, user.affiliation, user.user.group.group_name) == \
+        ("active", True, "external", "Users Lab")
+    run("modify_user", subscription_id=uid, username="Zoë Z", version=user.version)
+    before = counts(store)
+    refused = dags_test(json.dumps({"subscription_id": gid}), dag_id="terminate_user_group")
+    assert refused.returncode != 0 and "used in other subscriptions" in refused.stdout + refused.stderr
+    assert counts(store) == before
+    run("terminate_user", subscription_id=uid)
+    run("terminate_user_group", subscription_id=gid)
+    with store.transaction() as repo:
+        user, group = repo.get_subscription(uid), repo.get_subscription(gid)
+        assert (user.status, user.user.username, user.user.age, group.status) == \
+            ("terminated", "Zoë Z", 33, "terminated")
+        assert user.description == "User Zoë Z from group Users Lab (external)"
+        for p in repo.processes_of(uid):
+            assert p["status"] == "completed"
+            assert [s["task_id"] for s in repo.steps_of(p["process_id"])] == all_workflows()[p["dag_id"]].task_ids
+    assert [c["action"] for c in oss_for(store).changes(uid)] == ["provision_user", "update_user", "remove_user"]
 
 
 @pytest.mark.parametrize("store_target", ["sqlite"], indirect=True)  # refused before any store is touched

@@ -9,18 +9,19 @@ import pytest
 from sqlalchemy import inspect, text
 
 from usergroup.domain import USER_GROUP_PRODUCT, ProcessStatus, UserGroupInactive
+from usergroup.domain.subscription import PRODUCTS
 from usergroup.store import tables
 from usergroup.store.engine import check_db_schema
 from usergroup.store.migrate import current_revision, upgrade
 from usergroup.store.repository import (
-    DuplicateGroupNameError,
+    DuplicateNameError,
     ProcessAbortedError,
     StaleSubscriptionError,
     StoreError,
 )
 
 CUSTOMER = uuid4()
-HEAD = "0005"
+HEAD = "0006"
 
 
 def initial(name: str | None = None, customer=CUSTOMER) -> UserGroupInactive:
@@ -48,7 +49,10 @@ def test_migration_is_idempotent_and_matches_the_tables(store, store_target):
         steps_uniques = {tuple(u["column_names"]) for u in insp.get_unique_constraints("process_steps", schema=schema)}
         assert steps_uniques == {("process_id", "task_id", "map_index", "try_number")}  # not the step's name
         product = conn.execute(text(f"SELECT name, product_type, tag FROM {schema + '.' if schema else ''}products"))
-        assert product.all() == [("User Group", "UserGroup", "GROUP")]
+        assert sorted(product.all()) == [("User Group", "UserGroup", "GROUP"), ("User external", "User", "USER"),
+                                         ("User internal", "User", "USER")]
+    with store.transaction() as repo:  # as the domain declares them, fixed inputs included
+        assert repo.products() == PRODUCTS
 
 
 def test_0002_keys_existing_step_rows_on_their_task(store_target):
@@ -150,18 +154,18 @@ def test_0005_keys_names_without_selectors_in_nfkc_and_keeps_existing_twins(stor
 def test_look_alikes_that_differ_by_invisible_or_width_are_one_name(store, held, twin):
     with store.transaction() as repo:
         repo.save_subscription(initial(held))
-    with pytest.raises(DuplicateGroupNameError), store.transaction() as repo:
-        repo.claim_group_name(CUSTOMER, twin, uuid4())
+    with pytest.raises(DuplicateNameError), store.transaction() as repo:
+        repo.claim_name("UserGroup", CUSTOMER, twin, uuid4())
 
 
 def test_nfc_and_nfd_twins_cannot_both_be_claimed(store):
     with store.transaction() as repo:
         held = repo.save_subscription(initial("Caf\u00e9"))
     for twin in ("Cafe\u0301", "CAFE\u0301"):
-        with pytest.raises(DuplicateGroupNameError, match=f"already used by subscription {held.subscription_id}"):
+        with pytest.raises(DuplicateNameError, match=f"already used by subscription {held.subscription_id}"):
             with store.transaction() as repo:
-                repo.claim_group_name(CUSTOMER, twin, uuid4())
-        with pytest.raises(DuplicateGroupNameError):
+                repo.claim_name("UserGroup", CUSTOMER, twin, uuid4())
+        with pytest.raises(DuplicateNameError):
             with store.transaction() as repo:
                 repo.save_subscription(initial(twin))
 
@@ -207,10 +211,10 @@ def test_duplicate_names_are_refused_without_case_and_only_per_customer(store):
     with store.transaction() as repo:
         first = repo.save_subscription(initial("Research Lab"))
         repo.save_subscription(initial("Research Lab", customer=uuid4()))  # another customer: fine
-    with pytest.raises(DuplicateGroupNameError, match=str(first.subscription_id)), store.transaction() as repo:
+    with pytest.raises(DuplicateNameError, match=str(first.subscription_id)), store.transaction() as repo:
         repo.save_subscription(initial("research LAB"))
     with store.transaction() as repo:
-        assert repo.find_by_group_name(CUSTOMER, "RESEARCH lab").subscription_id == first.subscription_id
+        assert repo.find_by_name("UserGroup", CUSTOMER, "RESEARCH lab").subscription_id == first.subscription_id
         assert repo.count(tables.subscriptions) == 2  # the refused one left nothing behind
 
 
@@ -221,7 +225,7 @@ def test_a_terminated_subscription_frees_its_name(store):
     with store.transaction() as repo:
         repo.save_subscription(sub)
         repo.save_subscription(initial("reusable"))
-        assert repo.find_by_group_name(CUSTOMER, "Reusable").status == "initial"
+        assert repo.find_by_name("UserGroup", CUSTOMER, "Reusable").status == "initial"
 
 
 def test_a_failed_transaction_writes_nothing(store):
@@ -289,3 +293,55 @@ def test_completed_only_follows_running_and_aborted_is_final(store):
 def test_db_schema_names_are_checked(bad):
     with pytest.raises(ValueError, match="not a valid schema name"):
         check_db_schema(bad)
+
+
+def test_0006_keeps_every_subscription_and_process_and_adds_the_user_products(store_target, monkeypatch):
+    """A store as the release before the User product left it (0005), with groups in every state and their trail:
+    after the upgrade each is read back as it was, the User products exist, and a user can join a group."""
+    from helpers import create_user, run_on
+    from usergroup.store.repository import Store
+    from usergroup.workflows.terminate_user_group import terminate_user_group
+
+    engine = store_target.engine()
+    upgrade(engine, "0005")
+    t, groups = datetime.now(UTC), {}
+    with engine.begin() as conn:
+        for i, status in enumerate(["active", "terminated", "provisioning"]):
+            sid, pid = uuid4(), uuid4()
+            conn.execute(tables.subscriptions.insert().values(
+                subscription_id=sid, product_id=USER_GROUP_PRODUCT.product_id, customer_id=CUSTOMER,
+                description=f"User Group Old {i}", status=status, insync=status != "provisioning",
+                start_date=t, version=4))
+            conn.execute(tables.user_group_blocks.insert().values(
+                subscription_id=sid, group_name=f"Old {i}", group_id=100 + i, customer_id=CUSTOMER,
+                name_key=None if status == "terminated" else f"old {i}"))
+            conn.execute(tables.processes.insert().values(
+                process_id=pid, workflow_name="create_user_group", workflow_target="CREATE", dag_id="create_user_group",
+                run_id=f"old_{i}", status="completed" if status != "provisioning" else "failed", input_state={},
+                started_at=t, last_modified_at=t))
+            conn.execute(tables.process_steps.insert().values(
+                process_id=pid, name="create_subscription", task_id="create_subscription", status="success",
+                try_number=1, state={"subscription_id": str(sid)}, started_at=t, completed_at=t))
+            conn.execute(tables.processes_subscriptions.insert().values(
+                process_id=pid, subscription_id=sid, workflow_target="CREATE", created_at=t))
+            groups[status] = (sid, pid)
+    assert upgrade(engine) == HEAD
+    store = Store(engine)
+    with store.transaction() as repo:
+        assert len(repo.list_subscriptions()) == 3 and len(repo.list_processes()) == 3
+        for i, (status, (sid, pid)) in enumerate(groups.items()):
+            sub = repo.get_subscription(sid)
+            assert (sub.status, sub.version, sub.user_group.group_name, sub.user_group.group_id) == \
+                (status, 4, f"Old {i}", 100 + i)
+            assert [p["process_id"] for p in repo.processes_of(sid)] == [pid] and len(repo.steps_of(pid)) == 1
+        assert {p.name for p in repo.products().values()} == {"User Group", "User internal", "User external"}
+    monkeypatch.setenv("AIRFLOW_CONN_USERGROUP_DEFAULT", store_target.conn_json)
+    active = str(groups["active"][0])
+    user = create_user(store, active, "newcomer")
+    with store.transaction() as repo:
+        assert repo.get_subscription(user["subscription_id"]).user.group.group_name == "Old 0"
+    from airflow.sdk.exceptions import AirflowFailException
+
+    with pytest.raises(AirflowFailException, match="used in other subscriptions"):
+        run_on(store, terminate_user_group, active)
+    engine.dispose()

@@ -1,14 +1,12 @@
 """modify_user_group on the store: a rename in the store and the OSS/BSS, a change of case, a name held by another
 group, every refusal (writing nothing); races between modifies, a terminate and a create."""
 
-from uuid import UUID, uuid4
+from uuid import uuid4
 
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
-from sqlalchemy import insert
 
-from helpers import CUSTOMER, at_once, counts, create, oss_for, run_on, run_tasks, start_state
-from usergroup.store import tables
+from helpers import CUSTOMER, at_once, counts, create, create_user, oss_for, run_on, run_tasks, start_state
 from usergroup.workflows.modify_user_group import modify_user_group
 from usergroup.workflows.terminate_user_group import terminate_user_group
 
@@ -61,7 +59,8 @@ def test_refusals_write_nothing(store):
     before, groups = counts(store), oss_for(store).groups()
     cases = [
         (str(uuid4()), "X", None, "no subscription"),
-        (other, "X", None, f"subscription {other} is a User, not a User Group: modify_user_group cannot run on it"),
+        (other, "X", None, f"subscription {other} is a User internal, not a User Group: modify_user_group cannot run "
+                           "on it"),
         (gone["subscription_id"], "X", None, "is terminated: it cannot be modified"),
         (in_flight["subscription_id"], "X", None, "is provisioning: it cannot be modified"),
         (held["subscription_id"], "X", None, f"is out of sync; held by process {holder['process_id']} "
@@ -77,22 +76,8 @@ def test_refusals_write_nothing(store):
 
 
 def _other_product_subscription(store) -> str:
-    """A subscription of another product (the workshop's User), written as its store would."""
-    product, sid = uuid4(), uuid4()
-    with store.transaction() as repo:
-        repo.conn.execute(insert(tables.products).values(
-            product_id=product, name="User", description="User", product_type="User", tag="USER", status="active",
-            created_at=tables_now()))
-        repo.conn.execute(insert(tables.subscriptions).values(
-            subscription_id=sid, product_id=product, customer_id=UUID(CUSTOMER), description="User x",
-            status="active", insync=True, version=1))
-    return str(sid)
-
-
-def tables_now():
-    from usergroup.store.repository import now
-
-    return now()
+    """A subscription of another product: a User (in a group of its own)."""
+    return create_user(store, create(store, "Other Product")["subscription_id"], "someone")["subscription_id"]
 
 
 def test_twenty_renames_of_one_group_at_once_exactly_one_completes(store):

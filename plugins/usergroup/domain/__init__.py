@@ -4,12 +4,26 @@ from usergroup.domain.blocks import UserGroupBlock, UserGroupBlockInactive, User
 from usergroup.domain.errors import LifecycleError
 from usergroup.domain.lifecycle import ProcessStatus, SubscriptionLifecycle, Target
 from usergroup.domain.names import GroupName, check_group_name
-from usergroup.domain.product import USER_GROUP_PRODUCT, Product
+from usergroup.domain.product import Product
 from usergroup.domain.subscription import SubscriptionModel
-from usergroup.domain.user_group import UserGroup, UserGroupInactive, UserGroupProvisioning
+from usergroup.domain.user import (
+    USER_EXTERNAL_PRODUCT,
+    USER_INTERNAL_PRODUCT,
+    Affiliation,
+    User,
+    UserBlock,
+    UserBlockInactive,
+    UserBlockProvisioning,
+    UserInactive,
+    UserProvisioning,
+)
+from usergroup.domain.user_group import USER_GROUP_PRODUCT, UserGroup, UserGroupInactive, UserGroupProvisioning
 
 __all__ = [
+    "USER_EXTERNAL_PRODUCT",
     "USER_GROUP_PRODUCT",
+    "USER_INTERNAL_PRODUCT",
+    "Affiliation",
     "GroupName",
     "LifecycleError",
     "ProcessStatus",
@@ -17,11 +31,17 @@ __all__ = [
     "SubscriptionLifecycle",
     "SubscriptionModel",
     "Target",
+    "User",
+    "UserBlock",
+    "UserBlockInactive",
+    "UserBlockProvisioning",
     "UserGroup",
     "UserGroupBlock",
     "UserGroupBlockInactive",
     "UserGroupBlockProvisioning",
     "UserGroupInactive",
     "UserGroupProvisioning",
+    "UserInactive",
+    "UserProvisioning",
     "check_group_name",
 ]

@@ -1,7 +1,9 @@
-"""The group name rules, shared by the trigger form's JSON schema and the domain model."""
+"""The name rules (a group's name, a user's username), shared by the trigger form's JSON schema and the domain
+model."""
 
 import re
 import unicodedata
+from functools import partial
 from typing import Annotated
 
 from pydantic import AfterValidator
@@ -28,40 +30,46 @@ GROUP_NAME_PATTERN = (
     rf"[^\s{_ZWJ}{_NOT_AT_START}](?:[\s\S]*[^\s{_ZWJ}])?$"
 )
 
-GROUP_NAME_RULES = (
+_NAME_RULES = (
     f"1 to {GROUP_NAME_MAX_LENGTH} characters (the form counts an emoji as 2, Airflow as 1), no leading or "
     "trailing whitespace, no control, invisible or direction-changing characters; unique (ignoring case, "
-    "Unicode composition and width, and invisible joiners) among the customer's user groups."
+    "Unicode composition and width, and invisible joiners) among "
 )
+GROUP_NAME_RULES = _NAME_RULES + "the customer's user groups."
+USERNAME_RULES = _NAME_RULES + "the group's users."
 
 _PATTERN = re.compile(GROUP_NAME_PATTERN)
 _INVISIBLE = re.compile(f"[{_FORMAT}{_BLANK}]")
 
 
-def check_group_name(value: str) -> str:
-    """The name in Unicode NFC if it is a valid group name, else ValueError saying which rule it breaks."""
+def check_name(value: str, field: str = "group_name") -> str:
+    """The name in Unicode NFC if it is a valid name, else ValueError saying which rule of `field` it breaks."""
     if not isinstance(value, str):
-        raise ValueError(f"group_name must be a string, not {type(value).__name__}")
+        raise ValueError(f"{field} must be a string, not {type(value).__name__}")
     value = unicodedata.normalize("NFC", value)  # Café composed or decomposed is one name
     if not value:
-        raise ValueError("group_name must not be empty")
+        raise ValueError(f"{field} must not be empty")
     if len(value) > GROUP_NAME_MAX_LENGTH:
-        raise ValueError(f"group_name is {len(value)} characters long, the maximum is {GROUP_NAME_MAX_LENGTH}")
+        raise ValueError(f"{field} is {len(value)} characters long, the maximum is {GROUP_NAME_MAX_LENGTH}")
     if any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in value):
-        raise ValueError("group_name must not contain control characters")
+        raise ValueError(f"{field} must not contain control characters")
     if (surrogate := next((i for i, c in enumerate(value) if 0xD800 <= ord(c) <= 0xDFFF), None)) is not None:
-        raise ValueError(f"group_name must not contain a lone surrogate: U+{ord(value[surrogate]):04X} at position "
+        raise ValueError(f"{field} must not contain a lone surrogate: U+{ord(value[surrogate]):04X} at position "
                          f"{surrogate + 1} (not a character: text that was not valid UTF-16 or UTF-8)")
     if found := _INVISIBLE.search(value):
         c = found.group()
-        raise ValueError(f"group_name must not contain invisible or direction-changing characters: U+{ord(c):04X} "
+        raise ValueError(f"{field} must not contain invisible or direction-changing characters: U+{ord(c):04X} "
                          f"{unicodedata.name(c, '')} at position {found.start() + 1}".rstrip())
     if value != value.strip():
-        raise ValueError("group_name must not start or end with whitespace")
+        raise ValueError(f"{field} must not start or end with whitespace")
     if not _PATTERN.search(value):
-        raise ValueError("group_name must start and end with a visible character (a zero-width joiner only "
+        raise ValueError(f"{field} must start and end with a visible character (a zero-width joiner only "
                          "between two visible characters)")
     return value
+
+
+def check_group_name(value: str) -> str:
+    return check_name(value, "group_name")
 
 
 _IGNORED_IN_KEY = re.compile(f"[{_ZWJ}{_SELECTORS}]")  # render as nothing between letters: "A\u200dB" is "AB"
@@ -80,3 +88,4 @@ _SPACE = re.compile(r"\s")
 
 
 GroupName = Annotated[str, AfterValidator(check_group_name)]
+Username = Annotated[str, AfterValidator(partial(check_name, field="username"))]

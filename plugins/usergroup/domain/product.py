@@ -1,8 +1,15 @@
-"""The "User Group" product, as the store's migration inserts it."""
+"""A product as the store's migrations insert it: its type, tag and fixed inputs (orchestrator-core's ProductModel)."""
 
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
+
+
+class FixedInput(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    value: str
 
 
 class Product(BaseModel):
@@ -14,12 +21,7 @@ class Product(BaseModel):
     product_type: str
     tag: str
     status: str = "active"
+    fixed_inputs: tuple[FixedInput, ...] = ()
 
-
-USER_GROUP_PRODUCT = Product(
-    product_id=UUID("6b3c3a1e-5d0f-4e43-9a2f-2f1e0a8b7c01"),
-    name="User Group",
-    description="User Group",
-    product_type="UserGroup",
-    tag="GROUP",
-)
+    def fixed_input(self, name: str) -> str | None:
+        return next((f.value for f in self.fixed_inputs if f.name == name), None)

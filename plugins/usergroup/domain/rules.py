@@ -45,9 +45,14 @@ def refusal(sub: SubscriptionModel, target: Target, *, holders: Sequence[str] = 
     if not sub.insync:
         return "subscription.not_in_sync", out_of_sync(sid, holders)
     if target == Target.TERMINATE and in_use_by:
-        return ("subscription.no_modify_subscription_in_use_by_others",
-                f"subscription {sid} is in use by subscription {', '.join(map(str, in_use_by))}")
+        return "subscription.no_modify_subscription_in_use_by_others", in_use_message(sid, in_use_by)
     return None
+
+
+def in_use_message(subscription_id: Any, in_use_by: Sequence[str]) -> str:
+    """orchestrator-core's words, naming the subscriptions that use it."""
+    return f"subscription {subscription_id} can not be terminated as it is used in other subscriptions: " \
+           + ", ".join(f"subscription {s}" for s in in_use_by)
 
 
 def subscription_workflows(sub: SubscriptionModel, workflows: Iterable[tuple[str, str, Target]],

@@ -9,10 +9,21 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from usergroup.domain.errors import LifecycleError, describe
 from usergroup.domain.known import known_fields
 from usergroup.domain.lifecycle import SubscriptionLifecycle
-from usergroup.domain.product import USER_GROUP_PRODUCT, Product
+from usergroup.domain.product import Product
 
-PRODUCTS = {USER_GROUP_PRODUCT.product_id: USER_GROUP_PRODUCT}
+PRODUCTS: dict[UUID, Product] = {}  # product_id -> product, as the store's migrations insert them
 SUBSCRIPTION_MODEL_REGISTRY: dict[str, type["SubscriptionModel"]] = {}  # product name -> family base
+
+
+def register(family_base: type["SubscriptionModel"], *products: Product) -> None:
+    """Declare a product type's products (orchestrator-core's SUBSCRIPTION_MODEL_REGISTRY)."""
+    for product in products:
+        PRODUCTS[product.product_id] = product
+        SUBSCRIPTION_MODEL_REGISTRY[product.name] = family_base
+
+
+def products_of_type(product_type: str) -> list[Product]:
+    return [p for p in PRODUCTS.values() if p.product_type == product_type]
 
 
 class SubscriptionModel(BaseModel):
@@ -56,14 +67,19 @@ class SubscriptionModel(BaseModel):
     @classmethod
     def from_product_id(cls, product_id: UUID, customer_id: UUID, status: SubscriptionLifecycle = "initial",
                         subscription_id: UUID | None = None) -> Self:
-        """A new subscription in `status` (`initial`), out of sync, with empty product blocks."""
+        """A new subscription in `status` (`initial`), out of sync, with empty product blocks (a block they
+        require holds an empty block in turn) and its product's fixed inputs as fields."""
         product = PRODUCTS.get(UUID(str(product_id)))
-        if product is None:
-            raise LifecycleError(f"unknown product_id {product_id}")
-        blocks = {name: cls.model_fields[name].annotation() for name in cls.block_fields()}
+        if product is None or SUBSCRIPTION_MODEL_REGISTRY[product.name] is not cls._family_base:
+            raise LifecycleError(f"unknown product_id {product_id}" if product is None else
+                                 f"product {product.name} is not a {cls._family_base.__name__}")
+        subscription_id = subscription_id or uuid4()
+        blocks = {name: _new_block(cls.model_fields[name].annotation, subscription_id) for name in cls.block_fields()}
+        fixed = {f.name: f.value for f in product.fixed_inputs if f.name in cls.model_fields}
         return cls.type_for(status)._validated(
-            subscription_id=subscription_id or uuid4(), product=product, customer_id=customer_id,
-            description=f"Initial subscription of {product.description}", status=status, insync=False, **blocks)
+            subscription_id=subscription_id, product=product, customer_id=customer_id,
+            description=f"Initial subscription of {product.description}", status=status, insync=False, **fixed,
+            **blocks)
 
     @classmethod
     def from_other_lifecycle(cls, subscription: "SubscriptionModel", status: SubscriptionLifecycle) -> Self:
@@ -89,3 +105,13 @@ class SubscriptionModel(BaseModel):
             return cls.model_validate(data)
         except ValidationError as exc:
             raise LifecycleError(describe(cls, exc, data.get("status"))) from None
+
+
+def _new_block(block: type[BaseModel], owner: UUID | None = None) -> BaseModel:
+    """An empty block owned by `owner`; a block it requires is a new empty one (no owner until it is set to an
+    existing subscription's block)."""
+    fields = {name: _new_block(f.annotation) for name, f in block.model_fields.items() if f.is_required()
+              and isinstance(f.annotation, type) and issubclass(f.annotation, BaseModel)}
+    if "owner_subscription_id" in block.model_fields:
+        fields["owner_subscription_id"] = owner
+    return block(**fields)

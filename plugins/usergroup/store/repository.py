@@ -9,18 +9,20 @@ from uuid import UUID
 from sqlalchemy import Connection, Engine, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from usergroup.domain import ProcessStatus, SubscriptionLifecycle, SubscriptionModel, Target, UserGroupInactive
+from usergroup.domain import ProcessStatus, SubscriptionLifecycle, SubscriptionModel, Target
 from usergroup.domain.names import name_key
-from usergroup.domain.product import Product
-from usergroup.domain.rules import WORKFLOW_LIFECYCLES, out_of_sync
+from usergroup.domain.product import FixedInput, Product
+from usergroup.domain.rules import WORKFLOW_LIFECYCLES, in_use_message, out_of_sync
+from usergroup.domain.subscription import SUBSCRIPTION_MODEL_REGISTRY
+from usergroup.store.mappings import mapping_for, mappings
 from usergroup.store.sql import insert_ignore, upsert
 from usergroup.store.tables import (
+    fixed_inputs,
     process_steps,
     processes,
     processes_subscriptions,
     products,
     subscriptions,
-    user_group_blocks,
 )
 
 
@@ -28,8 +30,8 @@ class StoreError(RuntimeError):
     """A write the store refused; the message says why."""
 
 
-class DuplicateGroupNameError(StoreError):
-    pass
+class DuplicateNameError(StoreError):
+    """A name (a group's, a user's) another subscription in its scope holds, or another process asks for."""
 
 
 class StaleSubscriptionError(StoreError):
@@ -70,79 +72,130 @@ class Store:
 class Repository:
     def __init__(self, conn: Connection):
         self.conn = conn
+        self._products: dict[UUID, Product] | None = None
 
     # -- subscriptions ---------------------------------------------------------------------------
 
-    def _subscription_query(self):
-        return (
-            select(subscriptions, user_group_blocks.c.group_name, user_group_blocks.c.group_id,
-                   products.c.name.label("product_name"), products.c.description.label("product_description"),
-                   products.c.product_type, products.c.tag, products.c.status.label("product_status"))
-            .join(products, products.c.product_id == subscriptions.c.product_id)
-            .outerjoin(user_group_blocks, user_group_blocks.c.subscription_id == subscriptions.c.subscription_id)
-        )
+    def products(self) -> dict[UUID, Product]:
+        """Every product with its fixed inputs, read once per transaction."""
+        if self._products is None:
+            rows = self.conn.execute(select(products, fixed_inputs.c.name.label("fixed_name"), fixed_inputs.c.value)
+                                     .outerjoin(fixed_inputs, fixed_inputs.c.product_id == products.c.product_id)
+                                     .order_by(fixed_inputs.c.name))
+            found: dict[UUID, dict[str, Any]] = {}
+            for r in rows:
+                product = found.setdefault(r.product_id, {c.name: getattr(r, c.name) for c in products.c
+                                                          if c.name != "created_at"} | {"fixed_inputs": []})
+                if r.fixed_name is not None:
+                    product["fixed_inputs"].append(FixedInput(name=r.fixed_name, value=r.value))
+            self._products = {pid: Product.model_validate(p) for pid, p in found.items()}
+        return self._products
 
-    @staticmethod
-    def _to_model(row) -> SubscriptionModel:
-        m = row._mapping
-        product = Product(product_id=m["product_id"], name=m["product_name"], description=m["product_description"],
-                          product_type=m["product_type"], tag=m["tag"], status=m["product_status"])
-        data = {c.name: m[c.name] for c in subscriptions.c if c.name != "product_id"}
-        data.update(product=product, user_group={"group_name": m["group_name"], "group_id": m["group_id"]})
-        return UserGroupInactive.type_for(m["status"]).model_validate(data)
+    def _to_models(self, rows) -> list[SubscriptionModel]:
+        """Subscription rows as their models: each product type's blocks loaded in one query, with the blocks
+        they refer to as they are now. `rows` are every subscription, or few (their blocks are then selected by
+        id)."""
+        rows, known = list(rows), self.products()
+        by_type: dict[str, list[Any]] = {}
+        for r in rows:
+            by_type.setdefault(known[r.product_id].product_type, []).append(r.subscription_id)
+        blocks: dict[UUID, dict[str, Any]] = {}
+        for product_type, ids in by_type.items():
+            mapping = mapping_for(product_type)
+            query = mapping.select()
+            if len(ids) < 100:
+                query = query.where(mapping.table.c.subscription_id.in_(ids))
+            blocks.update({b.subscription_id: {mapping.block: mapping.to_block(b)} for b in self.conn.execute(query)})
+        models = []
+        for r in rows:
+            product = known[r.product_id]
+            data = {c.name: getattr(r, c.name) for c in subscriptions.c if c.name != "product_id"}
+            data.update({f.name: f.value for f in product.fixed_inputs}, product=product)
+            model = SUBSCRIPTION_MODEL_REGISTRY[product.name].type_for(r.status)
+            models.append(model.model_validate(data | blocks.get(r.subscription_id, {})))
+        return models
 
     def get_subscription(self, subscription_id: UUID | str) -> SubscriptionModel | None:
-        row = self.conn.execute(
-            self._subscription_query().where(subscriptions.c.subscription_id == UUID(str(subscription_id)))
-        ).first()
-        return self._to_model(row) if row else None
+        rows = self.conn.execute(select(subscriptions)
+                                 .where(subscriptions.c.subscription_id == UUID(str(subscription_id)))).all()
+        return self._to_models(rows)[0] if rows else None
 
     def product_of(self, subscription_id: UUID | str) -> Product | None:
         """The product of a subscription (without loading its product blocks), or None if there is none."""
-        row = self.conn.execute(
-            select(products).join(subscriptions, subscriptions.c.product_id == products.c.product_id)
-            .where(subscriptions.c.subscription_id == UUID(str(subscription_id)))).first()
-        return Product.model_validate(row._mapping, from_attributes=False) if row else None
+        product_id = self.conn.execute(select(subscriptions.c.product_id).where(
+            subscriptions.c.subscription_id == UUID(str(subscription_id)))).scalar()
+        return self.products()[product_id] if product_id else None
 
     def list_subscriptions(self) -> list[SubscriptionModel]:
-        rows = self.conn.execute(self._subscription_query().order_by(subscriptions.c.start_date,
-                                                                     subscriptions.c.subscription_id))
-        return [self._to_model(r) for r in rows]
+        return self._to_models(self.conn.execute(select(subscriptions).order_by(subscriptions.c.start_date,
+                                                                                subscriptions.c.subscription_id)))
 
-    def find_by_group_name(self, customer_id: UUID | str, group_name: str) -> SubscriptionModel | None:
-        """The customer's non-terminated subscription holding `group_name`, compared without case."""
-        row = self.conn.execute(self._subscription_query().where(
-            user_group_blocks.c.customer_id == UUID(str(customer_id)),
-            user_group_blocks.c.name_key == name_key(group_name),
-        )).first()
-        return self._to_model(row) if row else None
+    def find_by_name(self, product_type: str, scope: UUID | str, name: str) -> SubscriptionModel | None:
+        """The non-terminated subscription of `product_type` holding `name` in `scope` (a customer's groups, a
+        group's users), compared by `name_key` (without case, look-alikes folded)."""
+        mapping = mapping_for(product_type)
+        unique, table = mapping.unique_name, mapping.table
+        found = self.conn.execute(select(table.c.subscription_id).where(
+            unique.scope == UUID(str(scope)), table.c.name_key == name_key(name))).scalar()
+        return self.get_subscription(found) if found else None
 
-    def claim_group_name(self, customer_id: UUID | str, group_name: str, process_id: UUID | str,
-                         subscription_id: UUID | str | None = None) -> None:
-        """Refuse `group_name` if another non-terminated subscription of the customer holds it (a rename of
+    def claim_name(self, product_type: str, scope: UUID | str, name: str, process_id: UUID | str,
+                   subscription_id: UUID | str | None = None) -> None:
+        """Refuse `name` if another non-terminated subscription of `product_type` holds it in `scope` (a rename of
         `subscription_id` may change the case of its own name), or another unfinished process (a create or a
-        modify) asks for that name. Claims of one customer are serialized (a transaction lock on PostgreSQL;
-        SQLite's BEGIN IMMEDIATE serializes all writers), so of two concurrent runs with one name exactly one
-        passes; the process row committed with this step is the claim others then see."""
+        modify) asks for that name in that scope. Claims in one scope are serialized (a transaction lock on
+        PostgreSQL; SQLite's BEGIN IMMEDIATE serializes all writers), so of two concurrent runs with one name
+        exactly one passes; the process row committed with this step is the claim others then see."""
+        unique = mapping_for(product_type).unique_name
         if self.conn.dialect.name == "postgresql":
-            self.conn.execute(select(func.pg_advisory_xact_lock(func.hashtext(f"usergroup.names.{customer_id}"))))
-        holder = self.find_by_group_name(customer_id, group_name)
+            lock = f"usergroup.names.{product_type}.{scope}"
+            self.conn.execute(select(func.pg_advisory_xact_lock(func.hashtext(lock))))
+        holder = self.find_by_name(product_type, scope, name)
         if holder is not None and str(holder.subscription_id) != str(subscription_id):
-            raise DuplicateGroupNameError(duplicate_message(group_name, holder))
-        key, me = name_key(group_name), UUID(str(process_id))
+            raise DuplicateNameError(duplicate_message(unique, name, holder))
+        key, me = name_key(name), UUID(str(process_id))
         in_flight = self.conn.execute(select(processes).where(processes.c.status.in_(UNFINISHED)))
         for p in in_flight.mappings():
             given = p["input_state"] or {}
-            if (p["process_id"] != me and given.get("customer_id") == str(customer_id)
-                    and isinstance(given.get("group_name"), str) and name_key(given["group_name"]) == key):
-                raise DuplicateGroupNameError(f"group_name {group_name!r} is being claimed by process {_describe(p)}")
+            if (p["process_id"] != me and given.get(unique.scope_input) == str(scope)
+                    and isinstance(given.get(unique.field), str) and name_key(given[unique.field]) == key):
+                raise DuplicateNameError(f"{unique.field} {name!r} is being claimed by process {_describe(p)}")
 
-    def active_in_sync(self, product_name: str) -> list[UUID]:
-        """The ids of the product's active subscriptions that are in sync (what a nightly validation checks)."""
+    def lock_in_sync(self, subscription_id: UUID | str, product_type: str) -> SubscriptionModel:
+        """The subscription, if it is an active `product_type` in sync, locked until this transaction ends against
+        a workflow taking it (its `unsync` waits, then sees what this transaction did: a block now referring to
+        it). Otherwise RefusedError saying why."""
+        sid = UUID(str(subscription_id))
+        found = self.conn.execute(select(subscriptions.c.subscription_id).where(subscriptions.c.subscription_id == sid)
+                                  .with_for_update(read=True)).first()
+        sub = self.get_subscription(sid) if found else None
+        if sub is None or sub.product.product_type != product_type:
+            raise RefusedError(f"no {product_type} subscription {sid}" if sub is None else
+                               f"subscription {sid} is a {sub.product.name}, not a {product_type}")
+        if sub.status != SubscriptionLifecycle.ACTIVE:
+            raise RefusedError(f"subscription {sid} is {sub.status}: only an active {sub.product.name} can be used")
+        if not sub.insync:
+            raise OutOfSyncError(out_of_sync(sid, self.holders(sid)))
+        return sub
+
+    def in_use_by(self, subscription_id: UUID | str) -> list[str]:
+        """The non-terminated subscriptions whose blocks refer to a block of this one, described."""
+        sid, found = UUID(str(subscription_id)), []
+        for mapping in mappings().values():
+            for column in mapping.references:
+                found += self.conn.execute(
+                    select(subscriptions.c.subscription_id, subscriptions.c.description)
+                    .join(mapping.table, mapping.table.c.subscription_id == subscriptions.c.subscription_id)
+                    .where(column == sid, subscriptions.c.status != str(SubscriptionLifecycle.TERMINATED))
+                    .order_by(subscriptions.c.subscription_id)).all()
+        return [f"{r.subscription_id} ({r.description})" for r in found]
+
+    def active_in_sync(self, product_type: str) -> list[UUID]:
+        """The ids of the product type's active subscriptions in sync (what a nightly validation checks)."""
         rows = self.conn.execute(
             select(subscriptions.c.subscription_id).join(products, products.c.product_id == subscriptions.c.product_id)
-            .where(products.c.name == product_name, subscriptions.c.status == str(SubscriptionLifecycle.ACTIVE),
-                   subscriptions.c.insync.is_(True))
+            .where(products.c.product_type == product_type,
+                   subscriptions.c.status == str(SubscriptionLifecycle.ACTIVE), subscriptions.c.insync.is_(True))
             .order_by(subscriptions.c.start_date, subscriptions.c.subscription_id))
         return [r.subscription_id for r in rows]
 
@@ -196,6 +249,8 @@ class Repository:
             .values(insync=False, version=subscriptions.c.version + 1)
         ).rowcount
         if taken:
+            if target == Target.TERMINATE and (users := self.in_use_by(subscription_id)):
+                raise RefusedError(in_use_message(subscription_id, users))  # rolls the unsync back
             return self.get_subscription(subscription_id)
         sub = self.get_subscription(subscription_id)
         if sub is None:
@@ -270,20 +325,23 @@ class Repository:
     def refusal_context(self, sub: SubscriptionModel) -> dict[str, Any]:
         """What the workflow rules (`domain.rules.refusal`) need to know of `sub` beyond the subscription itself."""
         return {"holders": self.holders(sub.subscription_id) if not sub.insync else [],
-                "failed_create": self.failed_create(sub) is not None, "in_use_by": []}
+                "failed_create": self.failed_create(sub) is not None, "in_use_by": self.in_use_by(sub.subscription_id)}
 
     def _save_block(self, sub: SubscriptionModel) -> None:
-        block = sub.user_group
-        claimed = block.group_name is not None and sub.status != SubscriptionLifecycle.TERMINATED
-        values = {"group_name": block.group_name, "group_id": block.group_id, "customer_id": sub.customer_id,
-                  "name_key": name_key(block.group_name) if claimed else None}
+        mapping = mapping_for(sub.product.product_type)
+        values = {"subscription_id": sub.subscription_id, **mapping.to_row(sub)}
+        if (unique := mapping.unique_name) is not None:
+            name = getattr(getattr(sub, mapping.block), unique.field)
+            claimed = name is not None and sub.status != SubscriptionLifecycle.TERMINATED
+            values["name_key"] = name_key(name) if claimed else None
         try:
             with self.conn.begin_nested():
-                upsert(self.conn, user_group_blocks, {"subscription_id": sub.subscription_id, **values},
-                        ["subscription_id"])
+                upsert(self.conn, mapping.table, values, ["subscription_id"])
         except IntegrityError:
-            holder = self.find_by_group_name(sub.customer_id, block.group_name)
-            raise DuplicateGroupNameError(duplicate_message(block.group_name, holder)) from None
+            if unique is None or (scope := mapping.scope_of(sub)) is None:
+                raise
+            holder = self.find_by_name(mapping.product_type, scope, name)
+            raise DuplicateNameError(duplicate_message(unique, name, holder)) from None
 
     # -- processes -------------------------------------------------------------------------------
 
@@ -439,6 +497,6 @@ def _describe(process: dict[str, Any]) -> str:
     return f"{process['process_id']} ({process['workflow_name']}, {process['status']})"
 
 
-def duplicate_message(group_name: str, holder: SubscriptionModel | None) -> str:
+def duplicate_message(unique, name: str, holder: SubscriptionModel | None) -> str:
     where = f"subscription {holder.subscription_id} ({holder.status})" if holder else "another subscription"
-    return f"group_name {group_name!r} is already used by {where} of this customer"
+    return f"{unique.field} {name!r} is already used by {where} {unique.within}"

@@ -53,6 +53,18 @@ products = Table(
     Column("created_at", UTCDateTime, nullable=False),
 )
 
+# orchestrator-core's fixed inputs: a product's fixed values (a User's affiliation), fields of its subscriptions.
+fixed_inputs = Table(
+    "fixed_inputs",
+    metadata,
+    Column("fixed_input_id", Integer, primary_key=True, autoincrement=True),
+    Column("product_id", Uuid, ForeignKey(products.c.product_id), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("value", String(255), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("product_id", "name", name="uq_fixed_inputs_product_name"),
+)
+
 subscriptions = Table(
     "subscriptions",
     metadata,
@@ -79,6 +91,21 @@ user_group_blocks = Table(
     Column("customer_id", Uuid, nullable=False),
     Column("name_key", String(1024)),
     UniqueConstraint("customer_id", "name_key", name="uq_user_group_blocks_customer_name"),
+)
+
+user_blocks = Table(
+    "user_blocks",
+    metadata,
+    Column("subscription_id", Uuid, ForeignKey(subscriptions.c.subscription_id), primary_key=True),
+    # The user's group: a reference to the block of a User Group subscription (its owner), never a copy.
+    # NULL until the create's initialize_subscription sets it.
+    Column("group_subscription_id", Uuid, ForeignKey(user_group_blocks.c.subscription_id), index=True),
+    Column("username", String(255)),
+    Column("age", Integer),
+    Column("user_id", BigInteger),
+    # Usernames are unique per group among non-terminated users: the key while not terminated, else NULL.
+    Column("name_key", String(1024)),
+    UniqueConstraint("group_subscription_id", "name_key", name="uq_user_blocks_group_name"),
 )
 
 processes = Table(

@@ -27,5 +27,5 @@ def subscription_workflows(repo, sub: SubscriptionModel) -> dict[str, Any]:
     """orchestrator-core's `subscription_workflows`: what the workflows of the subscription's product may do
     with it now, and why not (the same rules the first task of each workflow applies)."""
     mine = [(w.name, w.title, w.target) for w in all_workflows().values()
-            if w.product.product_id == sub.product.product_id]
+            if w.product_type == sub.product.product_type]
     return rules.subscription_workflows(sub, sorted(mine), **repo.refusal_context(sub))

@@ -24,7 +24,7 @@ class CreateUserGroupForm(BaseModel):
 @step("Create subscription")
 def create_subscription(product_id: UUID, customer_id: UUID, group_name: str, process_id: UUID,
                         repository) -> State:
-    repository.claim_group_name(customer_id, group_name, process_id)
+    repository.claim_name("UserGroup", customer_id, group_name, process_id)
     subscription = UserGroupInactive.from_product_id(
         product_id, customer_id, subscription_id=uuid5(UUID(str(process_id)), "subscription")
     )
@@ -62,6 +62,7 @@ See the result with `usergroup subscriptions list` (or `show ID --json`); every 
 `usergroup subscriptions show ID --json` under `processes`. A failed task can be cleared (with its
 downstream tasks): it resumes from the state of the last successful step.
 """,
+    product_type="UserGroup",
     form=CreateUserGroupForm,
     params={"group_name": group_name_param("Group name", "The name of the new user group")},
     steps=[create_subscription, store_process_subscription(Target.CREATE), initialize_subscription,

@@ -19,7 +19,7 @@ def check_group_name(subscription_id: UUID, customer_id: UUID, group_name: str, 
                      repository) -> State:
     """Refused at the first task if another group of the customer has the name, or another unfinished process
     asks for it; from this task's commit on, this process is the claim others see."""
-    repository.claim_group_name(customer_id, group_name, process_id, subscription_id)
+    repository.claim_name("UserGroup", customer_id, group_name, process_id, subscription_id)
     return {}
 
 
@@ -28,7 +28,7 @@ def modify_user_group_subscription(subscription: UserGroup, customer_id: UUID, g
                                    repository, oss: OssBssClient) -> State:
     """Rename the group in the OSS/BSS (a retry renames nothing twice), then in the subscription. The name is
     claimed again under the customer's lock, so nothing took it since the first task."""
-    repository.claim_group_name(customer_id, group_name, process_id, subscription.subscription_id)
+    repository.claim_name("UserGroup", customer_id, group_name, process_id, subscription.subscription_id)
     previous = subscription.user_group.group_name
     oss.rename_user_group(subscription.subscription_id, group_name)
     subscription.user_group.group_name = group_name
@@ -49,6 +49,7 @@ create; a change of case of its own name is fine, a name another group of the cu
 The OSS/BSS renames the group; the subscription's name and description follow. Give `version` to be sure
 nobody changed the subscription since you looked at it.
 """,
+    product_type="UserGroup",
     form=ModifyUserGroupForm,
     params={**subscription_params(), "group_name": group_name_param("New group name", "The group's new name")},
     steps=[modify_user_group_subscription],

@@ -24,10 +24,12 @@ Runs orchestrator-core's terminate workflow for the **User Group** product, one 
 → `resync` → `done`.
 
 Trigger it with a `subscription_id`: an **active** User Group in sync, or one whose create failed or was
-aborted (left `initial` or `provisioning`: the clean-up of a create given up). The OSS/BSS removes the group,
+aborted (left `initial` or `provisioning`: the clean-up of a create given up). It is refused while a User
+not terminated uses the group, naming those users (terminate them first). The OSS/BSS removes the group,
 the subscription ends **terminated** (with its `end_date`) and its name is free again. Give `version` to be
 sure nobody changed the subscription since you looked at it.
 """,
+    product_type="UserGroup",
     form=SubscriptionForm,
     params=subscription_params(),
     steps=[deprovision_user_group],

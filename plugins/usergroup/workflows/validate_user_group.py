@@ -39,6 +39,7 @@ the field, the expected and the found value, and leaves the subscription **out o
 acts: repair the OSS/BSS and clear the failed task, or abort the process (`usergroup processes abort`) and
 set the subscription in sync (`usergroup subscriptions set-in-sync`). `validate_user_groups` runs it every night.
 """,
+    product_type="UserGroup",
     form=SubscriptionForm,
     params=subscription_params(),
     steps=[check_user_group_in_ossbss],
