@@ -8,6 +8,7 @@ from uuid import UUID, uuid4
 
 import pytest
 
+from helpers import create, create_user
 from usergroup.cli import main
 from usergroup.domain import USER_GROUP_PRODUCT, UserGroupInactive
 from usergroup.report import SUBSCRIPTION_COLUMNS
@@ -56,6 +57,26 @@ def test_list_json_is_an_array_and_text_shows_the_name(one_subscription, capsys)
     assert view["subscription_id"] == str(one_subscription.subscription_id)
     assert main(["subscriptions", "list"]) == 0
     assert "CLI <Lab> 'ü'" in capsys.readouterr().out
+
+
+def test_a_user_and_its_group_as_text_and_json(store, capsys):
+    gid = create(store, "CLI Group")["subscription_id"]
+    uid = create_user(store, gid, "cli user", age=7)["subscription_id"]
+    assert main(["subscriptions", "show", uid]) == 0
+    out = capsys.readouterr().out
+    assert "affiliation      internal" in out and "user.group.group_name CLI Group" in out
+    assert f"user.group.owner_subscription_id {gid}" in out and "user.username    cli user" in out
+    assert main(["subscriptions", "list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.startswith(uid) and "User internal" in line and line.endswith("cli user") for line in lines)
+    assert main(["subscriptions", "show", uid, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["user"]["group"]["group_name"] == "CLI Group"
+    assert main(["subscriptions", "workflows", gid, "--json"]) == 0
+    (terminate,) = json.loads(capsys.readouterr().out)["terminate"]
+    assert terminate["reason"] == "subscription.no_modify_subscription_in_use_by_others" and uid in terminate["message"]
+    assert main(["subscriptions", "workflows", uid]) == 0
+    assert capsys.readouterr().out.split() == ["modify", "modify_user", "allowed", "terminate", "terminate_user",
+                                               "allowed"]
 
 
 def test_show_unknown_and_malformed_ids(store, capsys):

@@ -68,13 +68,20 @@ def subscriptions_show(args) -> int:
     for key in ("subscription_id", "product", "customer_id", "description", "status", "insync", "start_date",
                 "end_date", "note", "version"):
         print(f"{key:16} {view[key]}")
-    for key in view.keys() - {*SUBSCRIPTION_COLUMNS, "product", "processes"}:  # the product type's own fields
-        for name, value in view[key].items() if isinstance(view[key], dict) else [(key, view[key])]:
+    for key in sorted(view.keys() - {*SUBSCRIPTION_COLUMNS, "product", "processes"}):  # the product type's own
+        for name, value in _flat(key, view[key]):
             print(f"{name:16} {value}")
     for p in view["processes"]:
         steps = ", ".join(f"{s['name']}:{s['status']}" for s in p["steps"])
         print(f"process          {p['process_id']} {p['workflow_target']} {p['status']} [{steps}]")
     return 0
+
+
+def _flat(key: str, value) -> list[tuple[str, object]]:
+    """A block's fields as `user.group.group_name`: value pairs."""
+    if not isinstance(value, dict):
+        return [(key, value)]
+    return [pair for k, v in value.items() for pair in _flat(f"{key}.{k}", v)]
 
 
 def subscriptions_workflows(args) -> int:

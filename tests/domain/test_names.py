@@ -117,3 +117,13 @@ def test_look_alikes_made_with_joiners_or_selectors_are_the_same_name():
 def test_names_compare_without_case():
     assert name_key("Research LAB") == name_key("research lab")
     assert name_key("STRASSE") == name_key("straße")
+
+
+def test_a_name_whose_compared_form_outgrows_the_index_is_refused():
+    from usergroup.domain.names import check_name
+
+    assert check_group_name("\ufdfa" * 56) == "\ufdfa" * 56  # 1008 characters as compared: fits
+    with pytest.raises(ValueError, match=r"group_name is too long as it is compared: .* \(at most 1024 characters"):
+        check_group_name("\ufdfa" * 57)
+    with pytest.raises(ValueError, match="username is too long as it is compared"):
+        check_name("\ufdfa" * 57, "username")

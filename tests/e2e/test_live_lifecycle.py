@@ -1,6 +1,7 @@
 """A User Group's whole life on a live Airflow (scheduler, dag-processor, api-server on 127.0.0.1; store and
 metadata on PostgreSQL): modify over REST, terminate with `airflow dags trigger`, validate; twenty renames at
-once; the OSS/BSS down during a terminate; the nightly validation, scheduled and triggered."""
+once; the OSS/BSS down during a terminate; a User's whole life in a group, ten same-username creates at once;
+the nightly validation, scheduled and triggered."""
 
 import json
 import time
@@ -8,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from helpers import create, oss_for
+from helpers import USER_EXTERNAL, USER_INTERNAL, create, oss_for
 from live import LiveAirflow, live_airflow, own_store
 from usergroup.store.repository import Store
 
@@ -128,6 +129,57 @@ def test_the_oss_down_during_a_terminate_then_cleared(live, store):
     assert process_of(store, "terminate_user_group", run_id)["status"] == "completed"
 
 
+def test_a_users_life_in_a_group_over_rest_and_the_cli(live, store):
+    gid = create(store, "Live Users Lab")["subscription_id"]
+    run_id = trigger(live, "create_user", product=USER_INTERNAL, user_group_id=gid, username="Live User", age=28)
+    assert live.wait_run(run_id, dag_id="create_user") == "success"
+    (user,) = repo_users(store, gid)
+    uid = str(user.subscription_id)
+    run_id = trigger(live, "modify_user_group", subscription_id=gid, group_name="Live Users Lab 2")
+    assert live.wait_run(run_id, dag_id="modify_user_group") == "success"
+    with store.transaction() as repo:
+        user = repo.get_subscription(uid)
+    assert (user.status, user.insync, user.user.group.group_name, user.user.age) == \
+        ("active", True, "Live Users Lab 2", 28)
+
+    # The group is in use: its terminate is refused by the first task, writing nothing.
+    run_id = trigger(live, "terminate_user_group", subscription_id=gid)
+    assert live.wait_run(run_id, dag_id="terminate_user_group") == "failed"
+    with store.transaction() as repo:
+        assert [p for p in repo.list_processes(dag_id="terminate_user_group") if p["run_id"] == run_id] == []
+
+    result = live.airflow("dags", "trigger", "modify_user", "--conf",
+                          json.dumps({"subscription_id": uid, "username": "Renamed User"}), "--output", "json")
+    (run,) = json.loads(result.stdout.strip().splitlines()[-1])
+    assert live.wait_run(run["dag_run_id"], dag_id="modify_user") == "success"
+    run_id = trigger(live, "terminate_user", subscription_id=uid)
+    assert live.wait_run(run_id, dag_id="terminate_user") == "success"
+    run_id = trigger(live, "terminate_user_group", subscription_id=gid)
+    assert live.wait_run(run_id, dag_id="terminate_user_group") == "success"
+    with store.transaction() as repo:
+        user, group = repo.get_subscription(uid), repo.get_subscription(gid)
+    assert (user.status, user.user.username, group.status) == ("terminated", "Renamed User", "terminated")
+    assert [c["action"] for c in oss_for(store).changes(uid)] == ["provision_user", "update_user", "remove_user"]
+
+
+def test_ten_creates_of_one_username_at_once_over_rest(live, store):
+    gid = create(store, "Live Crowded Lab")["subscription_id"]
+    with ThreadPoolExecutor(10) as pool:
+        run_ids = list(pool.map(lambda i: trigger(live, "create_user", product=USER_EXTERNAL, user_group_id=gid,
+                                                  username="twin" if i % 2 else "TWIN"), range(10)))
+    states = [live.wait_run(r, timeout=300, dag_id="create_user") for r in run_ids]
+    assert states.count("success") == 1 and states.count("failed") == 9
+    (user,) = repo_users(store, gid)
+    assert user.status == "active" and user.affiliation == "external"
+    assert len([u for u in oss_for(store).users() if u["group_id"] == user.user.group.group_id]) == 1
+
+
+def repo_users(store: Store, group_id: str) -> list:
+    with store.transaction() as repo:
+        return [s for s in repo.list_subscriptions() if s.product.product_type == "User"
+                and str(s.user.group.owner_subscription_id) == group_id]
+
+
 def nightly_runs(live: LiveAirflow) -> list[dict]:
     return live.api("GET", "/dags/validate_user_groups/dagRuns", params={"limit": 100}).json()["dag_runs"]
 
@@ -138,7 +190,7 @@ def test_the_nightly_validation_scheduled_then_triggered(live, store):
     sids = [create(store, f"Night Lab {i}")["subscription_id"] for i in range(6)]
     oss_for(store).drift(sids[2], group_name="Changed At Night")
     with store.transaction() as repo:
-        expected = {str(i) for i in repo.active_in_sync("User Group")}
+        expected = {str(i) for i in repo.active_in_sync("UserGroup")}
     live.airflow("dags", "unpause", "validate_user_groups")
     deadline = time.monotonic() + 120
     while not (scheduled := [r for r in nightly_runs(live) if r["run_type"] == "scheduled"]):

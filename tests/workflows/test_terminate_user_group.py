@@ -109,7 +109,7 @@ def test_a_given_up_create_cannot_be_set_in_sync_and_terminate_still_takes_it(st
     state = create(store, "Half Made", upto=3)
     with store.transaction() as repo:
         repo.abort_process(UUID(state["process_id"]), "given up")
-    with pytest.raises(StoreError, match="is provisioning: its create did not complete.*terminate_user_group"):
+    with pytest.raises(StoreError, match="is provisioning: its create did not complete.*its terminate workflow"):
         with store.transaction() as repo:
             repo.set_in_sync(UUID(state["subscription_id"]))
     with store.transaction() as repo:

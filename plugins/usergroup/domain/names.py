@@ -9,6 +9,8 @@ from typing import Annotated
 from pydantic import AfterValidator
 
 GROUP_NAME_MAX_LENGTH = 255  # code points, on every path (Python's len, jsonschema's maxLength)
+# The compared form (`name_key`) is stored in a unique index: a few letters fold to many (U+FDFA to 18).
+NAME_KEY_MAX_LENGTH, NAME_KEY_MAX_BYTES = 1024, 2000
 
 # Invisible or spoofing characters, refused anywhere: Unicode's format characters (Cf: zero-width spaces and
 # joiners, bidi controls and isolates, the byte-order mark, tags...; all of Unicode 14, the zero-width joiner
@@ -65,6 +67,11 @@ def check_name(value: str, field: str = "group_name") -> str:
     if not _PATTERN.search(value):
         raise ValueError(f"{field} must start and end with a visible character (a zero-width joiner only "
                          "between two visible characters)")
+    key = name_key(value)
+    if len(key) > NAME_KEY_MAX_LENGTH or len(key.encode()) > NAME_KEY_MAX_BYTES:
+        raise ValueError(f"{field} is too long as it is compared: its look-alike folding (NFKC, case) makes it "
+                         f"{len(key)} characters, {len(key.encode())} bytes (at most {NAME_KEY_MAX_LENGTH} "
+                         f"characters and {NAME_KEY_MAX_BYTES} bytes)")
     return value
 
 

@@ -91,10 +91,9 @@ class Repository:
             self._products = {pid: Product.model_validate(p) for pid, p in found.items()}
         return self._products
 
-    def _to_models(self, rows) -> list[SubscriptionModel]:
+    def _to_models(self, rows, every: bool = False) -> list[SubscriptionModel]:
         """Subscription rows as their models: each product type's blocks loaded in one query, with the blocks
-        they refer to as they are now. `rows` are every subscription, or few (their blocks are then selected by
-        id)."""
+        they refer to as they are now (of `every` subscription, or those of the rows, selected by id)."""
         rows, known = list(rows), self.products()
         by_type: dict[str, list[Any]] = {}
         for r in rows:
@@ -103,7 +102,7 @@ class Repository:
         for product_type, ids in by_type.items():
             mapping = mapping_for(product_type)
             query = mapping.select()
-            if len(ids) < 100:
+            if not every:
                 query = query.where(mapping.table.c.subscription_id.in_(ids))
             blocks.update({b.subscription_id: {mapping.block: mapping.to_block(b)} for b in self.conn.execute(query)})
         models = []
@@ -127,8 +126,9 @@ class Repository:
         return self.products()[product_id] if product_id else None
 
     def list_subscriptions(self) -> list[SubscriptionModel]:
-        return self._to_models(self.conn.execute(select(subscriptions).order_by(subscriptions.c.start_date,
-                                                                                subscriptions.c.subscription_id)))
+        rows = self.conn.execute(select(subscriptions).order_by(subscriptions.c.start_date,
+                                                                subscriptions.c.subscription_id))
+        return self._to_models(rows, every=True)
 
     def find_by_name(self, product_type: str, scope: UUID | str, name: str) -> SubscriptionModel | None:
         """The non-terminated subscription of `product_type` holding `name` in `scope` (a customer's groups, a
@@ -305,7 +305,8 @@ class Repository:
                                  "completed; resume it (clear its failed task) or abort it first")
         if sub.status in (SubscriptionLifecycle.INITIAL, SubscriptionLifecycle.PROVISIONING):
             raise StoreError(f"subscription {subscription_id} is {sub.status}: its create did not complete, so it "
-                             "cannot be set in sync; resume the create, or clean it up with terminate_user_group")
+                             "cannot be set in sync; resume the create, or clean it up with its terminate workflow "
+                             "(`usergroup subscriptions workflows ID` names it)")
         changed = self.conn.execute(
             update(subscriptions)
             .where(subscriptions.c.subscription_id == subscription_id, subscriptions.c.insync.is_(False))

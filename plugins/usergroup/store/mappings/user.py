@@ -30,7 +30,9 @@ class UserMapping(ProductMapping):
 
     def to_row(self, sub: SubscriptionModel) -> dict[str, Any]:
         user = sub.user
-        if user.group.owner_subscription_id is None and sub.status != SubscriptionLifecycle.INITIAL:
+        # A user refused before its group was set (left `initial`) may be terminated without one, to clean it up.
+        if user.group.owner_subscription_id is None and sub.status in (SubscriptionLifecycle.PROVISIONING,
+                                                                       SubscriptionLifecycle.ACTIVE):
             raise ValueError(f"subscription {sub.subscription_id} is {sub.status}: its user.group must be the block "
                              "of an existing User Group subscription")
         return {"group_subscription_id": user.group.owner_subscription_id, "username": user.username,

@@ -232,3 +232,31 @@ def test_the_provisioning_answer_lost_then_the_retry_makes_no_second_user(store,
     run_tasks(store, create_user_workflow, state, after=4, run_id="x")
     assert ids[0] == ids[1] and len(oss_for(store).users()) == 1
     assert load(store, state["subscription_id"]).user.user_id == ids[0]
+
+
+def test_a_user_refused_before_its_group_was_set_is_cleaned_up(store):
+    """A terminate of the group got there first: the create is refused at initialize_subscription (aborted), the
+    user left initial without a group; terminate_user cleans it up."""
+    gid = create(store, "Short Lab")["subscription_id"]
+    state = create_user(store, gid, "late", upto=2)
+    run_on(store, terminate_user_group, gid)
+    with pytest.raises(AirflowFailException, match=f"subscription {gid} is terminated"):
+        run_tasks(store, create_user_workflow, state, upto=3, after=2, run_id="x")
+    with store.transaction() as repo:
+        assert repo.get_process(state["process_id"])["status"] == "aborted"
+    run_on(store, terminate_user, state["subscription_id"])
+    user = load(store, state["subscription_id"])
+    assert (user.status, user.insync, user.user.group.owner_subscription_id) == ("terminated", True, None)
+
+
+def test_names_whose_compared_form_fits_the_index_and_those_that_do_not(store):
+    """U+FDFA is one visible letter that compares as eighteen: the longest that fits is stored on both databases,
+    one longer is refused by the form, naming the rule."""
+    from pydantic import ValidationError
+
+    gid = create(store, "Wide Lab")["subscription_id"]
+    user = load(store, create_user(store, gid, "\ufdfa" * 56)["subscription_id"])
+    assert user.status == "active" and user.user.username == "\ufdfa" * 56
+    conf = {"product": "3f1b7c52-8e4d-4a6b-9c21-5d7e0f3a9b11", "user_group_id": gid, "username": "\ufdfa" * 60}
+    with pytest.raises(ValidationError, match="username is too long as it is compared: .* 1080 characters"):
+        create_user_workflow.form.model_validate(conf)
