@@ -72,11 +72,12 @@ def own_store(prefix: str) -> Iterator[tuple[StoreTarget, Store]]:
 
 
 @contextmanager
-def live_airflow(home: Path, target: StoreTarget) -> Iterator[LiveAirflow]:
+def live_airflow(home: Path, target: StoreTarget, overrides: dict[str, str] | None = None) -> Iterator[LiveAirflow]:
     """A live stack on the test PostgreSQL whose store is `target`, stopped (its database dropped) afterwards."""
     airflow = LiveAirflow(home, pg_url(), {
         "AIRFLOW_CONN_USERGROUP_DEFAULT": target.conn_json,
         "AIRFLOW__CORE__MAX_TASK_RETRY_DELAY": "1",  # the OSS/BSS steps' backoff (minutes) capped for the tests
+        **(overrides or {}),
     })
     airflow.store_conn = target.conn_json
     try:

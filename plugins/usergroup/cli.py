@@ -112,9 +112,8 @@ def subscriptions_set_in_sync(args) -> int:
 
 
 def processes_abort(args) -> int:
-    """Stop the process's Airflow run first (a running step is stopped and rolls back, releasing the process row
-    its transaction holds), then abort the process in the store: from then on none of its steps runs."""
-    from usergroup.runs import fail_dag_run
+    """Stop the process's Airflow run, then abort the process in the store (`runs.abort`)."""
+    from usergroup.runs import abort
 
     store = quiet_hook().store
     with store.transaction() as repo:
@@ -124,24 +123,14 @@ def processes_abort(args) -> int:
     if process["status"] == ProcessStatus.COMPLETED:
         print(f"usergroup: process {args.id} is completed: only an unfinished process can be aborted", file=sys.stderr)
         return 1
-    if process["map_index"] >= 0:  # one of many in its run (a nightly validation): the others go on
-        with store.transaction() as repo:
-            repo.abort_process(UUID(args.id), args.reason)
-        print(f"process {args.id} is aborted (its task instance {process['map_index']} of run {process['run_id']} "
-              "stops before its next step; the run's other processes go on)")
-        return 0
-    try:
-        stopped, airflow_error = fail_dag_run(process["dag_id"], process["run_id"]), None
-    except Exception as exc:  # Airflow's database out of reach: the abort still stops every later step
-        stopped, airflow_error = None, f"{type(exc).__name__}: {exc}"
-    with store.transaction() as repo:
-        repo.abort_process(UUID(args.id), args.reason)
-    print(f"process {args.id} is aborted")
+    done, airflow_error = abort(store, process, args.reason)
+    print(f"process {args.id} is aborted" + (f" ({done})" if process["map_index"] >= 0 else ""))
     if airflow_error:
         print(f"usergroup: its Airflow run {process['run_id']} of {process['dag_id']} could not be marked failed "
               f"({airflow_error}); mark it failed in Airflow (no step of the process runs any more)", file=sys.stderr)
         return 1
-    print(stopped)
+    if process["map_index"] < 0:
+        print(done)
     return 0
 
 

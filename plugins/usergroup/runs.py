@@ -1,4 +1,5 @@
-"""The Airflow side of a process: stop its DAG run (for the `usergroup` command; never inside a task)."""
+"""The Airflow side of a process: stop its DAG run, clear its failed tasks, abort it (for the `usergroup` command
+and the API; never inside a task)."""
 
 from airflow.api.common.mark_tasks import set_dag_run_state_to_failed
 from airflow.models.dagbag import DBDagBag
@@ -6,6 +7,8 @@ from airflow.models.dagrun import DagRun
 from airflow.utils.session import create_session
 from airflow.utils.state import DagRunState
 from sqlalchemy import select
+
+from usergroup.store.repository import Store
 
 
 def fail_dag_run(dag_id: str, run_id: str) -> str:
@@ -21,3 +24,45 @@ def fail_dag_run(dag_id: str, run_id: str) -> str:
         _, stopped = set_dag_run_state_to_failed(dag=dag, run_id=run_id, commit=True, session=session)
         tasks = ", ".join(sorted(ti.task_id for ti in stopped)) or "none was running"
         return f"its Airflow run {run_id} is marked failed (tasks stopped: {tasks})"
+
+
+class RunBusyError(RuntimeError):
+    """The process's run is not in a state to be resumed."""
+
+
+def clear_failed_tasks(dag_id: str, run_id: str, map_index: int = -1) -> list[str]:
+    """Clear the run's failed tasks and those that did not run because of them (the instance `map_index` only,
+    for one process of a run of many), as the UI's "Clear" does: the run resumes from them."""
+    with create_session() as session:
+        dag_run = session.scalar(select(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
+        if dag_run is None:
+            raise RunBusyError(f"Airflow has no run {run_id} of {dag_id} (any more)")
+        if dag_run.state in (DagRunState.QUEUED, DagRunState.RUNNING) and map_index < 0:
+            raise RunBusyError(f"its Airflow run {run_id} is still {dag_run.state} (a retry may be due)")
+        failed = [ti for ti in dag_run.get_task_instances(session=session)
+                  if ti.state in ("failed", "upstream_failed") and (map_index < 0 or ti.map_index == map_index)]
+        if not failed:
+            raise RunBusyError(f"its Airflow run {run_id} has no failed task to clear")
+        dag = DBDagBag().get_dag_for_run(dag_run, session=session)
+        keys = [(ti.task_id, ti.map_index) if ti.map_index >= 0 else ti.task_id for ti in failed]
+        dag.clear(task_ids=keys, run_id=run_id, session=session)
+        return sorted(ti.task_id for ti in failed)
+
+
+def abort(store: Store, process: dict, reason: str) -> tuple[str, str | None]:
+    """Stop the process's Airflow run first (a running step is stopped and rolls back, releasing the process row
+    its transaction holds), then abort the process in the store: from then on none of its steps runs. One of
+    many processes of a run (a nightly validation) is aborted alone. Returns what was done and, if Airflow could
+    not be reached, why (the abort still stops every later step)."""
+    if process["map_index"] >= 0:
+        with store.transaction() as repo:
+            repo.abort_process(process["process_id"], reason)
+        return (f"its task instance {process['map_index']} of run {process['run_id']} stops before its next step; "
+                "the run's other processes go on"), None
+    try:
+        stopped, airflow_error = fail_dag_run(process["dag_id"], process["run_id"]), None
+    except Exception as exc:  # noqa: BLE001 - Airflow's database out of reach
+        stopped, airflow_error = "", f"{type(exc).__name__}: {exc}"
+    with store.transaction() as repo:
+        repo.abort_process(process["process_id"], reason)
+    return stopped, airflow_error

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 import yaml
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -203,3 +204,21 @@ def test_thirty_runs_on_two_celery_workers_one_killed(topology):
     (ROOT / "artifacts").mkdir(exist_ok=True)
     (ROOT / "artifacts" / "topology.json").write_text(json.dumps(figures, indent=2))
     print("topology:", json.dumps(figures))
+
+
+def test_one_create_over_the_orchestrator_api(topology):
+    """The plugin's API on the compose topology's api-server: a create started by POST completes on a worker."""
+    stack = topology[0]
+    base, headers = f"{stack.base}/orchestrator/api", {"Authorization": f"Bearer {stack.token()}"}
+    response = requests.post(f"{base}/processes/create_user_group", headers=headers, timeout=30,
+                             json=[{"product": "6b3c3a1e-5d0f-4e43-9a2f-2f1e0a8b7c01"}, {"group_name": "Topology API"}])
+    assert response.status_code == 201, response.text
+    deadline, process = time.monotonic() + 180, {}
+    while time.monotonic() < deadline and process.get("last_status") not in ("completed", "failed", "aborted"):
+        process = requests.get(f"{base}/processes/{response.json()['id']}", headers=headers, timeout=30).json()
+        time.sleep(0.3)
+    assert process["last_status"] == "completed", process
+    (sub,) = process["subscriptions"]
+    model = requests.get(f"{base}/subscriptions/domain-model/{sub['subscription_id']}", headers=headers,
+                         timeout=30).json()
+    assert (model["status"], model["user_group"]["group_name"]) == ("active", "Topology API")

@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+import requests
 
 from devstack import Stack, free_port
 from helpers import ROOT
@@ -90,6 +91,28 @@ def trigger_form(stack: Stack, browser, dag_id: str):
     dialog = page.get_by_role("dialog")
     dialog.wait_for()
     return page, dialog
+
+
+def test_the_first_create_over_the_orchestrator_api(stack, store):
+    """The first run after the stack came up, started through the plugin's API as an orchestrator-core client
+    does: it completes; the time from POST to `completed` goes to artifacts/api.json (orchestrator-core's clients
+    poll for about 5 s)."""
+    base, headers = f"{stack.base}/orchestrator/api", {"Authorization": f"Bearer {stack.token()}"}
+    started = time.monotonic()
+    response = requests.post(f"{base}/processes/create_user_group", headers=headers, timeout=30,
+                             json=[{"product": "6b3c3a1e-5d0f-4e43-9a2f-2f1e0a8b7c01"}, {"group_name": "First API"}])
+    assert response.status_code == 201, response.text
+    process, polls = {}, 0
+    while process.get("last_status") not in ("completed", "failed", "aborted") and polls < 600:
+        process = requests.get(f"{base}/processes/{response.json()['id']}", headers=headers, timeout=30).json()
+        polls += 1
+        time.sleep(0.1)
+    elapsed = time.monotonic() - started
+    assert process["last_status"] == "completed", process
+    assert subscription_named(store, "First API").status == "active"
+    (ROOT / "artifacts").mkdir(exist_ok=True)
+    (ROOT / "artifacts" / "api.json").write_text(json.dumps({"first_create_post_to_completed_s": round(elapsed, 2)}))
+    print(f"api: first create, POST to completed in {elapsed:.2f} s")
 
 
 def test_the_trigger_form_in_a_browser(stack, store, browser):

@@ -348,13 +348,17 @@ class Repository:
 
     def start_process(self, process_id: UUID, *, workflow_name: str, workflow_target: str, dag_id: str,
                       run_id: str, created_by: str | None, input_state: dict[str, Any], map_index: int = -1) -> None:
-        """Create the process row, `created` (idempotent: a second call leaves the first row as it is)."""
+        """Create the process row, `created` (idempotent: a second call leaves the first row as it is, but the
+        first task's state replaces the input of a row that is still `created`: one the API opened)."""
         t = now()
-        insert_ignore(self.conn, processes, {
+        if not insert_ignore(self.conn, processes, {
             "process_id": process_id, "workflow_name": workflow_name, "workflow_target": workflow_target,
             "status": str(ProcessStatus.CREATED), "dag_id": dag_id, "run_id": run_id, "map_index": map_index,
             "created_by": created_by, "input_state": input_state, "started_at": t, "last_modified_at": t,
-        })
+        }):
+            self.conn.execute(update(processes).where(processes.c.process_id == process_id,
+                                                      processes.c.status == str(ProcessStatus.CREATED))
+                              .values(input_state=input_state))
 
     def enter_step(self, process_id: UUID, task_id: str) -> None:
         """Lock the process row for this step's transaction (a second live try of the task waits here, then
@@ -383,6 +387,12 @@ class Repository:
             process = self.get_process(process_id)
             raise StoreError(f"process {process_id} is {process['status'] if process else 'missing'}: only a "
                              "running process can complete")
+
+    def resume_process(self, process_id: UUID) -> None:
+        """`failed` -> `running`: its failed task was cleared and runs again."""
+        self.conn.execute(update(processes).where(processes.c.process_id == process_id,
+                                                  processes.c.status == str(ProcessStatus.FAILED))
+                          .values(status=str(ProcessStatus.RUNNING), last_modified_at=now()))
 
     def fail_process(self, process_id: UUID, status: ProcessStatus, *, last_step: str, failed_reason: str,
                      traceback: str | None = None) -> None:

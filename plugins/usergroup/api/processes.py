@@ -1,0 +1,137 @@
+"""/api/processes: start a workflow from form pages, read processes, resume and abort them."""
+
+from types import SimpleNamespace
+from typing import Annotated, Any
+from uuid import UUID, uuid4
+
+from fastapi import APIRouter, Body, HTTPException, Response
+
+from usergroup.adapter import CUSTOMER_VARIABLE, DEFAULT_CUSTOMER_ID, initial_state, process_id_for
+from usergroup.api.deps import Reader, User, may_run, store
+from usergroup.api.forms import FormError, validate_pages
+from usergroup.api.views import process_json
+from usergroup.domain import ProcessStatus
+from usergroup.runs import RunBusyError, abort, clear_failed_tasks
+from usergroup.workflows import all_workflows
+
+router = APIRouter()
+FILTERS = {"lastStatus": "status", "last_status": "status", "workflowName": "workflow_name",
+           "workflow_name": "workflow_name", "workflowTarget": "workflow_target", "workflow_target": "workflow_target"}
+SORTS = {"startedAt": "started_at", "started_at": "started_at", "lastModifiedAt": "last_modified_at",
+         "last_modified_at": "last_modified_at", "workflowName": "workflow_name", "lastStatus": "status"}
+
+
+@router.post("/{workflow_key}", status_code=201)
+def new_process(workflow_key: str, user: User, pages: Annotated[Any, Body()]) -> dict[str, str]:
+    """Validate the pages as the DAG's first task would, open the process (`created`) and trigger its run."""
+    from airflow.api.common.trigger_dag import trigger_dag
+    from airflow.models.variable import Variable
+    from airflow.sdk.exceptions import ParamValidationError
+    from airflow.utils.types import DagRunTriggeredByType
+
+    workflow = all_workflows().get(workflow_key)
+    if workflow is None:
+        raise HTTPException(404, f"no workflow {workflow_key!r} (one of: {', '.join(sorted(all_workflows()))})")
+    may_run(user, workflow.name)
+    conf = validate_pages(workflow, pages)
+    run_id, name = f"api__{uuid4()}", user.get_name()
+    run = SimpleNamespace(dag_id=workflow.name, run_id=run_id)
+    state = initial_state(workflow, conf, run, Variable.get(CUSTOMER_VARIABLE, default_var=DEFAULT_CUSTOMER_ID))
+    process_id = process_id_for(workflow.name, run_id)
+    with store().transaction() as repo:
+        repo.start_process(process_id, workflow_name=workflow.name, workflow_target=str(workflow.target),
+                           dag_id=workflow.name, run_id=run_id, created_by=f"manual:{name}", input_state=state)
+    try:
+        trigger_dag(workflow.name, run_id=run_id, conf=conf, triggered_by=DagRunTriggeredByType.REST_API,
+                    triggering_user_name=name)
+    except Exception as exc:  # nothing runs: the process says why, and the client gets the reason
+        with store().transaction() as repo:
+            repo.abort_process(process_id, f"its DAG run could not be created: {type(exc).__name__}: {exc}")
+        if isinstance(exc, ParamValidationError):
+            raise FormError(400, {"type": "FormValidationError", "title": "Form not valid", "status": 400,
+                                  "detail": str(exc), "validation_errors": [{"loc": [], "msg": str(exc),
+                                                                              "type": "value_error"}]}) from None
+        raise HTTPException(503, f"{workflow.name} could not be triggered: {type(exc).__name__}: {exc}") from None
+    return {"id": str(process_id)}
+
+
+@router.get("/")
+def list_processes(user: Reader, response: Response, range: str | None = None, sort: str | None = None,
+                   filter: str | None = None) -> list[dict]:
+    """Newest first; `filter=lastStatus,failed,workflowName,create_user`, `sort=startedAt,asc`, `range=0,20`."""
+    where = _pairs(filter, FILTERS, "filter")
+    with store().transaction() as repo:
+        found = [p for p in repo.list_processes() if all(str(p[k]) == v for k, v in where.items())]
+        for field, order in _pairs(sort, SORTS, "sort").items() or [("started_at", "desc")]:
+            if order not in ("asc", "desc"):
+                raise HTTPException(400, f"sort order {order!r}: asc or desc")
+            found.sort(key=lambda p: p[field], reverse=order == "desc")
+        start, end = _range(range, len(found))
+        response.headers["Content-Range"] = f"processes {start}-{end}/{len(found)}"
+        return [process_json(repo, p, detail=False) for p in found[start:end]]
+
+
+@router.get("/{process_id}")
+def get_process(process_id: UUID, user: Reader) -> dict:
+    with store().transaction() as repo:
+        return process_json(repo, _process(repo, process_id))
+
+
+@router.put("/{process_id}/resume", status_code=204)
+def resume(process_id: UUID, user: User, pages: Annotated[Any, Body()] = None) -> Response:
+    """Clear the failed task of its run (and those that did not run because of it): the run goes on from there."""
+    with store().transaction() as repo:
+        process = _process(repo, process_id)
+    may_run(user, process["dag_id"])
+    if process["status"] != ProcessStatus.FAILED:
+        raise HTTPException(409, f"process {process_id} is {process['status']}: only a failed process can be resumed")
+    try:
+        clear_failed_tasks(process["dag_id"], process["run_id"], process["map_index"])
+    except RunBusyError as exc:
+        raise HTTPException(409, f"process {process_id} cannot be resumed now: {exc}") from None
+    with store().transaction() as repo:  # its client polls: it is running again, not failed
+        repo.resume_process(process_id)
+    return Response(status_code=204)
+
+
+@router.put("/{process_id}/abort", status_code=204)
+def abort_process(process_id: UUID, user: User) -> Response:
+    with store().transaction() as repo:
+        process = _process(repo, process_id)
+    may_run(user, process["dag_id"])
+    if process["status"] in (ProcessStatus.COMPLETED, ProcessStatus.ABORTED):
+        raise HTTPException(409, f"process {process_id} is {process['status']}: it cannot be aborted")
+    _, airflow_error = abort(store(), process, f"aborted by {user.get_name()} over the API")
+    if airflow_error:
+        raise HTTPException(503, f"process {process_id} is aborted, but its Airflow run could not be marked failed "
+                                 f"({airflow_error})")
+    return Response(status_code=204)
+
+
+def _process(repo, process_id: UUID) -> dict:
+    if (process := repo.get_process(process_id)) is None:
+        raise HTTPException(404, f"no process {process_id}")
+    return process
+
+
+def _pairs(value: str | None, known: dict[str, str], what: str) -> dict[str, str]:
+    parts = value.split(",") if value else []
+    if len(parts) % 2:
+        raise HTTPException(400, f"{what}: give field,value pairs")
+    unknown = [f for f in parts[::2] if f not in known]
+    if unknown:
+        raise HTTPException(400, f"{what}: unknown field {unknown[0]!r} (one of: {', '.join(sorted(known))})")
+    return {known[f]: v for f, v in zip(parts[::2], parts[1::2], strict=True)}
+
+
+def _range(value: str | None, total: int) -> tuple[int, int]:
+    """orchestrator-core's `range=start,end` (end exclusive); all by default."""
+    if not value:
+        return 0, total
+    try:
+        start, end = map(int, value.split(","))
+    except ValueError:
+        raise HTTPException(400, f"range {value!r}: give start,end") from None
+    if not 0 <= start <= end:
+        raise HTTPException(400, f"range {value!r}: 0 <= start <= end")
+    return start, min(end, total)

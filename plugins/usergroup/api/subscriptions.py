@@ -1,0 +1,80 @@
+"""/api/subscriptions: a subscription's domain model, the workflows it may run, set in sync, search."""
+
+from uuid import UUID
+
+from fastapi import APIRouter, HTTPException, Response
+
+from usergroup.api.deps import Reader, User, authorize, store
+from usergroup.api.views import domain_model
+from usergroup.domain import SubscriptionModel
+from usergroup.store.repository import StoreError
+from usergroup.workflows import subscription_workflows
+
+router = APIRouter()
+SORTABLE = ("description", "status", "insync", "start_date", "end_date", "customer_id", "subscription_id")
+
+
+@router.get("/domain-model/{subscription_id}")
+def get_domain_model(subscription_id: UUID, user: Reader) -> dict:
+    with store().transaction() as repo:
+        return domain_model(_subscription(repo, subscription_id))
+
+
+@router.get("/workflows/{subscription_id}")
+def get_workflows(subscription_id: UUID, user: Reader) -> dict:
+    with store().transaction() as repo:
+        return subscription_workflows(repo, _subscription(repo, subscription_id))
+
+
+@router.put("/{subscription_id}/set_in_sync")
+def set_in_sync(subscription_id: UUID, user: User) -> Response:
+    """The operator's recovery, with the CLI's guard: refused (409) while a process holds the subscription."""
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
+
+    authorize(user, "PUT", None, DagAccessEntity.RUN)
+    try:
+        with store().transaction() as repo:
+            _subscription(repo, subscription_id)
+            repo.set_in_sync(subscription_id)
+    except StoreError as exc:
+        raise HTTPException(409, str(exc)) from None
+    return Response(status_code=200)
+
+
+@router.get("/search")
+def search(user: Reader, response: Response, query: str = "", range: str | None = None,
+           sort: str | None = None) -> list[dict]:
+    """Subscriptions whose description, product, status or block fields contain every word of `query` (case
+    ignored); `range=start,end`, `sort=field,asc|desc`."""
+    from usergroup.api.processes import _range
+
+    words = query.casefold().split()
+    with store().transaction() as repo:
+        found = [s for s in repo.list_subscriptions() if all(w in _text(s) for w in words)]
+    field, order = (sort.split(",") + ["asc"])[:2] if sort else ("start_date", "desc")
+    if field not in SORTABLE or order not in ("asc", "desc"):
+        raise HTTPException(400, f"sort {sort!r}: a field of {', '.join(SORTABLE)}, then asc or desc")
+    found.sort(key=lambda s: (getattr(s, field) is None, str(getattr(s, field))), reverse=order == "desc")
+    start, end = _range(range, len(found))
+    response.headers["Content-Range"] = f"subscriptions {start}-{end}/{len(found)}"
+    return [domain_model(s) for s in found[start:end]]
+
+
+def _text(sub: SubscriptionModel) -> str:
+    own = {f: getattr(sub, f) for f in type(sub).model_fields if f not in SubscriptionModel.model_fields}
+    return " ".join(map(str, (sub.description, sub.product.name, sub.status, sub.subscription_id, *_values(own))))\
+        .casefold()
+
+
+def _values(value) -> list:
+    if hasattr(value, "model_dump"):
+        value = value.model_dump()
+    if isinstance(value, dict):
+        return [v for item in value.values() for v in _values(item)]
+    return [value] if value is not None else []
+
+
+def _subscription(repo, subscription_id: UUID) -> SubscriptionModel:
+    if (sub := repo.get_subscription(subscription_id)) is None:
+        raise HTTPException(404, f"no subscription {subscription_id}")
+    return sub

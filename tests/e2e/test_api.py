@@ -1,0 +1,185 @@
+"""orchestrator-core's REST API, served by the plugin in Airflow's api-server, against a live stack over HTTP with
+real tokens (an admin and a viewer): each endpoint, its errors, workflows started by POST, resume and abort."""
+
+import json
+import time
+
+import pytest
+import requests
+
+from helpers import USER_GROUP, USER_INTERNAL
+from live import LiveAirflow, live_airflow, own_store
+
+pytestmark = pytest.mark.live
+
+
+@pytest.fixture(scope="module")
+def live_store():
+    with own_store("ug_api") as pair:
+        yield pair
+
+
+@pytest.fixture(scope="module")
+def live(live_store, tmp_path_factory):
+    users = {"AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,viewer:viewer"}
+    with live_airflow(tmp_path_factory.mktemp("live-api"), live_store[0], users) as airflow:
+        yield airflow
+
+
+class Client:
+    """What an orchestrator-core client does, with Airflow's token: base URL + /api/..."""
+
+    def __init__(self, live: LiveAirflow, user: str | None):
+        self.base, self.headers = f"{live.base}/orchestrator", {}
+        if user:
+            password = json.loads((live.home / "passwords.json").read_text())[user]
+            token = requests.post(f"{live.base}/auth/token", json={"username": user, "password": password},
+                                  timeout=10).json()["access_token"]
+            self.headers = {"Authorization": f"Bearer {token}"}
+
+    def __call__(self, method: str, path: str, **kw) -> requests.Response:
+        return requests.request(method, f"{self.base}/api{path}", headers=self.headers, timeout=30, **kw)
+
+    def start(self, workflow: str, *pages: dict) -> str:
+        response = self("POST", f"/processes/{workflow}", json=list(pages))
+        assert response.status_code == 201, response.text
+        return response.json()["id"]
+
+    def wait(self, process_id: str, until=("completed", "failed", "aborted"), timeout: float = 180) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            process = self("GET", f"/processes/{process_id}").json()
+            if process["last_status"] in until or time.monotonic() > deadline:
+                return process
+            time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def admin(live):
+    return Client(live, "admin")
+
+
+def test_every_route_needs_a_login_and_a_viewer_acts_on_nothing(live, admin):
+    anonymous, viewer = Client(live, None), Client(live, "viewer")
+    for path in ("/products/", f"/products/{USER_GROUP}", "/processes/", "/subscriptions/search"):
+        assert anonymous("GET", path).status_code == 401
+        assert viewer("GET", path).status_code == 200
+    assert anonymous("POST", "/processes/create_user_group", json=[]).status_code == 401
+    forged = requests.get(f"{admin.base}/api/products/", headers={"Authorization": "Bearer forged"}, timeout=10)
+    assert forged.status_code == 403
+    refused = viewer("POST", "/processes/create_user_group", json=[{"product": USER_GROUP}, {"group_name": "V"}])
+    assert refused.status_code == 403 and "may not run create_user_group" in refused.json()["detail"]
+    pid = admin.start("create_user_group", {"product": USER_GROUP}, {"group_name": "Viewer Sees"})
+    assert viewer("GET", f"/processes/{pid}").status_code == 200
+    for action in ("resume", "abort"):
+        assert viewer("PUT", f"/processes/{pid}/{action}", json=[{}]).status_code == 403
+
+
+def test_products(admin):
+    products = admin("GET", "/products/").json()
+    assert [(p["name"], p["product_type"], p["fixed_inputs"]) for p in products] == [
+        ("User Group", "UserGroup", []), ("User external", "User", [{"name": "affiliation", "value": "external"}]),
+        ("User internal", "User", [{"name": "affiliation", "value": "internal"}])]
+    assert admin("GET", f"/products/{USER_INTERNAL}").json()["tag"] == "USER"
+    assert admin("GET", "/products/3f1b7c52-8e4d-4a6b-9c21-5d7e0f3a9b99").status_code == 404
+
+
+def test_a_group_and_a_user_through_their_whole_life(admin):
+    pid = admin.start("create_user_group", {"product": USER_GROUP}, {"group_name": "API Lab"})
+    first = admin("GET", f"/processes/{pid}").json()  # it exists at once
+    assert first["workflow_name"] == "create_user_group" and first["last_status"] in ("created", "running",
+                                                                                       "completed")
+    done = admin.wait(pid)
+    assert done["last_status"] == "completed" and done["created_by"] == "manual:admin"
+    assert [s["name"] for s in done["steps"]] == ["create_subscription", "store_process_subscription",
+                                                  "initialize_subscription", "provision_user_group", "set_status",
+                                                  "resync", "done"]
+    (group,) = done["subscriptions"]
+    gid = group["subscription_id"]
+    model = admin("GET", f"/subscriptions/domain-model/{gid}").json()
+    assert (model["status"], model["insync"], model["user_group"]["group_name"]) == ("active", True, "API Lab")
+    assert model["product"]["name"] == "User Group"
+
+    uid_pid = admin.start("create_user", {"product": USER_INTERNAL},
+                          {"user_group_ids": [gid], "username": "api user", "age": 44})
+    (user,) = admin.wait(uid_pid)["subscriptions"]
+    admin.wait(admin.start("modify_user_group", {"subscription_id": gid}, {"group_name": "API Lab 2"}))
+    model = admin("GET", f"/subscriptions/domain-model/{user['subscription_id']}").json()
+    assert (model["affiliation"], model["user"]["username"], model["user"]["age"]) == ("internal", "api user", 44)
+    assert model["user"]["group"]["group_name"] == "API Lab 2"
+
+    workflows = admin("GET", f"/subscriptions/workflows/{gid}").json()
+    assert workflows["terminate"][0]["reason"] == "subscription.no_modify_subscription_in_use_by_others"
+    refused = admin.wait(admin.start("terminate_user_group", {"subscription_id": gid}, {}))
+    assert refused["last_status"] == "aborted" and "used in other subscriptions" in refused["failed_reason"]
+    assert admin.wait(admin.start("terminate_user", {"subscription_id": user["subscription_id"]}, {}))[
+        "last_status"] == "completed"
+    assert admin.wait(admin.start("terminate_user_group", {"subscription_id": gid}, {}))["last_status"] == \
+        "completed"
+    assert admin("GET", f"/subscriptions/domain-model/{gid}").json()["status"] == "terminated"
+
+    found = admin("GET", "/subscriptions/search", params={"query": "api lab 2", "sort": "description,asc"}).json()
+    assert [s["subscription_id"] for s in found] == [gid, user["subscription_id"]]  # the user: its group's name
+    assert [s["description"] for s in found] == ["User Group API Lab 2", "User api user from group API Lab (internal)"]
+    listed = admin("GET", "/processes/", params={"filter": "workflowName,create_user", "range": "0,10"})
+    assert [p["process_id"] for p in listed.json()] == [uid_pid] and listed.headers["Content-Range"] == \
+        "processes 0-1/1"
+
+
+def test_errors_name_what_is_wrong(admin):
+    assert admin("POST", "/processes/no_such_workflow", json=[]).status_code == 404
+    missing = admin("POST", "/processes/create_user", json=[{"product": USER_INTERNAL}])
+    assert missing.status_code == 510 and "username" in missing.json()["form"]["properties"]
+    invalid = admin("POST", "/processes/create_user_group", json=[{"product": USER_GROUP}, {"group_name": " x"}])
+    assert invalid.status_code == 400
+    assert invalid.json()["validation_errors"][0]["loc"] == ["group_name"]
+    assert admin("GET", "/processes/0d8f6f3e-6a52-4f61-8b43-54d5b6a0c1a9").status_code == 404
+    assert admin("GET", "/subscriptions/domain-model/0d8f6f3e-6a52-4f61-8b43-54d5b6a0c1a9").status_code == 404
+    pid = admin.start("create_user_group", {"product": USER_GROUP}, {"group_name": "Finished Lab"})
+    assert admin.wait(pid)["last_status"] == "completed"
+    assert admin("PUT", f"/processes/{pid}/resume", json=[{}]).status_code == 409
+    assert admin("PUT", f"/processes/{pid}/abort").status_code == 409
+    assert admin("GET", "/processes/", params={"filter": "nonsense,1"}).status_code == 400
+
+
+def test_resume_and_abort_while_the_ossbss_fails(live, admin):
+    live.stop("scheduler")
+    live.env["USERGROUP_FAKE_OSS_FAIL"] = "1"
+    live.start("scheduler")
+    try:
+        resumed = admin.start("create_user_group", {"product": USER_GROUP}, {"group_name": "Outage Resumed"})
+        aborted = admin.start("create_user_group", {"product": USER_GROUP}, {"group_name": "Outage Aborted"})
+        for pid in (resumed, aborted):
+            failed = admin.wait(pid, until=("failed",), timeout=240)
+            assert failed["last_status"] == "failed" and failed["last_step"] == "provision_user_group"
+            assert live.wait_run(failed["run_id"], timeout=240, dag_id="create_user_group") == "failed"  # retries done
+    finally:
+        live.stop("scheduler")
+        live.env.pop("USERGROUP_FAKE_OSS_FAIL")
+        live.start("scheduler")
+        live.wait_healthy()
+    assert admin("PUT", f"/processes/{resumed}/resume", json=[{}]).status_code == 204
+    assert admin.wait(resumed)["last_status"] == "completed"
+    assert admin("PUT", f"/processes/{aborted}/abort").status_code == 204
+    gone = admin("GET", f"/processes/{aborted}").json()
+    assert gone["last_status"] == "aborted" and "aborted by admin over the API" in gone["failed_reason"]
+    assert admin("PUT", f"/processes/{aborted}/abort").status_code == 409
+
+
+def test_a_client_written_for_orchestrator_core(live, admin):
+    import os
+    import subprocess
+    import sys
+
+    from helpers import ROOT
+
+    env = {**os.environ, "ORCHESTRATOR_URL": admin.base,
+           "ORCHESTRATOR_TOKEN": admin.headers["Authorization"].split()[1]}
+    result = subprocess.run([sys.executable, str(ROOT / "examples" / "orchestrator_client.py"), "Example Lab"],
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines()[:6] == [
+        "create_user_group: completed", "create_user: completed", "modify_user_group: completed",
+        "user client user is in group 'Example Lab renamed'", "terminate_user: completed",
+        "terminate_user_group: completed"]
+    assert result.stdout.count(": terminated") == 2
