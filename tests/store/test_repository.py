@@ -345,3 +345,22 @@ def test_0006_keeps_every_subscription_and_process_and_adds_the_user_products(st
     with pytest.raises(AirflowFailException, match="used in other subscriptions"):
         run_on(store, terminate_user_group, active)
     engine.dispose()
+
+
+def test_a_process_the_api_opened_takes_its_first_tasks_input_and_resumes_from_failed(store):
+    """The API opens a process (`created`) with the input it validated; the first task's state (after its checks)
+    replaces it while the process is still `created`, never after. Resuming a failed one marks it running."""
+    pid = uuid4()
+    opening = {"workflow_name": "w", "workflow_target": "MODIFY", "dag_id": "d", "run_id": "r", "created_by": "api"}
+    with store.transaction() as repo:
+        repo.start_process(pid, input_state={"from": "api"}, **opening)
+        repo.start_process(pid, input_state={"from": "first task"}, **opening)
+        assert repo.get_process(pid)["input_state"] == {"from": "first task"}
+        repo.enter_step(pid, "t")
+        repo.start_process(pid, input_state={"from": "a retry"}, **opening)
+        assert repo.get_process(pid)["input_state"] == {"from": "first task"}
+        repo.resume_process(pid)  # running: nothing to resume
+        assert repo.get_process(pid)["status"] == "running"
+        repo.fail_process(pid, ProcessStatus.FAILED, last_step="t", failed_reason="boom")
+        repo.resume_process(pid)
+        assert repo.get_process(pid)["status"] == "running"
