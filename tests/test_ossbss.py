@@ -47,3 +47,4 @@ def test_an_unavailable_oss_fails_every_call(oss, monkeypatch):
                  lambda: oss.deprovision_user_group(uuid4()), lambda: oss.read_user_group(uuid4())):
         with pytest.raises(OssBssError, match="unavailable"):
             call()
+

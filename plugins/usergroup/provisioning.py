@@ -9,7 +9,21 @@ from pathlib import Path
 from typing import Protocol
 from uuid import UUID
 
-from sqlalchemy import Column, DateTime, Engine, Integer, MetaData, String, Table, Uuid, delete, insert, select, update
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Uuid,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.engine import URL
 
 from usergroup.store.engine import create_store_engine
@@ -101,7 +115,10 @@ class FakeOssBss:
             path = Path(url.database)
             url = url.set(database=str(path.with_name(f"{path.stem}-fake-ossbss{path.suffix}")))
         engine = create_store_engine(url, self.db_schema)
-        fake_metadata.create_all(engine, checkfirst=True)
+        with engine.begin() as conn:  # one creator at a time: tasks of a fresh store start together
+            if conn.dialect.name == "postgresql":
+                conn.execute(select(func.pg_advisory_xact_lock(func.hashtext("usergroup.fake_ossbss"))))
+            fake_metadata.create_all(conn, checkfirst=True)
         return engine
 
     def provision_user_group(self, subscription_id: UUID, group_name: str) -> int:

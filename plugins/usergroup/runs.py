@@ -26,6 +26,24 @@ def fail_dag_run(dag_id: str, run_id: str) -> str:
         return f"its Airflow run {run_id} is marked failed (tasks stopped: {tasks})"
 
 
+def run_state(dag_id: str, run_id: str) -> str | None:
+    with create_session() as session:
+        return session.scalar(select(DagRun.state).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
+
+
+RETRYING = ("up_for_retry", "scheduled", "queued", "running", "restarting", "deferred", "up_for_reschedule")
+
+
+def retrying(dag_id: str, run_id: str, map_index: int = -1) -> bool:
+    """Whether a task of the run (of the instance `map_index`) will run again: Airflow retries it."""
+    from airflow.models.taskinstance import TaskInstance
+
+    with create_session() as session:
+        return session.scalar(select(TaskInstance.task_id).where(
+            TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id, TaskInstance.map_index == map_index,
+            TaskInstance.state.in_(RETRYING)).limit(1)) is not None
+
+
 class RunBusyError(RuntimeError):
     """The process's run is not in a state to be resumed."""
 
@@ -61,8 +79,13 @@ def abort(store: Store, process: dict, reason: str) -> tuple[str, str | None]:
                 "the run's other processes go on"), None
     try:
         stopped, airflow_error = fail_dag_run(process["dag_id"], process["run_id"]), None
-    except Exception as exc:  # noqa: BLE001 - Airflow's database out of reach
+    except Exception as exc:  # noqa: BLE001 - Airflow's database out of reach, or a concurrent abort got there first
         stopped, airflow_error = "", f"{type(exc).__name__}: {exc}"
+        try:
+            if run_state(process["dag_id"], process["run_id"]) not in (DagRunState.QUEUED, DagRunState.RUNNING):
+                stopped, airflow_error = f"its Airflow run {process['run_id']} has ended", None
+        except Exception:  # noqa: BLE001, S110 - still unreachable: the first error stands
+            pass
     with store.transaction() as repo:
         repo.abort_process(process["process_id"], reason)
     return stopped, airflow_error

@@ -67,3 +67,27 @@ def test_invalid_pages_are_400_naming_the_field(workflow, pages, loc, msg):
     refused = error(workflow, pages)
     assert refused.status == 400
     assert any(e["loc"] == loc and msg in e["msg"] for e in refused.body["validation_errors"]), refused.body
+
+
+@pytest.mark.parametrize(("pages", "loc"), [
+    ([{"product": USER_GROUP}, {"group_name": "a\ud800b"}], ["group_name"]),
+    ([{"product": USER_GROUP}, {"group_name": float("nan")}], ["group_name"]),
+    ([{"product": float("inf")}, {"group_name": "x"}], ["product"]),
+    ([{"product": USER_GROUP}, {"group_name": "x", "x\udfff": 1}], ["x\\udfff"]),
+])
+def test_input_json_cannot_carry_is_echoed_safely(pages, loc):
+    import json
+
+    refused = error("create_user_group", pages)
+    assert refused.status == 400 and any(e["loc"] == loc for e in refused.body["validation_errors"]), refused.body
+    json.dumps(refused.body, allow_nan=False).encode()  # the response can be written
+
+
+def test_page_one_is_checked_before_asking_for_page_two_and_errors_name_what_was_sent():
+    assert error("create_user_group", [{}]).status == 400
+    assert error("terminate_user_group", [{"subscription_id": "nope"}]).status == 400
+    both = error("create_user", [{"product": USER_INTERNAL}, {"user_group_ids": [GID], "user_group_id": GID,
+                                                              "username": "u"}])
+    assert both.status == 400 and "not both" in both.body["detail"]
+    bad = error("create_user", [{"product": USER_INTERNAL}, {"user_group_ids": ["nope"], "username": "u"}])
+    assert [e["loc"] for e in bad.body["validation_errors"]] == [["user_group_ids"]]

@@ -90,7 +90,7 @@ def test_a_group_and_a_user_through_their_whole_life(admin):
     assert first["workflow_name"] == "create_user_group" and first["last_status"] in ("created", "running",
                                                                                        "completed")
     done = admin.wait(pid)
-    assert done["last_status"] == "completed" and done["created_by"] == "manual:admin"
+    assert done["last_status"] == "completed" and done["created_by"] == "manual:admin", done["failed_reason"]
     assert [s["name"] for s in done["steps"]] == ["create_subscription", "store_process_subscription",
                                                   "initialize_subscription", "provision_user_group", "set_status",
                                                   "resync", "done"]
@@ -110,8 +110,9 @@ def test_a_group_and_a_user_through_their_whole_life(admin):
 
     workflows = admin("GET", f"/subscriptions/workflows/{gid}").json()
     assert workflows["terminate"][0]["reason"] == "subscription.no_modify_subscription_in_use_by_others"
-    refused = admin.wait(admin.start("terminate_user_group", {"subscription_id": gid}, {}))
-    assert refused["last_status"] == "aborted" and "used in other subscriptions" in refused["failed_reason"]
+    refused = admin("POST", "/processes/terminate_user_group", json=[{"subscription_id": gid}, {}])
+    assert refused.status_code == 400 and "can not be terminated as it is used in other subscriptions: " \
+        f"subscription {user['subscription_id']} (User api user from group API Lab (internal))" in refused.text
     assert admin.wait(admin.start("terminate_user", {"subscription_id": user["subscription_id"]}, {}))[
         "last_status"] == "completed"
     assert admin.wait(admin.start("terminate_user_group", {"subscription_id": gid}, {}))["last_status"] == \
@@ -124,6 +125,18 @@ def test_a_group_and_a_user_through_their_whole_life(admin):
     listed = admin("GET", "/processes/", params={"filter": "workflowName,create_user", "range": "0,10"})
     assert [p["process_id"] for p in listed.json()] == [uid_pid] and listed.headers["Content-Range"] == \
         "processes 0-1/1"
+
+
+def test_a_process_started_through_airflows_own_api_shows_here(live, admin):
+    response = live.trigger({"group_name": "Triggered Elsewhere"}, dag_id="create_user_group")
+    assert response.status_code == 200, response.text
+    run_id = response.json()["dag_run_id"]
+    assert live.wait_run(run_id, dag_id="create_user_group") == "success"
+    (process,) = [p for p in admin("GET", "/processes/", params={"filter": "workflowName,create_user_group"}).json()
+                  if p["run_id"] == run_id]
+    assert process["last_status"] == "completed" and process["created_by"] == "manual:admin"
+    assert admin("GET", f"/processes/{process['process_id']}").json()["current_state"]["group_name"] == \
+        "Triggered Elsewhere"
 
 
 def test_errors_name_what_is_wrong(admin):
@@ -142,6 +155,38 @@ def test_errors_name_what_is_wrong(admin):
     assert admin("GET", "/processes/", params={"filter": "nonsense,1"}).status_code == 400
 
 
+def test_the_first_tasks_refusals_are_400_and_start_nothing(admin):
+    gid = admin.wait(admin.start("create_user_group", {"product": USER_GROUP}, {"group_name": "Checked Lab"}))[
+        "subscriptions"][0]["subscription_id"]
+    before = len(admin("GET", "/processes/").json())
+    cases = [
+        ("modify_user_group", [{"subscription_id": "0d8f6f3e-6a52-4f61-8b43-54d5b6a0c1a9"}, {"group_name": "x"}],
+         "no subscription"),
+        ("terminate_user", [{"subscription_id": gid}, {}], "is a User Group, not a User internal or User external"),
+        ("create_user", [{"product": USER_INTERNAL}, {"user_group_ids": ["0d8f6f3e-6a52-4f61-8b43-54d5b6a0c1a9"],
+                                                       "username": "u"}], "no UserGroup subscription"),
+        ("modify_user_group", [{"subscription_id": gid}, {"group_name": "Checked Lab", "version": 99}],
+         "stale data: given version 99"),
+    ]
+    for workflow, pages, message in cases:
+        refused = admin("POST", f"/processes/{workflow}", json=pages)
+        assert refused.status_code == 400 and message in refused.json()["detail"], refused.text
+    assert len(admin("GET", "/processes/").json()) == before  # no process, no run
+    assert admin("GET", "/docs").status_code == 404 and admin("GET", "/openapi.json").status_code == 404
+
+
+def test_one_name_posted_five_times_at_once_makes_one_group(admin):
+    from concurrent.futures import ThreadPoolExecutor
+
+    for round_ in range(2):
+        names = [f"{n} {round_}" for n in ("Race Lab", "race lab", "RACE LAB", "Ｒace Lab", "Race\u00a0Lab")]
+        with ThreadPoolExecutor(5) as pool:
+            pids = list(pool.map(lambda n: admin.start("create_user_group", {"product": USER_GROUP},
+                                                       {"group_name": n}), names))
+        outcomes = [admin.wait(pid)["last_status"] for pid in pids]
+        assert outcomes.count("completed") == 1 and outcomes.count("aborted") == 4, outcomes
+
+
 def test_resume_and_abort_while_the_ossbss_fails(live, admin):
     live.stop("scheduler")
     live.env["USERGROUP_FAKE_OSS_FAIL"] = "1"
@@ -158,12 +203,20 @@ def test_resume_and_abort_while_the_ossbss_fails(live, admin):
         live.env.pop("USERGROUP_FAKE_OSS_FAIL")
         live.start("scheduler")
         live.wait_healthy()
-    assert admin("PUT", f"/processes/{resumed}/resume", json=[{}]).status_code == 204
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(5) as pool:  # five clients resume it at once: one does
+        codes = list(pool.map(lambda _: admin("PUT", f"/processes/{resumed}/resume", json=[{}]).status_code,
+                              range(5)))
+    assert sorted(codes) == [204, 409, 409, 409, 409], codes
     assert admin.wait(resumed)["last_status"] == "completed"
-    assert admin("PUT", f"/processes/{aborted}/abort").status_code == 204
+    with ThreadPoolExecutor(5) as pool:  # and five abort the other at once: none fails
+        codes = list(pool.map(lambda _: admin("PUT", f"/processes/{aborted}/abort").status_code, range(5)))
+    assert set(codes) <= {204, 409} and 204 in codes, codes
     gone = admin("GET", f"/processes/{aborted}").json()
     assert gone["last_status"] == "aborted" and "aborted by admin over the API" in gone["failed_reason"]
     assert admin("PUT", f"/processes/{aborted}/abort").status_code == 409
+    assert live.run_state(gone["run_id"], dag_id="create_user_group") == "failed"
 
 
 def test_a_client_written_for_orchestrator_core(live, admin):

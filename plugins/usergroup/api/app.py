@@ -9,7 +9,8 @@ from usergroup.api.forms import FormError
 
 
 def create_app() -> FastAPI:
-    app = FastAPI(title="usergroup: orchestrator-core's API", dependencies=[Depends(get_user)])
+    app = FastAPI(title="usergroup: orchestrator-core's API", dependencies=[Depends(get_user)], docs_url=None,
+                  redoc_url=None, openapi_url=None)
     app.include_router(products.router, prefix="/api/products")
     app.include_router(processes.router, prefix="/api/processes")
     app.include_router(subscriptions.router, prefix="/api/subscriptions")

@@ -16,7 +16,7 @@ def authorize(user, method: str, dag_id: str | None = None, entity: DagAccessEnt
     allowed = get_auth_manager().is_authorized_dag(method=method, access_entity=entity,
                                                    details=DagDetails(id=dag_id), user=user)
     if not allowed:
-        what = f"run {dag_id}" if entity == DagAccessEntity.RUN else "read the DAGs"
+        what = "read the DAGs" if method == "GET" else f"run {dag_id or 'workflows'}"
         raise HTTPException(403, f"forbidden: {user.get_name()} may not {what}")
 
 

@@ -5,13 +5,16 @@ from typing import Annotated, Any
 from uuid import UUID, uuid4
 
 from fastapi import APIRouter, Body, HTTPException, Response
+from pydantic_core import to_jsonable_python
+from sqlalchemy.exc import IntegrityError
 
 from usergroup.adapter import CUSTOMER_VARIABLE, DEFAULT_CUSTOMER_ID, initial_state, process_id_for
 from usergroup.api.deps import Reader, User, may_run, store
-from usergroup.api.forms import FormError, validate_pages
+from usergroup.api.forms import FormError, invalid, validate_pages
 from usergroup.api.views import process_json
 from usergroup.domain import ProcessStatus
 from usergroup.runs import RunBusyError, abort, clear_failed_tasks
+from usergroup.store.repository import StoreError
 from usergroup.workflows import all_workflows
 
 router = APIRouter()
@@ -37,6 +40,7 @@ def new_process(workflow_key: str, user: User, pages: Annotated[Any, Body()]) ->
     run_id, name = f"api__{uuid4()}", user.get_name()
     run = SimpleNamespace(dag_id=workflow.name, run_id=run_id)
     state = initial_state(workflow, conf, run, Variable.get(CUSTOMER_VARIABLE, default_var=DEFAULT_CUSTOMER_ID))
+    refuse_as_the_first_task_would(workflow, state)
     process_id = process_id_for(workflow.name, run_id)
     with store().transaction() as repo:
         repo.start_process(process_id, workflow_name=workflow.name, workflow_target=str(workflow.target),
@@ -89,6 +93,8 @@ def resume(process_id: UUID, user: User, pages: Annotated[Any, Body()] = None) -
         clear_failed_tasks(process["dag_id"], process["run_id"], process["map_index"])
     except RunBusyError as exc:
         raise HTTPException(409, f"process {process_id} cannot be resumed now: {exc}") from None
+    except IntegrityError:  # another request cleared the same tasks at the same moment
+        raise HTTPException(409, f"process {process_id} is being resumed by another request") from None
     with store().transaction() as repo:  # its client polls: it is running again, not failed
         repo.resume_process(process_id)
     return Response(status_code=204)
@@ -104,8 +110,19 @@ def abort_process(process_id: UUID, user: User) -> Response:
     _, airflow_error = abort(store(), process, f"aborted by {user.get_name()} over the API")
     if airflow_error:
         raise HTTPException(503, f"process {process_id} is aborted, but its Airflow run could not be marked failed "
-                                 f"({airflow_error})")
+                                 f"({airflow_error.split(':')[0]}): mark it failed in Airflow")
     return Response(status_code=204)
+
+
+def refuse_as_the_first_task_would(workflow, state: dict) -> None:
+    """Run the workflow's input checks (the subscription exists, is of its product and may run it now; a name is
+    free) as its first task does, changing nothing: what they refuse is a 400 here, and no run starts."""
+    try:
+        with store().rolled_back() as repo:
+            for check in workflow.checks:
+                state = {**state, **to_jsonable_python(check(state, repository=repo, oss=None))}
+    except (StoreError, ValueError) as exc:
+        raise FormError(400, invalid([{"loc": [], "msg": str(exc), "type": "value_error"}])) from None
 
 
 def _process(repo, process_id: UUID) -> dict:
@@ -121,6 +138,8 @@ def _pairs(value: str | None, known: dict[str, str], what: str) -> dict[str, str
     unknown = [f for f in parts[::2] if f not in known]
     if unknown:
         raise HTTPException(400, f"{what}: unknown field {unknown[0]!r} (one of: {', '.join(sorted(known))})")
+    if len({known[f] for f in parts[::2]}) < len(parts) // 2:
+        raise HTTPException(400, f"{what}: a field given twice")
     return {known[f]: v for f, v in zip(parts[::2], parts[1::2], strict=True)}
 
 
@@ -134,4 +153,4 @@ def _range(value: str | None, total: int) -> tuple[int, int]:
         raise HTTPException(400, f"range {value!r}: give start,end") from None
     if not 0 <= start <= end:
         raise HTTPException(400, f"range {value!r}: 0 <= start <= end")
-    return start, min(end, total)
+    return min(start, total), min(end, total)

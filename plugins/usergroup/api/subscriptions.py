@@ -51,8 +51,9 @@ def search(user: Reader, response: Response, query: str = "", range: str | None 
     words = query.casefold().split()
     with store().transaction() as repo:
         found = [s for s in repo.list_subscriptions() if all(w in _text(s) for w in words)]
-    field, order = (sort.split(",") + ["asc"])[:2] if sort else ("start_date", "desc")
-    if field not in SORTABLE or order not in ("asc", "desc"):
+    parts = sort.split(",") if sort else ["start_date", "desc"]
+    field, order = parts[0], parts[1] if len(parts) > 1 else "asc"
+    if len(parts) > 2 or field not in SORTABLE or order not in ("asc", "desc"):
         raise HTTPException(400, f"sort {sort!r}: a field of {', '.join(SORTABLE)}, then asc or desc")
     found.sort(key=lambda s: (getattr(s, field) is None, str(getattr(s, field))), reverse=order == "desc")
     start, end = _range(range, len(found))

@@ -6,6 +6,7 @@ from pydantic_core import to_jsonable_python
 
 from usergroup.domain import Product, SubscriptionModel
 from usergroup.report import SUBSCRIPTION_COLUMNS
+from usergroup.runs import retrying
 from usergroup.store.repository import Repository
 from usergroup.workflows import all_workflows
 
@@ -37,6 +38,8 @@ def process_json(repo: Repository, process: dict[str, Any], detail: bool = True)
     """A process as orchestrator-core shows it: `last_status`, every try of every step and, for the tasks not
     yet done, `{"name", "status": "pending"}`; `current_state` is the state the last step left."""
     view = {c: process[c] for c in PROCESS_COLUMNS} | {"last_status": process["status"], "is_task": False}
+    if process["status"] == "failed" and retrying(process["dag_id"], process["run_id"], process["map_index"]):
+        view["last_status"] = "waiting"  # orchestrator-core's word for a failed step that will be retried
     steps = repo.steps_of(process["process_id"])
     done = {s["task_id"] for s in steps if s["status"] in ("success", "replayed")}
     workflow = all_workflows().get(process["workflow_name"])

@@ -51,6 +51,9 @@ class ProcessAbortedError(StoreError):
 
 
 UNFINISHED = (ProcessStatus.CREATED, ProcessStatus.RUNNING, ProcessStatus.FAILED)
+# Processes whose claims count: those whose first task has run (one the API opened is `created` until then, and
+# claims nothing: of concurrent runs the first whose first task claims the name wins).
+CLAIMING = (ProcessStatus.RUNNING, ProcessStatus.FAILED)
 
 
 def now() -> datetime:
@@ -67,6 +70,13 @@ class Store:
     def transaction(self) -> Iterator["Repository"]:
         with self.engine.begin() as conn:
             yield Repository(conn)
+
+    @contextmanager
+    def rolled_back(self) -> Iterator["Repository"]:
+        """A repository whose writes are undone: to ask what a step would refuse, changing nothing."""
+        with self.engine.connect() as conn, conn.begin() as tx:
+            yield Repository(conn)
+            tx.rollback()
 
 
 class Repository:
@@ -154,7 +164,7 @@ class Repository:
         if holder is not None and str(holder.subscription_id) != str(subscription_id):
             raise DuplicateNameError(duplicate_message(unique, name, holder))
         key, me = name_key(name), UUID(str(process_id))
-        in_flight = self.conn.execute(select(processes).where(processes.c.status.in_(UNFINISHED)))
+        in_flight = self.conn.execute(select(processes).where(processes.c.status.in_(CLAIMING)))
         for p in in_flight.mappings():
             given = p["input_state"] or {}
             if (p["process_id"] != me and given.get(unique.scope_input) == str(scope)
