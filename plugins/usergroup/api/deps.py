@@ -1,4 +1,4 @@
-"""What every route needs: the store, and Airflow's permissions (reads need DAG read access, acting on a workflow
+"""What the routes share: the store, paging, and Airflow's permissions (reads need DAG read access, acting on a workflow
 the right to run its DAG)."""
 
 from functools import cache
@@ -41,3 +41,16 @@ def store() -> Store:
     from usergroup.hook import UserGroupHook
 
     return UserGroupHook().store
+
+
+def page_range(value: str | None, total: int) -> tuple[int, int]:
+    """orchestrator-core's `range=start,end` (end exclusive); all by default."""
+    if not value:
+        return 0, total
+    try:
+        start, end = map(int, value.split(","))
+    except ValueError:
+        raise HTTPException(400, f"range {value!r}: give start,end") from None
+    if not 0 <= start <= end:
+        raise HTTPException(400, f"range {value!r}: 0 <= start <= end")
+    return min(start, total), min(end, total)

@@ -9,7 +9,7 @@ from pydantic_core import to_jsonable_python
 from sqlalchemy.exc import IntegrityError
 
 from usergroup.adapter import CUSTOMER_VARIABLE, DEFAULT_CUSTOMER_ID, initial_state, process_id_for
-from usergroup.api.deps import Reader, User, may_run, store
+from usergroup.api.deps import Reader, User, may_run, page_range, store
 from usergroup.api.forms import FormError, invalid, validate_pages
 from usergroup.api.views import process_json
 from usergroup.domain import ProcessStatus
@@ -70,7 +70,7 @@ def list_processes(user: Reader, response: Response, range: str | None = None, s
             if order not in ("asc", "desc"):
                 raise HTTPException(400, f"sort order {order!r}: asc or desc")
             found.sort(key=lambda p: p[field], reverse=order == "desc")
-        start, end = _range(range, len(found))
+        start, end = page_range(range, len(found))
         response.headers["Content-Range"] = f"processes {start}-{end}/{len(found)}"
         return [process_json(repo, p, detail=False) for p in found[start:end]]
 
@@ -141,16 +141,3 @@ def _pairs(value: str | None, known: dict[str, str], what: str) -> dict[str, str
     if len({known[f] for f in parts[::2]}) < len(parts) // 2:
         raise HTTPException(400, f"{what}: a field given twice")
     return {known[f]: v for f, v in zip(parts[::2], parts[1::2], strict=True)}
-
-
-def _range(value: str | None, total: int) -> tuple[int, int]:
-    """orchestrator-core's `range=start,end` (end exclusive); all by default."""
-    if not value:
-        return 0, total
-    try:
-        start, end = map(int, value.split(","))
-    except ValueError:
-        raise HTTPException(400, f"range {value!r}: give start,end") from None
-    if not 0 <= start <= end:
-        raise HTTPException(400, f"range {value!r}: 0 <= start <= end")
-    return min(start, total), min(end, total)

@@ -4,7 +4,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, Response
 
-from usergroup.api.deps import Reader, User, authorize, store
+from usergroup.api.deps import Reader, User, authorize, page_range, store
 from usergroup.api.views import domain_model
 from usergroup.domain import SubscriptionModel
 from usergroup.store.repository import StoreError
@@ -46,8 +46,6 @@ def search(user: Reader, response: Response, query: str = "", range: str | None 
            sort: str | None = None) -> list[dict]:
     """Subscriptions whose description, product, status or block fields contain every word of `query` (case
     ignored); `range=start,end`, `sort=field,asc|desc`."""
-    from usergroup.api.processes import _range
-
     words = query.casefold().split()
     with store().transaction() as repo:
         found = [s for s in repo.list_subscriptions() if all(w in _text(s) for w in words)]
@@ -56,7 +54,7 @@ def search(user: Reader, response: Response, query: str = "", range: str | None 
     if len(parts) > 2 or field not in SORTABLE or order not in ("asc", "desc"):
         raise HTTPException(400, f"sort {sort!r}: a field of {', '.join(SORTABLE)}, then asc or desc")
     found.sort(key=lambda s: (getattr(s, field) is None, str(getattr(s, field))), reverse=order == "desc")
-    start, end = _range(range, len(found))
+    start, end = page_range(range, len(found))
     response.headers["Content-Range"] = f"subscriptions {start}-{end}/{len(found)}"
     return [domain_model(s) for s in found[start:end]]
 
