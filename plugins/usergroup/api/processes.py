@@ -6,7 +6,6 @@ from uuid import UUID, uuid4
 
 from fastapi import APIRouter, Body, HTTPException, Response
 from pydantic_core import to_jsonable_python
-from sqlalchemy.exc import IntegrityError
 
 from usergroup.adapter import CUSTOMER_VARIABLE, DEFAULT_CUSTOMER_ID, initial_state, process_id_for
 from usergroup.api.deps import Reader, User, may_run, page_range, store
@@ -83,20 +82,20 @@ def get_process(process_id: UUID, user: Reader) -> dict:
 
 @router.put("/{process_id}/resume", status_code=204)
 def resume(process_id: UUID, user: User, pages: Annotated[Any, Body()] = None) -> Response:
-    """Clear the failed task of its run (and those that did not run because of it): the run goes on from there."""
+    """Clear the failed task of its run (and those that did not run because of it): the run goes on from there.
+    The process row is locked meanwhile: of concurrent resumes one clears, the others find it running (a second
+    clear would restart the task the first one started)."""
     with store().transaction() as repo:
-        process = _process(repo, process_id)
-    may_run(user, process["dag_id"])
-    if process["status"] != ProcessStatus.FAILED:
-        raise HTTPException(409, f"process {process_id} is {process['status']}: only a failed process can be resumed")
-    try:
-        clear_failed_tasks(process["dag_id"], process["run_id"], process["map_index"])
-    except RunBusyError as exc:
-        raise HTTPException(409, f"process {process_id} cannot be resumed now: {exc}") from None
-    except IntegrityError:  # another request cleared the same tasks at the same moment
-        raise HTTPException(409, f"process {process_id} is being resumed by another request") from None
-    with store().transaction() as repo:  # its client polls: it is running again, not failed
-        repo.resume_process(process_id)
+        process = _process(repo, process_id, lock=True)
+        may_run(user, process["dag_id"])
+        if process["status"] != ProcessStatus.FAILED:
+            raise HTTPException(409, f"process {process_id} is {process['status']}: only a failed process can be "
+                                     "resumed")
+        try:
+            clear_failed_tasks(process["dag_id"], process["run_id"], process["map_index"])
+        except RunBusyError as exc:
+            raise HTTPException(409, f"process {process_id} cannot be resumed now: {exc}") from None
+        repo.resume_process(process_id)  # its client polls: it is running again, not failed
     return Response(status_code=204)
 
 
@@ -125,8 +124,8 @@ def refuse_as_the_first_task_would(workflow, state: dict) -> None:
         raise FormError(400, invalid([{"loc": [], "msg": str(exc), "type": "value_error"}])) from None
 
 
-def _process(repo, process_id: UUID) -> dict:
-    if (process := repo.get_process(process_id)) is None:
+def _process(repo, process_id: UUID, lock: bool = False) -> dict:
+    if (process := repo.get_process(process_id, lock=lock)) is None:
         raise HTTPException(404, f"no process {process_id}")
     return process
 

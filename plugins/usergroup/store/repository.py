@@ -430,8 +430,10 @@ class Repository:
             raise StoreError(f"process {process_id} is {process['status']}: only an unfinished process can be "
                              "aborted")
 
-    def get_process(self, process_id: UUID | str) -> dict[str, Any] | None:
-        row = self.conn.execute(select(processes).where(processes.c.process_id == UUID(str(process_id)))).first()
+    def get_process(self, process_id: UUID | str, lock: bool = False) -> dict[str, Any] | None:
+        """The process row; `lock` holds it until the transaction ends (as a step's transaction does)."""
+        query = select(processes).where(processes.c.process_id == UUID(str(process_id)))
+        row = self.conn.execute(query.with_for_update() if lock else query).first()
         return dict(row._mapping) if row else None
 
     def list_processes(self, *, dag_id: str | None = None, run_id: str | None = None,
