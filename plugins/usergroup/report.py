@@ -18,8 +18,7 @@ STEP_COLUMNS = ("name", "task_id", "map_index", "status", "try_number", "hostnam
 def subscription_json(repo: Repository, sub: SubscriptionModel) -> dict[str, Any]:
     view = {c: getattr(sub, c) for c in SUBSCRIPTION_COLUMNS}
     view["product"] = sub.product.name
-    # The product type's own fields: fixed inputs (a User's affiliation) and its block under its own key.
-    view.update({f: getattr(sub, f) for f in type(sub).model_fields if f not in SubscriptionModel.model_fields})
+    view.update(sub.product_fields())
     view["processes"] = [process_json(repo, p) for p in repo.processes_of(sub.subscription_id)]
     return to_jsonable_python(view)
 

@@ -60,9 +60,8 @@ def search(user: Reader, response: Response, query: str = "", range: str | None 
 
 
 def _text(sub: SubscriptionModel) -> str:
-    own = {f: getattr(sub, f) for f in type(sub).model_fields if f not in SubscriptionModel.model_fields}
-    return " ".join(map(str, (sub.description, sub.product.name, sub.status, sub.subscription_id, *_values(own))))\
-        .casefold()
+    fields = (sub.description, sub.product.name, sub.status, sub.subscription_id, *_values(sub.product_fields()))
+    return " ".join(map(str, fields)).casefold()
 
 
 def _values(value) -> list:

@@ -24,7 +24,7 @@ def product_json(product: Product) -> dict[str, Any]:
 def domain_model(sub: SubscriptionModel) -> dict[str, Any]:
     """The subscription's fields, its product and its product type's own fields (its block under its key)."""
     view = {c: getattr(sub, c) for c in SUBSCRIPTION_COLUMNS}
-    view.update({f: getattr(sub, f) for f in type(sub).model_fields if f not in SubscriptionModel.model_fields})
+    view.update(sub.product_fields())
     return to_jsonable_python(view) | {"product": product_json(sub.product)}
 
 

@@ -93,6 +93,10 @@ class SubscriptionModel(BaseModel):
             data["end_date"] = now
         return cls.type_for(status)._validated(**data)
 
+    def product_fields(self) -> dict[str, Any]:
+        """The product type's own fields: its fixed inputs (a User's affiliation) and its blocks, by name."""
+        return {f: getattr(self, f) for f in type(self).model_fields if f not in SubscriptionModel.model_fields}
+
     @classmethod
     def block_fields(cls) -> set[str]:
         """The product block fields (orchestrator-core's product blocks): every model field but `product`."""
