@@ -21,7 +21,7 @@ from usergroup.store.repository import (
 )
 
 CUSTOMER = uuid4()
-HEAD = "0006"
+HEAD = "0007"
 
 
 def initial(name: str | None = None, customer=CUSTOMER) -> UserGroupInactive:
@@ -364,3 +364,35 @@ def test_a_process_the_api_opened_takes_its_first_tasks_input_and_resumes_from_f
         repo.fail_process(pid, ProcessStatus.FAILED, last_step="t", failed_reason="boom")
         repo.resume_process(pid)
         assert repo.get_process(pid)["status"] == "running"
+
+
+def test_a_page_of_subscriptions_is_searched_filtered_sorted_and_counted_in_sql(store):
+    """The Subscriptions page's query: every word in description, product, status or id (case ignored, `%` and `_`
+    taken literally), the filters, a stable order and the total of all that match."""
+    names = ["Lab 50% off", "Lab 5_0", "Physics lab", "Chemistry", "<script>alert(1)</script>"]
+    with store.transaction() as repo:
+        subs = [repo.save_subscription(initial(name).model_copy(update={"description": f"User Group {name}"}))
+                for name in names]
+        repo.conn.execute(tables.subscriptions.update().where(
+            tables.subscriptions.c.subscription_id == subs[2].subscription_id).values(status="provisioning"))
+
+    def page(**kw):
+        with store.transaction() as repo:
+            found, total = repo.page_subscriptions(**kw)
+        return [s.user_group.group_name for s in found], total
+
+    assert page(sort="description", descending=False)[0] == page(sort="description")[0][::-1]
+    assert page(query="LAB")[1] == 3
+    assert page(query="50%") == (["Lab 50% off"], 1)
+    assert page(query="5_0") == (["Lab 5_0"], 1)
+    assert page(query="lab provisioning")[0] == ["Physics lab"]
+    assert page(status="provisioning", insync=False)[0] == ["Physics lab"]
+    assert page(query="user group", product_id=USER_GROUP_PRODUCT.product_id)[1] == 5
+    assert page(query=str(subs[3].subscription_id)[:13].upper())[0] == ["Chemistry"]
+    assert page(query="<script>")[0] == ["<script>alert(1)</script>"]
+    first, total = page(sort="description", descending=True, offset=0, limit=2)
+    second, _ = page(sort="description", descending=True, offset=2, limit=2)
+    assert total == 5 and len(first + second) == 4 and not set(first) & set(second)
+    assert page(offset=10, limit=2) == ([], 5)  # past the last page: still the total
+    with store.transaction() as repo:
+        assert repo.with_failed_process([s.subscription_id for s in subs]) == set()

@@ -1,12 +1,13 @@
 """The repository: every operation the steps, the adapter and the CLI need, on one connection."""
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, String, cast, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from usergroup.domain import ProcessStatus, SubscriptionLifecycle, SubscriptionModel, Target
@@ -140,6 +141,43 @@ class Repository:
                                                                 subscriptions.c.subscription_id))
         return self._to_models(rows, every=True)
 
+    def page_subscriptions(self, *, query: str = "", product_id: UUID | None = None, status: str | None = None,
+                           insync: bool | None = None, sort: str = "start_date", descending: bool = True,
+                           offset: int = 0, limit: int | None = None) -> tuple[list[SubscriptionModel], int]:
+        """One page of the subscriptions whose description, product name, status, id or customer contain every
+        word of `query` (case ignored), filtered and sorted in SQL, and how many match in all."""
+        words = query.replace("\x00", "").lower().split()  # NUL: no text holds it, PostgreSQL takes none
+        text = func.lower(subscriptions.c.description + " " + products.c.name + " " + subscriptions.c.status)
+        ids = func.replace(cast(subscriptions.c.subscription_id, String) + " "  # SQLite keeps them without dashes
+                           + cast(subscriptions.c.customer_id, String), "-", "")
+        where = [or_(text.contains(w, autoescape=True), *([ids.contains(w.replace("-", ""), autoescape=True)]
+                                                           if re.fullmatch(r"[0-9a-f-]*[0-9a-f]{4}[0-9a-f-]*", w)
+                                                           else []))
+                 for w in words]  # ids are read as text only for words that look like a part of one
+        where += [c == v for c, v in ((subscriptions.c.product_id, product_id), (subscriptions.c.status, status),
+                                      (subscriptions.c.insync, insync)) if v is not None]
+        order = [subscriptions.c[sort], subscriptions.c.subscription_id]  # start_date: in the order of its index
+        found = select(subscriptions).join(products, products.c.product_id == subscriptions.c.product_id) \
+            .where(*where).order_by(*(c.desc() if descending else c for c in order))
+        count = select(func.count()).select_from(found.with_only_columns(subscriptions.c.subscription_id)
+                                                 .order_by(None).subquery())
+        if not words:  # the page from the index, the count apart
+            rows = self.conn.execute(found.offset(offset).limit(limit)).all()
+            return self._to_models(rows), self.conn.execute(count).scalar_one()
+        rows = self.conn.execute(found.add_columns(func.count().over().label("total"))  # one scan for both
+                                 .offset(offset).limit(limit)).all()
+        total = rows[0].total if rows else 0 if not offset else self.conn.execute(count).scalar_one()  # past the end
+        return self._to_models(rows), total
+
+    def with_failed_process(self, ids: list[UUID]) -> set[UUID]:
+        """Those of `ids` a failed process holds."""
+        rows = self.conn.execute(
+            select(processes_subscriptions.c.subscription_id).distinct()
+            .join(processes, processes.c.process_id == processes_subscriptions.c.process_id)
+            .where(processes_subscriptions.c.subscription_id.in_(ids),
+                   processes.c.status == str(ProcessStatus.FAILED)))
+        return {r.subscription_id for r in rows}
+
     def find_by_name(self, product_type: str, scope: UUID | str, name: str) -> SubscriptionModel | None:
         """The non-terminated subscription of `product_type` holding `name` in `scope` (a customer's groups, a
         group's users), compared by `name_key` (without case, look-alikes folded)."""
@@ -190,6 +228,10 @@ class Repository:
 
     def in_use_by(self, subscription_id: UUID | str) -> list[str]:
         """The non-terminated subscriptions whose blocks refer to a block of this one, described."""
+        return [f"{r.subscription_id} ({r.description})" for r in self.used_by(subscription_id)]
+
+    def used_by(self, subscription_id: UUID | str) -> list[Any]:
+        """The non-terminated subscriptions whose blocks refer to a block of this one (id, description)."""
         sid, found = UUID(str(subscription_id)), []
         for mapping in mappings().values():
             for column in mapping.references:
@@ -198,7 +240,7 @@ class Repository:
                     .join(mapping.table, mapping.table.c.subscription_id == subscriptions.c.subscription_id)
                     .where(column == sid, subscriptions.c.status != str(SubscriptionLifecycle.TERMINATED))
                     .order_by(subscriptions.c.subscription_id)).all()
-        return [f"{r.subscription_id} ({r.description})" for r in found]
+        return found
 
     def active_in_sync(self, product_type: str) -> list[UUID]:
         """The ids of the product type's active subscriptions in sync (what a nightly validation checks)."""

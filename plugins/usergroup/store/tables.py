@@ -78,6 +78,7 @@ subscriptions = Table(
     Column("end_date", UTCDateTime),
     Column("note", Text),
     Column("version", Integer, nullable=False),
+    Index("ix_subscriptions_start_date", "start_date", "subscription_id"),  # the Subscriptions page's order
 )
 
 user_group_blocks = Table(
