@@ -35,6 +35,10 @@ def may_run(user, dag_id: str) -> None:
     authorize(user, "POST", dag_id, DagAccessEntity.RUN)
 
 
+def may_set_in_sync(user) -> None:
+    authorize(user, "PUT", None, DagAccessEntity.RUN)
+
+
 @cache
 def store() -> Store:
     """The store behind the `usergroup_default` connection, one engine per api-server process."""
@@ -43,14 +47,17 @@ def store() -> Store:
     return UserGroupHook().store
 
 
-def page_range(value: str | None, total: int) -> tuple[int, int]:
-    """orchestrator-core's `range=start,end` (end exclusive); all by default."""
+MAX_ROW = 2**31 - 1
+
+
+def page_range(value: str | None, total: int | None) -> tuple[int, int | None]:
+    """orchestrator-core's `range=start,end` (end exclusive, within `total` if known); all by default."""
     if not value:
         return 0, total
     try:
         start, end = map(int, value.split(","))
     except ValueError:
         raise HTTPException(400, f"range {value!r}: give start,end") from None
-    if not 0 <= start <= end:
-        raise HTTPException(400, f"range {value!r}: 0 <= start <= end")
-    return min(start, total), min(end, total)
+    if not 0 <= start <= end <= MAX_ROW:
+        raise HTTPException(400, f"range {value!r}: 0 <= start <= end <= {MAX_ROW}")
+    return (start, end) if total is None else (min(start, total), min(end, total))

@@ -4,7 +4,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, Response
 
-from usergroup.api.deps import Reader, User, authorize, page_range, store
+from usergroup.api.deps import Reader, User, may_set_in_sync, page_range, store
 from usergroup.api.views import domain_model
 from usergroup.domain import SubscriptionModel
 from usergroup.store.repository import StoreError
@@ -29,9 +29,7 @@ def get_workflows(subscription_id: UUID, user: Reader) -> dict:
 @router.put("/{subscription_id}/set_in_sync")
 def set_in_sync(subscription_id: UUID, user: User) -> Response:
     """The operator's recovery, with the CLI's guard: refused (409) while a process holds the subscription."""
-    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
-
-    authorize(user, "PUT", None, DagAccessEntity.RUN)
+    may_set_in_sync(user)
     try:
         with store().transaction() as repo:
             _subscription(repo, subscription_id)
@@ -44,32 +42,18 @@ def set_in_sync(subscription_id: UUID, user: User) -> Response:
 @router.get("/search")
 def search(user: Reader, response: Response, query: str = "", range: str | None = None,
            sort: str | None = None) -> list[dict]:
-    """Subscriptions whose description, product, status or block fields contain every word of `query` (case
+    """Subscriptions whose description, product, status, id or customer contain every word of `query` (case
     ignored); `range=start,end`, `sort=field,asc|desc`."""
-    words = query.casefold().split()
-    with store().transaction() as repo:
-        found = [s for s in repo.list_subscriptions() if all(w in _text(s) for w in words)]
     parts = sort.split(",") if sort else ["start_date", "desc"]
     field, order = parts[0], parts[1] if len(parts) > 1 else "asc"
     if len(parts) > 2 or field not in SORTABLE or order not in ("asc", "desc"):
         raise HTTPException(400, f"sort {sort!r}: a field of {', '.join(SORTABLE)}, then asc or desc")
-    found.sort(key=lambda s: (getattr(s, field) is None, str(getattr(s, field))), reverse=order == "desc")
-    start, end = page_range(range, len(found))
-    response.headers["Content-Range"] = f"subscriptions {start}-{end}/{len(found)}"
-    return [domain_model(s) for s in found[start:end]]
-
-
-def _text(sub: SubscriptionModel) -> str:
-    fields = (sub.description, sub.product.name, sub.status, sub.subscription_id, *_values(sub.product_fields()))
-    return " ".join(map(str, fields)).casefold()
-
-
-def _values(value) -> list:
-    if hasattr(value, "model_dump"):
-        value = value.model_dump()
-    if isinstance(value, dict):
-        return [v for item in value.values() for v in _values(item)]
-    return [value] if value is not None else []
+    start, end = page_range(range, None)
+    with store().transaction() as repo:
+        found, total = repo.page_subscriptions(query=query, sort=field, descending=order == "desc", offset=start,
+                                               limit=None if end is None else end - start)
+    response.headers["Content-Range"] = f"subscriptions {start}-{start + len(found)}/{total}"
+    return [domain_model(s) for s in found]
 
 
 def _subscription(repo, subscription_id: UUID) -> SubscriptionModel:

@@ -43,7 +43,8 @@ def process_json(repo: Repository, process: dict[str, Any], detail: bool = True)
     steps = repo.steps_of(process["process_id"])
     done = {s["task_id"] for s in steps if s["status"] in ("success", "replayed")}
     workflow = all_workflows().get(process["workflow_name"])
-    view["steps"] = [{"name": s["name"], "task_id": s["task_id"], "status": s["status"], "executed": s["completed_at"],
+    view["steps"] = [{"name": s["name"], "task_id": s["task_id"], "status": s["status"], "started": s["started_at"],
+                      "executed": s["completed_at"],
                       "try_number": s["try_number"], **({"state": s["state"]} if detail else {}),
                       **({"error": s["error"]} if s["error"] else {})} for s in steps]
     view["steps"] += [{"name": step.name, "task_id": task_id, "status": "pending"}
