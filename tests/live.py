@@ -1,14 +1,17 @@
 """Live Airflow for tests: scripts/devstack.py's PostgreSQL stack with the REST calls the tests make, and a
 PostgreSQL server of the test's own."""
 
+import json
 import secrets
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import requests
 from localpg import LocalPostgres
 from sqlalchemy import text
 
@@ -84,3 +87,57 @@ def live_airflow(home: Path, target: StoreTarget, overrides: dict[str, str] | No
         yield airflow.start_stack()
     finally:
         airflow.stop_stack()
+
+
+@contextmanager
+def chromium():
+    """A headless Chromium: Debian's (`make browser` installs it), else Playwright's own."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=shutil.which("chromium"),
+                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def logged_in(browser, airflow: LiveAirflow, user: str, viewport=(1400, 1000)):
+    """A page of a browser context of its own, logged in to Airflow's UI as `user` (simple auth manager)."""
+    password = json.loads((airflow.home / "passwords.json").read_text())[user]
+    page = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]}).new_page()
+    page.goto(airflow.base + "/")
+    page.locator("input[name=username]").fill(user)
+    page.locator("input[type=password]").fill(password)
+    page.locator("button[type=submit]").click()
+    page.wait_for_url(airflow.base + "/")
+    return page
+
+
+class Client:
+    """What an orchestrator-core client does, with Airflow's token: base URL + /api/..."""
+
+    def __init__(self, live: LiveAirflow, user: str | None):
+        self.base, self.headers = f"{live.base}/orchestrator", {}
+        if user:
+            password = json.loads((live.home / "passwords.json").read_text())[user]
+            token = requests.post(f"{live.base}/auth/token", json={"username": user, "password": password},
+                                  timeout=10).json()["access_token"]
+            self.headers = {"Authorization": f"Bearer {token}"}
+
+    def __call__(self, method: str, path: str, **kw) -> requests.Response:
+        return requests.request(method, f"{self.base}/api{path}", headers=self.headers, timeout=30, **kw)
+
+    def start(self, workflow: str, *pages: dict) -> str:
+        response = self("POST", f"/processes/{workflow}", json=list(pages))
+        assert response.status_code == 201, response.text
+        return response.json()["id"]
+
+    def wait(self, process_id: str, until=("completed", "failed", "aborted"), timeout: float = 180) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            process = self("GET", f"/processes/{process_id}").json()
+            if process["last_status"] in until or time.monotonic() > deadline:
+                return process
+            time.sleep(0.2)

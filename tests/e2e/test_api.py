@@ -1,14 +1,12 @@
 """orchestrator-core's REST API, served by the plugin in Airflow's api-server, against a live stack over HTTP with
 real tokens (an admin and a viewer): each endpoint, its errors, workflows started by POST, resume and abort."""
 
-import json
-import time
 
 import pytest
 import requests
 
 from helpers import USER_GROUP, USER_INTERNAL
-from live import LiveAirflow, live_airflow, own_store
+from live import Client, live_airflow, own_store
 
 pytestmark = pytest.mark.live
 
@@ -24,34 +22,6 @@ def live(live_store, tmp_path_factory):
     users = {"AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,viewer:viewer"}
     with live_airflow(tmp_path_factory.mktemp("live-api"), live_store[0], users) as airflow:
         yield airflow
-
-
-class Client:
-    """What an orchestrator-core client does, with Airflow's token: base URL + /api/..."""
-
-    def __init__(self, live: LiveAirflow, user: str | None):
-        self.base, self.headers = f"{live.base}/orchestrator", {}
-        if user:
-            password = json.loads((live.home / "passwords.json").read_text())[user]
-            token = requests.post(f"{live.base}/auth/token", json={"username": user, "password": password},
-                                  timeout=10).json()["access_token"]
-            self.headers = {"Authorization": f"Bearer {token}"}
-
-    def __call__(self, method: str, path: str, **kw) -> requests.Response:
-        return requests.request(method, f"{self.base}/api{path}", headers=self.headers, timeout=30, **kw)
-
-    def start(self, workflow: str, *pages: dict) -> str:
-        response = self("POST", f"/processes/{workflow}", json=list(pages))
-        assert response.status_code == 201, response.text
-        return response.json()["id"]
-
-    def wait(self, process_id: str, until=("completed", "failed", "aborted"), timeout: float = 180) -> dict:
-        deadline = time.monotonic() + timeout
-        while True:
-            process = self("GET", f"/processes/{process_id}").json()
-            if process["last_status"] in until or time.monotonic() > deadline:
-                return process
-            time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")

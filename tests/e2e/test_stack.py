@@ -17,6 +17,7 @@ import requests
 
 from devstack import Stack, free_port
 from helpers import ROOT
+from live import chromium
 from usergroup.store.engine import create_store_engine
 from usergroup.store.repository import Store
 from usergroup.workflows import all_workflows
@@ -68,14 +69,8 @@ def wait_new_run(stack: Stack, known: set[str], timeout: float = 30) -> str:
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    chromium = shutil.which("chromium")  # Debian's; without it, Playwright's own (`make browser` gets one)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium,
-                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+    with chromium() as browser:
         yield browser
-        browser.close()
 
 
 def trigger_form(stack: Stack, browser, dag_id: str):

@@ -1,0 +1,112 @@
+"""The pages in-process, on both databases: what each shows (escaped), what a viewer may not do, and forged or
+malformed posts refused before anything is written. Airflow's login and roles are the live tests' (test_ui.py);
+here a user stands in for them."""
+
+from types import SimpleNamespace
+
+import pytest
+from airflow.api_fastapi.core_api.security import get_user
+from fastapi.testclient import TestClient
+
+from helpers import USER_INTERNAL, counts, create, create_user
+from usergroup.api import deps
+from usergroup.api.app import create_app
+
+SCRIPT = "<script>alert(1)</script>"
+ORIGIN = {"Origin": "http://testserver"}
+
+
+class Roles:
+    """An auth manager's answer: the admin may do anything, the viewer only read."""
+
+    def is_authorized_dag(self, method, access_entity, details, user) -> bool:
+        return method == "GET" or user.get_name() == "admin"
+
+
+def client(name: str, monkeypatch) -> TestClient:
+    deps.store.cache_clear()  # the store behind this test's `usergroup_default`
+    monkeypatch.setattr(deps, "get_auth_manager", Roles)
+    app = create_app()
+    app.dependency_overrides[get_user] = lambda: SimpleNamespace(get_name=lambda: name)
+    return TestClient(app, root_path="/orchestrator", cookies={"_token": f"token-of-{name}"})
+
+
+@pytest.fixture
+def world(store):
+    lab = create(store, SCRIPT)["subscription"]["subscription_id"]
+    alice = create_user(store, lab, "alice")["subscription"]["subscription_id"]
+    yield SimpleNamespace(store=store, lab=lab, alice=alice)
+    deps.store.cache_clear()
+
+
+def test_the_list_escapes_names_and_pages_filters(world, monkeypatch):
+    admin = client("admin", monkeypatch)
+    html = admin.get("/ui/subscriptions").text
+    assert f"User Group {SCRIPT}" not in html and "User Group &lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "1&ndash;2 of 2 subscriptions, page 1 of 1" in html
+    only = admin.get("/ui/subscriptions", params={"product": USER_INTERNAL, "page_number": "x"}).text
+    assert "User alice from group" in only and "1&ndash;1 of 1" in only
+    assert "No subscription matches." in admin.get("/ui/subscriptions", params={"query": '"><b>'}).text
+
+
+def test_a_subscription_shows_its_users_processes_and_what_it_may_run(world, monkeypatch):
+    admin = client("admin", monkeypatch)
+    html = admin.get(f"/ui/subscriptions/{world.lab}").text
+    assert f'href="/orchestrator/ui/subscriptions/{world.alice}"' in html  # used by alice
+    assert "can not be terminated as it is used in other subscriptions" in html
+    assert 'data-workflow="create_user"' in html and f'name="user_group_id" value="{world.lab}"' in html
+    assert SCRIPT not in html
+    user = admin.get(f"/ui/subscriptions/{world.alice}").text
+    assert f'class="owner" href="/orchestrator/ui/subscriptions/{world.lab}"' in user
+    missing = admin.get("/ui/subscriptions/00000000-0000-0000-0000-000000000000")
+    assert missing.status_code == 404 and "no subscription 00000000-" in missing.text
+    malformed = admin.get("/ui/subscriptions/<b>x")
+    assert malformed.status_code == 422 and "subscription_id: Input should be a valid UUID" in malformed.text
+    assert "<b>x" not in malformed.text
+
+
+def test_a_process_with_pending_steps_and_a_run_that_is_not_ours(world, monkeypatch):
+    admin = client("admin", monkeypatch)
+    half = create(world.store, "Half", upto=2)  # two of seven steps done
+    html = admin.get(f"/ui/processes/{half['process_id']}").text
+    assert html.count("badge pending") == 5 and html.count("badge success") == 2
+    assert "Abort&hellip;" in html and "Resume&hellip;" not in html  # running: abort, not resume
+    other = admin.get("/ui/runs/some_other_dag/manual__2026-11-29T10:00:00+00:00").text
+    assert "not one of the usergroup workflows" in other
+
+
+def test_a_viewer_reads_but_acts_on_nothing(world, monkeypatch):
+    viewer = client("viewer", monkeypatch)
+    html = viewer.get(f"/ui/subscriptions/{world.lab}").text
+    assert "Your role may not run modify_user_group" in html and "Abort&hellip;" not in html
+    token = html.split('name="csrf_token" value="')[1].split('"')[0]
+    before = counts(world.store)
+    for action in ("start/validate_user_group", "set_in_sync"):
+        path = f"/ui/subscriptions/{world.lab}/{action}"
+        refused = viewer.post(path, data={"csrf_token": token, "subscription_id": world.lab}, headers=ORIGIN)
+        assert refused.status_code == 403 and "viewer may not" in refused.text, path
+    assert counts(world.store) == before
+
+
+def test_forged_and_malformed_posts_write_nothing(world, monkeypatch):
+    admin = client("admin", monkeypatch)
+    token = admin.get(f"/ui/subscriptions/{world.lab}").text.split('name="csrf_token" value="')[1].split('"')[0]
+    path = f"/ui/subscriptions/{world.lab}/start/modify_user_group"
+    before = counts(world.store)
+    assert admin.post(path, data={"csrf_token": token, "group_name": "X"}).status_code == 403  # no Origin
+    evil = admin.post(path, data={"csrf_token": token, "group_name": "X"}, headers={"Origin": "http://127.0.0.1:1"})
+    assert evil.status_code == 403 and "another origin" in evil.text
+    assert admin.post(path, data={"csrf_token": "forged", "group_name": "X"}, headers=ORIGIN).status_code == 403
+    stale = client("admin", monkeypatch)
+    stale.cookies.set("_token", "a-later-login")  # a form from before another login
+    assert stale.post(path, data={"csrf_token": token, "group_name": "X"}, headers=ORIGIN).status_code == 403
+    bad = admin.post(path, data={"csrf_token": token, "subscription_id": world.lab, "group_name": " X",
+                                 "version": "five"}, headers=ORIGIN)
+    assert bad.status_code == 400
+    assert "group_name must not start or end with whitespace" in bad.text and "version: Input should be" in bad.text
+    assert 'value=" X"' in bad.text  # what was typed stays in the form
+    taken = admin.post(f"/ui/subscriptions/{world.alice}/start/modify_user", headers=ORIGIN, data={
+        "csrf_token": token, "subscription_id": world.alice, "username": "alice", "age": "151"})
+    assert taken.status_code == 400 and "age: Input should be less than or equal to 150" in taken.text
+    assert counts(world.store) == before
+    assert "you are not logged in" not in admin.get("/ui/subscriptions").text.lower()
