@@ -108,5 +108,12 @@ def test_forged_and_malformed_posts_write_nothing(world, monkeypatch):
     taken = admin.post(f"/ui/subscriptions/{world.alice}/start/modify_user", headers=ORIGIN, data={
         "csrf_token": token, "subscription_id": world.alice, "username": "alice", "age": "151"})
     assert taken.status_code == 400 and "age: Input should be less than or equal to 150" in taken.text
+    other = admin.post(path, headers=ORIGIN, data={"csrf_token": token, "subscription_id": world.alice,
+                                                    "group_name": " Y"})  # the page's subscription, not the body's
+    assert other.status_code == 400 and "group_name must not start or end with whitespace" in other.text
+    assert f'name="subscription_id" value="{world.alice}"' not in other.text
+    for wrong in ("modify_user", "create_user_group", "no_such_workflow"):
+        refused = admin.post(f"/ui/subscriptions/{world.lab}/start/{wrong}", headers=ORIGIN,
+                             data={"csrf_token": token, "group_name": "Z"})
+        assert refused.status_code == 404 and "on the page of a User Group" in refused.text, wrong
     assert counts(world.store) == before
-    assert "you are not logged in" not in admin.get("/ui/subscriptions").text.lower()

@@ -10,7 +10,7 @@ from usergroup.api import processes, subscriptions
 from usergroup.api.deps import Reader, User, store
 from usergroup.api.forms import FormError
 from usergroup.ui.csrf import check_csrf
-from usergroup.ui.forms import posted_pages
+from usergroup.ui.forms import page_field, posted_pages
 from usergroup.ui.pages import subscription_view
 from usergroup.ui.render import UI, page
 from usergroup.workflows import all_workflows
@@ -26,8 +26,14 @@ async def start(request: Request, subscription_id: UUID, workflow_key: str, user
     posted = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
     check_csrf(request, posted.pop("csrf_token", None))
     workflow = all_workflows().get(workflow_key)
-    if workflow is None:
-        raise HTTPException(404, f"no workflow {workflow_key!r}")
+    with store().transaction() as repo:
+        product = repo.product_of(subscription_id)
+    if product is None:
+        raise HTTPException(404, f"no subscription {subscription_id}")
+    field = page_field(workflow, product.product_type) if workflow else None
+    if field is None:
+        raise HTTPException(404, f"no workflow {workflow_key!r} on the page of a {product.name}")
+    posted[field] = str(subscription_id)  # the page's subscription, whatever the body says
     try:
         started = processes.new_process(workflow_key, user, posted_pages(workflow, posted))
     except FormError as exc:

@@ -29,11 +29,17 @@ def reference(product_type: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", product_type).lower() + "_id"
 
 
+def page_field(workflow: Workflow, product_type: str) -> str | None:
+    """The field by which `workflow` acts on the subscription whose page it is on, if that page offers it."""
+    if workflow.target != Target.CREATE:
+        return "subscription_id" if workflow.product_type == product_type else None
+    return reference(product_type) if reference(product_type) in workflow.form.model_fields else None
+
+
 def creates_for(sub: SubscriptionModel) -> list[Workflow]:
     """The creates that start from this subscription (for a User Group: add a user)."""
-    ref = reference(sub.product.product_type)
     return [w for w in sorted(all_workflows().values(), key=lambda w: w.name)
-            if w.target == Target.CREATE and ref in w.form.model_fields]
+            if w.target == Target.CREATE and page_field(w, sub.product.product_type)]
 
 
 def fields(workflow: Workflow, sub: SubscriptionModel) -> list[Field]:
