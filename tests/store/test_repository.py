@@ -390,6 +390,10 @@ def test_a_page_of_subscriptions_is_searched_filtered_sorted_and_counted_in_sql(
     assert page(query="user group", product_id=USER_GROUP_PRODUCT.product_id)[1] == 5
     assert page(query=str(subs[3].subscription_id)[:13].upper())[0] == ["Chemistry"]
     assert page(query="<script>")[0] == ["<script>alert(1)</script>"]
+    with store.transaction() as repo:  # a block's value counts, not only the description
+        repo.conn.execute(tables.user_group_blocks.update().where(
+            tables.user_group_blocks.c.subscription_id == subs[3].subscription_id).values(group_name="Zebra"))
+    assert page(query="zebra user")[0] == ["Zebra"]
     first, total = page(sort="description", descending=True, offset=0, limit=2)
     second, _ = page(sort="description", descending=True, offset=2, limit=2)
     assert total == 5 and len(first + second) == 4 and not set(first) & set(second)

@@ -62,16 +62,15 @@ def new_process(workflow_key: str, user: User, pages: Annotated[Any, Body()]) ->
 def list_processes(user: Reader, response: Response, range: str | None = None, sort: str | None = None,
                    filter: str | None = None) -> list[dict]:
     """Newest first; `filter=lastStatus,failed,workflowName,create_user`, `sort=startedAt,asc`, `range=0,20`."""
-    where = _pairs(filter, FILTERS, "filter")
+    where, sorts = _pairs(filter, FILTERS, "filter"), _pairs(sort, SORTS, "sort") or {"started_at": "desc"}
+    if bad := [o for o in sorts.values() if o not in ("asc", "desc")]:
+        raise HTTPException(400, f"sort order {bad[0]!r}: asc or desc")
+    start, end = page_range(range, None)
     with store().transaction() as repo:
-        found = [p for p in repo.list_processes() if all(str(p[k]) == v for k, v in where.items())]
-        for field, order in _pairs(sort, SORTS, "sort").items() or [("started_at", "desc")]:
-            if order not in ("asc", "desc"):
-                raise HTTPException(400, f"sort order {order!r}: asc or desc")
-            found.sort(key=lambda p: p[field], reverse=order == "desc")
-        start, end = page_range(range, len(found))
-        response.headers["Content-Range"] = f"processes {start}-{end}/{len(found)}"
-        return [process_json(repo, p, detail=False) for p in found[start:end]]
+        found, total = repo.page_processes(where, [(k, o == "desc") for k, o in sorts.items()], start,
+                                           None if end is None else end - start)
+        response.headers["Content-Range"] = f"processes {start}-{start + len(found)}/{total}"
+        return [process_json(repo, p, detail=False) for p in found]
 
 
 @router.get("/{process_id}")

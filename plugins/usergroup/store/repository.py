@@ -1,5 +1,6 @@
 """The repository: every operation the steps, the adapter and the CLI need, on one connection."""
 
+import functools
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -144,10 +145,17 @@ class Repository:
     def page_subscriptions(self, *, query: str = "", product_id: UUID | None = None, status: str | None = None,
                            insync: bool | None = None, sort: str = "start_date", descending: bool = True,
                            offset: int = 0, limit: int | None = None) -> tuple[list[SubscriptionModel], int]:
-        """One page of the subscriptions whose description, product name, status, id or customer contain every
-        word of `query` (case ignored), filtered and sorted in SQL, and how many match in all."""
+        """One page of the subscriptions whose description, product name, status, blocks' text (that of the blocks
+        they refer to included), id or customer contain every word of `query` (case ignored), filtered and sorted
+        in SQL, and how many match in all."""
         words = query.replace("\x00", "").lower().split()  # NUL: no text holds it, PostgreSQL takes none
-        text = func.lower(subscriptions.c.description + " " + products.c.name + " " + subscriptions.c.status)
+        found = select(subscriptions).join(products, products.c.product_id == subscriptions.c.product_id)
+        parts = [subscriptions.c.description, products.c.name, subscriptions.c.status]
+        for mapping in mappings().values() if words else ():  # the blocks' values, those referred to included
+            block = mapping.select().subquery()
+            found = found.outerjoin(block, block.c.subscription_id == subscriptions.c.subscription_id)
+            parts += [func.coalesce(c, "") for c in block.c if isinstance(c.type, String)]
+        text = func.lower(functools.reduce(lambda a, b: a + " " + b, parts))
         ids = func.replace(cast(subscriptions.c.subscription_id, String) + " "  # SQLite keeps them without dashes
                            + cast(subscriptions.c.customer_id, String), "-", "")
         where = [or_(text.contains(w, autoescape=True), *([ids.contains(w.replace("-", ""), autoescape=True)]
@@ -157,8 +165,7 @@ class Repository:
         where += [c == v for c, v in ((subscriptions.c.product_id, product_id), (subscriptions.c.status, status),
                                       (subscriptions.c.insync, insync)) if v is not None]
         order = [subscriptions.c[sort], subscriptions.c.subscription_id]  # start_date: in the order of its index
-        found = select(subscriptions).join(products, products.c.product_id == subscriptions.c.product_id) \
-            .where(*where).order_by(*(c.desc() if descending else c for c in order))
+        found = found.where(*where).order_by(*(c.desc() if descending else c for c in order))
         count = select(func.count()).select_from(found.with_only_columns(subscriptions.c.subscription_id)
                                                  .order_by(None).subquery())
         if not words:  # the page from the index, the count apart
@@ -488,6 +495,17 @@ class Repository:
         if status is not None:
             query = query.where(processes.c.status == status)
         return [dict(r._mapping) for r in self.conn.execute(query)]
+
+    def page_processes(self, where: dict[str, str], order: list[tuple[str, bool]], offset: int = 0,
+                       limit: int | None = None) -> tuple[list[dict[str, Any]], int]:
+        """A page of the processes whose columns equal `where`'s values, in `order` ((column, descending), first
+        the primary), and how many match in all."""
+        conditions = [processes.c[k] == v for k, v in where.items()]
+        found = select(processes).where(*conditions).order_by(
+            *(processes.c[k].desc() if desc else processes.c[k] for k, desc in order), processes.c.process_id)
+        rows = self.conn.execute(found.offset(offset).limit(limit))
+        total = self.conn.execute(select(func.count()).select_from(processes).where(*conditions)).scalar_one()
+        return [dict(r._mapping) for r in rows], total
 
     def subscriptions_of(self, process_id: UUID | str) -> list[UUID]:
         rows = self.conn.execute(select(processes_subscriptions.c.subscription_id)
