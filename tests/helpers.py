@@ -152,3 +152,28 @@ def at_once(calls: list) -> tuple[list[dict], list[str]]:
     for t in threads:
         t.join(120)
     return won, lost
+
+
+class Roles:
+    """An auth manager's answer for in-process tests of the plugin's app: the admin may do anything, others read."""
+
+    def is_authorized_dag(self, method, access_entity, details, user) -> bool:
+        return method == "GET" or user.get_name() == "admin"
+
+
+def app_client(name: str, monkeypatch):
+    """The plugin's app in this process, logged in as `name` (Airflow's login and roles stand-ins: the live tests
+    have the real ones), on the store of this test's `usergroup_default`."""
+    from types import SimpleNamespace
+
+    from airflow.api_fastapi.core_api.security import get_user
+    from fastapi.testclient import TestClient
+
+    from usergroup.api import deps
+    from usergroup.api.app import create_app
+
+    deps.store.cache_clear()
+    monkeypatch.setattr(deps, "get_auth_manager", Roles)
+    app = create_app()
+    app.dependency_overrides[get_user] = lambda: SimpleNamespace(get_name=lambda: name)
+    return TestClient(app, root_path="/orchestrator", cookies={"_token": f"token-of-{name}"})

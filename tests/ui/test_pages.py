@@ -5,30 +5,12 @@ here a user stands in for them."""
 from types import SimpleNamespace
 
 import pytest
-from airflow.api_fastapi.core_api.security import get_user
-from fastapi.testclient import TestClient
 
-from helpers import USER_INTERNAL, counts, create, create_user
+from helpers import USER_INTERNAL, app_client, counts, create, create_user
 from usergroup.api import deps
-from usergroup.api.app import create_app
 
 SCRIPT = "<script>alert(1)</script>"
 ORIGIN = {"Origin": "http://testserver"}
-
-
-class Roles:
-    """An auth manager's answer: the admin may do anything, the viewer only read."""
-
-    def is_authorized_dag(self, method, access_entity, details, user) -> bool:
-        return method == "GET" or user.get_name() == "admin"
-
-
-def client(name: str, monkeypatch) -> TestClient:
-    deps.store.cache_clear()  # the store behind this test's `usergroup_default`
-    monkeypatch.setattr(deps, "get_auth_manager", Roles)
-    app = create_app()
-    app.dependency_overrides[get_user] = lambda: SimpleNamespace(get_name=lambda: name)
-    return TestClient(app, root_path="/orchestrator", cookies={"_token": f"token-of-{name}"})
 
 
 @pytest.fixture
@@ -40,7 +22,7 @@ def world(store):
 
 
 def test_the_list_escapes_names_and_pages_filters(world, monkeypatch):
-    admin = client("admin", monkeypatch)
+    admin = app_client("admin", monkeypatch)
     html = admin.get("/ui/subscriptions").text
     assert f"User Group {SCRIPT}" not in html and "User Group &lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "1&ndash;2 of 2 subscriptions, page 1 of 1" in html
@@ -50,7 +32,7 @@ def test_the_list_escapes_names_and_pages_filters(world, monkeypatch):
 
 
 def test_a_subscription_shows_its_users_processes_and_what_it_may_run(world, monkeypatch):
-    admin = client("admin", monkeypatch)
+    admin = app_client("admin", monkeypatch)
     html = admin.get(f"/ui/subscriptions/{world.lab}").text
     assert f'href="/orchestrator/ui/subscriptions/{world.alice}"' in html  # used by alice
     assert "can not be terminated as it is used in other subscriptions" in html
@@ -66,7 +48,7 @@ def test_a_subscription_shows_its_users_processes_and_what_it_may_run(world, mon
 
 
 def test_a_process_with_pending_steps_and_a_run_that_is_not_ours(world, monkeypatch):
-    admin = client("admin", monkeypatch)
+    admin = app_client("admin", monkeypatch)
     half = create(world.store, "Half", upto=2)  # two of seven steps done
     html = admin.get(f"/ui/processes/{half['process_id']}").text
     assert html.count("badge pending") == 5 and html.count("badge success") == 2
@@ -76,7 +58,7 @@ def test_a_process_with_pending_steps_and_a_run_that_is_not_ours(world, monkeypa
 
 
 def test_a_viewer_reads_but_acts_on_nothing(world, monkeypatch):
-    viewer = client("viewer", monkeypatch)
+    viewer = app_client("viewer", monkeypatch)
     html = viewer.get(f"/ui/subscriptions/{world.lab}").text
     assert "Your role may not run modify_user_group" in html and "Abort&hellip;" not in html
     token = html.split('name="csrf_token" value="')[1].split('"')[0]
@@ -89,7 +71,7 @@ def test_a_viewer_reads_but_acts_on_nothing(world, monkeypatch):
 
 
 def test_forged_and_malformed_posts_write_nothing(world, monkeypatch):
-    admin = client("admin", monkeypatch)
+    admin = app_client("admin", monkeypatch)
     token = admin.get(f"/ui/subscriptions/{world.lab}").text.split('name="csrf_token" value="')[1].split('"')[0]
     path = f"/ui/subscriptions/{world.lab}/start/modify_user_group"
     before = counts(world.store)
@@ -97,7 +79,7 @@ def test_forged_and_malformed_posts_write_nothing(world, monkeypatch):
     evil = admin.post(path, data={"csrf_token": token, "group_name": "X"}, headers={"Origin": "http://127.0.0.1:1"})
     assert evil.status_code == 403 and "another origin" in evil.text
     assert admin.post(path, data={"csrf_token": "forged", "group_name": "X"}, headers=ORIGIN).status_code == 403
-    stale = client("admin", monkeypatch)
+    stale = app_client("admin", monkeypatch)
     stale.cookies.set("_token", "a-later-login")  # a form from before another login
     assert stale.post(path, data={"csrf_token": token, "group_name": "X"}, headers=ORIGIN).status_code == 403
     bad = admin.post(path, data={"csrf_token": token, "subscription_id": world.lab, "group_name": " X",
