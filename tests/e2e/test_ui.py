@@ -115,7 +115,6 @@ def test_the_nav_entry_opens_the_list_inside_airflow_with_what_the_store_holds(l
     assert f"User Group {SCRIPT}" in shown  # as text: no script ran (the fixture asserts no dialog opened)
     assert view.locator("#range").inner_text() == "1–4 of 4 subscriptions, page 1 of 1"
     assert admin.url.startswith(live.base + "/plugin/subscriptions")
-    shot(admin, "ui-subscriptions.png")
 
 
 def test_search_filters_and_paging(live, store, groups, admin):
@@ -211,6 +210,11 @@ def test_the_process_tab_of_a_failed_run_resumes_it_and_another_is_aborted(live,
               for sid in (lab, script)}
     assert all(p["last_status"] == "failed" for p in failed.values())
 
+    admin.goto(live.base + "/plugin/subscriptions/orchestrator/ui/subscriptions?query=ui")
+    assert len(rows(frame(admin))) == 3
+    assert frame(admin).locator("tr.failed").count() == 1  # one a failed process holds stands out
+    shot(admin, "ui-subscriptions.png")
+
     view = open_subscription(admin, live, lab)  # out of sync, held: set in sync answers with the guard's reason
     view.get_by_role("button", name="Set in sync").click()
     assert "stays out of sync: process" in view.locator("#error").inner_text()
@@ -264,8 +268,8 @@ def test_a_viewer_sees_everything_and_can_start_nothing(live, api, groups, viewe
 
 
 def test_forged_requests_are_refused(live, api, groups, admin):
-    """Another origin (another port of this host is the same site, so the cookie goes along) cannot act, and a
-    form without this login's token cannot either."""
+    """Another origin (another port of this host is the same site, so the cookie goes along) cannot act, nor frame
+    a page, and a form without this login's token cannot act either."""
     before = len(api("GET", "/processes/").json())
     open_subscription(admin, live, groups["UI Lab"])
     assert post(admin, f"/subscriptions/{groups['UI Lab']}/start/validate_user_group", token="forged",
@@ -279,5 +283,11 @@ def test_forged_requests_are_refused(live, api, groups, admin):
     with page.expect_response(target) as answer:
         page.goto(evil)
     assert answer.value.status == 403 and "another origin" in answer.value.text()
+    framing = "http://127.0.0.1:1/frame"  # nor can it frame a page, to make a click on it act
+    page.route(framing, lambda route: route.fulfill(content_type="text/html", body=(
+        f'<iframe src="{live.base}/orchestrator/ui/subscriptions/{groups["UI Lab"]}"></iframe>')))
+    page.goto(framing)
+    page.wait_for_timeout(1000)
+    assert page.frames[1].url.startswith("chrome-error:") and page.frames[1].locator("#fields").count() == 0
     page.close()
     assert len(api("GET", "/processes/").json()) == before

@@ -29,6 +29,10 @@ def test_the_list_escapes_names_and_pages_filters(world, monkeypatch):
     only = admin.get("/ui/subscriptions", params={"product": USER_INTERNAL, "page_number": "x"}).text
     assert "User alice from group" in only and "1&ndash;1 of 1" in only
     assert "No subscription matches." in admin.get("/ui/subscriptions", params={"query": '"><b>'}).text
+    past = admin.get("/ui/subscriptions", params={"page_number": "999999999"})
+    assert "page 1 of 1" in past.text and "User alice" in past.text  # past the end: the last page
+    assert past.headers["Content-Security-Policy"] == "frame-ancestors 'self'"  # no other site frames it
+    assert past.headers["X-Frame-Options"] == "SAMEORIGIN"
 
 
 def test_a_subscription_shows_its_users_processes_and_what_it_may_run(world, monkeypatch):
@@ -55,6 +59,9 @@ def test_a_process_with_pending_steps_and_a_run_that_is_not_ours(world, monkeypa
     assert "Abort&hellip;" in html and "Resume&hellip;" not in html  # running: abort, not resume
     other = admin.get("/ui/runs/some_other_dag/manual__2026-11-29T10:00:00+00:00").text
     assert "not one of the usergroup workflows" in other
+    for nul in ("/ui/runs/%00/%00", "/ui/runs/create_user_group/a%00b"):  # no process, not a 500
+        assert admin.get(nul).status_code == 200, nul
+    assert admin.get("/api/processes/", params={"filter": "workflowName,a\x00"}).json() == []
 
 
 def test_a_viewer_reads_but_acts_on_nothing(world, monkeypatch):
@@ -98,4 +105,23 @@ def test_forged_and_malformed_posts_write_nothing(world, monkeypatch):
         refused = admin.post(f"/ui/subscriptions/{world.lab}/start/{wrong}", headers=ORIGIN,
                              data={"csrf_token": token, "group_name": "Z"})
         assert refused.status_code == 404 and "on the page of a User Group" in refused.text, wrong
+    huge = admin.post(path, headers=ORIGIN, files={"csrf_token": (None, token), "group_name": (None, "x" * 1_100_000)})
+    assert huge.status_code == 400 and "Part exceeded maximum size" in huge.text and "<html" in huge.text
     assert counts(world.store) == before
+
+
+def test_an_abort_from_the_page_says_where_it_came_from(world, monkeypatch):
+    admin = app_client("admin", monkeypatch)
+    half = create(world.store, "Half", upto=2)
+    page = admin.get(f"/ui/processes/{half['process_id']}/abort").text
+    assert "This cannot be undone." in page
+    token = page.split('name="csrf_token" value="')[1].split('"')[0]
+    done = admin.post(f"/ui/processes/{half['process_id']}/abort", data={"csrf_token": token}, headers=ORIGIN)
+    assert done.status_code == 503  # its run is no Airflow run of this process's (the live tests have one): said
+    assert "is aborted, but its Airflow run could not be marked failed" in done.text
+    with world.store.transaction() as repo:
+        process = repo.get_process(half["process_id"])
+    assert process["status"] == "aborted" and process["failed_reason"].startswith(
+        "aborted by admin in the Subscriptions page")
+    shown = admin.get(f"/ui/processes/{half['process_id']}").text
+    assert "badge pending" not in shown and "Abort&hellip;" not in shown  # no step of it will run

@@ -2,10 +2,11 @@
 at /api, the pages at /ui."""
 
 from airflow.api_fastapi.core_api.security import get_user
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException  # FastAPI's and Starlette's own (e.g. a form part too large)
 
 from usergroup.api import processes, products, subscriptions
 from usergroup.api.forms import FormError

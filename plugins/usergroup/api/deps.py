@@ -12,11 +12,12 @@ from fastapi import Depends, HTTPException
 from usergroup.store.repository import Store
 
 
-def authorize(user, method: str, dag_id: str | None = None, entity: DagAccessEntity | None = None) -> None:
+def authorize(user, method: str, dag_id: str | None = None, entity: DagAccessEntity | None = None,
+              what: str = "") -> None:
     allowed = get_auth_manager().is_authorized_dag(method=method, access_entity=entity,
                                                    details=DagDetails(id=dag_id), user=user)
     if not allowed:
-        what = "read the DAGs" if method == "GET" else f"run {dag_id or 'workflows'}"
+        what = what or ("read the DAGs" if method == "GET" else f"run {dag_id or 'workflows'}")
         raise HTTPException(403, f"forbidden: {user.get_name()} may not {what}")
 
 
@@ -36,7 +37,7 @@ def may_run(user, dag_id: str) -> None:
 
 
 def may_set_in_sync(user) -> None:
-    authorize(user, "PUT", None, DagAccessEntity.RUN)
+    authorize(user, "PUT", None, DagAccessEntity.RUN, "set subscriptions in sync")
 
 
 @cache

@@ -100,16 +100,21 @@ def resume(process_id: UUID, user: User, pages: Annotated[Any, Body()] = None) -
 
 @router.put("/{process_id}/abort", status_code=204)
 def abort_process(process_id: UUID, user: User) -> Response:
+    abort_for(user, process_id, "over the API")
+    return Response(status_code=204)
+
+
+def abort_for(user, process_id: UUID, where: str) -> None:
+    """Abort the process for `user`, recording where it was asked (over the API, in the Subscriptions page)."""
     with store().transaction() as repo:
         process = _process(repo, process_id)
     may_run(user, process["dag_id"])
     if process["status"] in (ProcessStatus.COMPLETED, ProcessStatus.ABORTED):
         raise HTTPException(409, f"process {process_id} is {process['status']}: it cannot be aborted")
-    _, airflow_error = abort(store(), process, f"aborted by {user.get_name()} over the API")
+    _, airflow_error = abort(store(), process, f"aborted by {user.get_name()} {where}")
     if airflow_error:
         raise HTTPException(503, f"process {process_id} is aborted, but its Airflow run could not be marked failed "
                                  f"({airflow_error.split(':')[0]}): mark it failed in Airflow")
-    return Response(status_code=204)
 
 
 def refuse_as_the_first_task_would(workflow, state: dict) -> None:

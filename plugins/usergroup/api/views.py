@@ -36,7 +36,8 @@ def subscription_summary(sub: SubscriptionModel) -> dict[str, Any]:
 
 def process_json(repo: Repository, process: dict[str, Any], detail: bool = True) -> dict[str, Any]:
     """A process as orchestrator-core shows it: `last_status`, every try of every step and, for the tasks not
-    yet done, `{"name", "status": "pending"}`; `current_state` is the state the last step left."""
+    yet done (unless it was aborted), `{"name", "status": "pending"}`; `current_state` is the state the last step
+    left."""
     view = {c: process[c] for c in PROCESS_COLUMNS} | {"last_status": process["status"], "is_task": False}
     if process["status"] == "failed" and retrying(process["dag_id"], process["run_id"], process["map_index"]):
         view["last_status"] = "waiting"  # orchestrator-core's word for a failed step that will be retried
@@ -49,7 +50,7 @@ def process_json(repo: Repository, process: dict[str, Any], detail: bool = True)
                       **({"error": s["error"]} if s["error"] else {})} for s in steps]
     view["steps"] += [{"name": step.name, "task_id": task_id, "status": "pending"}
                       for step, task_id in zip(workflow.steps, workflow.task_ids, strict=True) if task_id not in done] \
-        if workflow else []
+        if workflow and process["status"] != "aborted" else []  # an aborted process runs no more steps
     succeeded = [s for s in steps if s["status"] == "success"]
     if detail:
         view["traceback"] = process["traceback"]

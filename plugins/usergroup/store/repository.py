@@ -488,6 +488,8 @@ class Repository:
     def list_processes(self, *, dag_id: str | None = None, run_id: str | None = None,
                        status: str | None = None) -> list[dict[str, Any]]:
         query = select(processes).order_by(processes.c.started_at, processes.c.process_id)
+        if any("\x00" in v for v in (dag_id, run_id, status) if v):  # no process holds one, PostgreSQL takes none
+            return []
         if dag_id is not None:
             query = query.where(processes.c.dag_id == dag_id)
         if run_id is not None:
@@ -500,6 +502,8 @@ class Repository:
                        limit: int | None = None) -> tuple[list[dict[str, Any]], int]:
         """A page of the processes whose columns equal `where`'s values, in `order` ((column, descending), first
         the primary), and how many match in all."""
+        if any("\x00" in v for v in where.values()):  # no process holds one, and PostgreSQL takes none
+            return [], 0
         conditions = [processes.c[k] == v for k, v in where.items()]
         found = select(processes).where(*conditions).order_by(
             *(processes.c[k].desc() if desc else processes.c[k] for k, desc in order), processes.c.process_id)

@@ -74,7 +74,10 @@ async def act(request: Request, process_id: UUID, action: str, user: User):
     if action not in ACTIONS:
         raise HTTPException(404, f"no action {action!r} (resume or abort)")
     try:
-        (processes.resume if action == "resume" else processes.abort_process)(process_id, user)
+        if action == "resume":
+            processes.resume(process_id, user)
+        else:
+            processes.abort_for(user, process_id, "in the Subscriptions page")
     except HTTPException as exc:
         if exc.status_code not in (409, 503):
             raise

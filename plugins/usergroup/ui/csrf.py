@@ -6,6 +6,7 @@ import hmac
 from urllib.parse import urlsplit
 
 from fastapi import HTTPException, Request
+from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
@@ -29,9 +30,10 @@ def check_csrf(request: Request, given: str | None) -> None:
 
 
 class SameOrigin:
-    """Refuse a state change a browser sends from another origin (another port of this host is another origin,
-    though the same site, so SameSite=Lax would send it the cookie). Clients with a Bearer token are not browsers
-    acting for someone else; they pass."""
+    """Refuse a state change a browser sends with the UI's login cookie from another origin (another port of this
+    host is another origin, though the same site, so SameSite=Lax would send it the cookie). Clients with a Bearer
+    token are not browsers acting for someone else, and a request without the cookie acts for no one: they pass
+    (to the login check)."""
 
     def __init__(self, app: ASGIApp):
         self.app = app
@@ -39,7 +41,8 @@ class SameOrigin:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] not in SAFE_METHODS:
             headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-            if not headers.get("authorization", "").startswith("Bearer ") and not _same_origin(headers):
+            by_cookie = "_token" in cookie_parser(headers.get("cookie", ""))
+            if by_cookie and not headers.get("authorization", "").startswith("Bearer ") and not _same_origin(headers):
                 from starlette.responses import PlainTextResponse
 
                 refused = PlainTextResponse("forbidden: a state change from another origin (or one that does not say "

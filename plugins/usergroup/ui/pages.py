@@ -28,10 +28,13 @@ def subscriptions_page(request: Request, user: Reader, query: str = "", product:
         products = sorted(repo.products().values(), key=lambda p: p.name)
         chosen = next((p for p in products if str(p.product_id) == product), None)
         number = int(page_number) if re.fullmatch(r"0*[1-9][0-9]{0,8}", page_number) else 1
-        found, total = repo.page_subscriptions(
-            query=query, product_id=chosen.product_id if chosen else None,
-            status=status if status in set(SubscriptionLifecycle) else None,
-            insync={"yes": True, "no": False}.get(insync), offset=(number - 1) * PAGE_SIZE, limit=PAGE_SIZE)
+        filters = {"query": query, "product_id": chosen.product_id if chosen else None,
+                   "status": status if status in set(SubscriptionLifecycle) else None,
+                   "insync": {"yes": True, "no": False}.get(insync)}
+        found, total = repo.page_subscriptions(**filters, offset=(number - 1) * PAGE_SIZE, limit=PAGE_SIZE)
+        if not found and total:  # past the last page: the last page
+            number = -(-total // PAGE_SIZE)
+            found, total = repo.page_subscriptions(**filters, offset=(number - 1) * PAGE_SIZE, limit=PAGE_SIZE)
         failed = repo.with_failed_process([s.subscription_id for s in found])
     return page(request, "subscriptions.html", subscriptions=found, failed=failed, total=total, number=number,
                 pages=max(1, -(-total // PAGE_SIZE)), size=PAGE_SIZE, products=products,

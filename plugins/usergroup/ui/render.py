@@ -13,6 +13,9 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from usergroup.ui.csrf import csrf_token
 
 UI = "/ui"  # where the pages live in the plugin's app
+# Framed only by Airflow's own pages (another site framing them could make a click act), never cached, never sniffed.
+HEADERS = {"Content-Security-Policy": "frame-ancestors 'self'", "X-Frame-Options": "SAMEORIGIN",
+           "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
 
 @cache
@@ -30,8 +33,7 @@ def page(request: Request, template: str, status_code: int = 200, **context: Any
     html = templates().get_template(template).render(
         ui=app + UI, airflow=airflow, csrf=csrf_token(request), quote=lambda v: quote(str(v), safe=""),
         query=urlencode, **context)
-    return HTMLResponse(html, status_code=status_code, headers={"Cache-Control": "no-store",
-                                                                "X-Content-Type-Options": "nosniff"})
+    return HTMLResponse(html, status_code=status_code, headers=HEADERS)
 
 
 def when(value: datetime | str | None) -> str:
