@@ -28,7 +28,7 @@ run airflow-home: export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN ?= sqlite:///$(absp
 
 PORT ?= 8080
 
-.PHONY: venv airflow-home run up down test test-fast browser bench lint clean
+.PHONY: venv airflow-home run up down test test-fast browser bench bench-ui lint clean
 
 venv: $(VENV)/.installed
 
@@ -79,6 +79,10 @@ browser: venv
 # A benchmark, not a test: needs PostgreSQL (USERGROUP_BENCH_DATABASE_URL, default the local server).
 bench: venv
 	$(BIN)/python benchmarks/bench.py
+
+# Only the Subscriptions page's load time, with 100,000 subscriptions in the store (a few minutes).
+bench-ui: venv
+	BENCH_ONLY=ui $(BIN)/python benchmarks/bench.py
 
 lint: venv
 	$(BIN)/ruff check .

@@ -1,7 +1,8 @@
 """make bench: what usergroup costs on top of Airflow, on one live stack (PostgreSQL for Airflow's metadata and
 for the store, the shipped tuned settings): latency and throughput against a bare chain of seven no-op tasks,
-the DAG file's parse cost, and create latency with 100,000 subscriptions in the store. Ratios, not seconds,
-are the figures to compare; all are measured in the same session."""
+the DAG file's parse cost, create latency with 100,000 subscriptions in the store, and the Subscriptions page's
+load time with them (BENCH_ONLY=ui measures only that). Ratios, not seconds, are the figures to compare; all are
+measured in the same session."""
 
 import json
 import os
@@ -11,6 +12,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from datetime import datetime
 from pathlib import Path
 from uuid import uuid4
@@ -26,6 +28,8 @@ BURST = int(os.environ.get("BENCH_BURST", "40"))
 SCALE_ROWS = int(os.environ.get("BENCH_SCALE_ROWS", "100000"))
 SCALE_RUNS = int(os.environ.get("BENCH_SCALE_RUNS", "10"))
 PARSE_REPEATS = 7
+ONLY_UI = os.environ.get("BENCH_ONLY") == "ui"
+PAGE_REPEATS = 7
 
 
 def ts(value: str) -> datetime:
@@ -63,6 +67,29 @@ class Bench:
         spans = [self.finished(dag_id, r) for r in runs]
         seconds = (max(e for _, e in spans) - min(q for q, _ in spans)).total_seconds()
         return count / seconds * 60
+
+
+def page_seconds(stack: PostgresStack) -> dict[str, float]:
+    """The median time to load each of the Subscriptions pages (server-rendered HTML with a login, over HTTP; the
+    page runs no script that loads more)."""
+    import requests
+
+    headers, out = {"Authorization": f"Bearer {stack.token()}"}, {}
+    some_id = requests.get(f"{stack.base}/orchestrator/api/subscriptions/search", params={"range": "0,1"},
+                           headers=headers, timeout=60).json()[0]["subscription_id"]
+    pages = {"list, first page": ("/subscriptions", {}),
+             "list, search (2 words)": ("/subscriptions", {"query": "group 99"}),
+             "list, filtered, page 2,000": ("/subscriptions", {"status": "active", "page_number": "2000"}),
+             "a subscription": (f"/subscriptions/{some_id}", {})}
+    for name, (path, params) in pages.items():
+        times = []
+        for _ in range(PAGE_REPEATS):
+            started = time.monotonic()
+            r = requests.get(f"{stack.base}/orchestrator/ui{path}", params=params, headers=headers, timeout=60)
+            times.append(time.monotonic() - started)
+            assert r.status_code == 200, (path, r.status_code, r.text[:300])
+        out[name] = statistics.median(times)
+    return out
 
 
 def parse_seconds(dag_file: Path, env: dict[str, str]) -> float:
@@ -111,6 +138,13 @@ def fill_store(store_url: str, db_schema: str, customer_id: str, rows: int) -> N
     engine.dispose()
 
 
+def write(results: dict) -> None:
+    out = ROOT / "artifacts" / "bench.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print(f"figures: {out}")
+
+
 def main() -> int:
     pg = os.environ.get("USERGROUP_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
     home = Path(tempfile.mkdtemp(prefix="usergroup-bench-"))
@@ -135,24 +169,26 @@ def main() -> int:
         bench = Bench(stack)
         for dag_id in (OURS, BASE):  # warm-up: first runs pay for caches on both sides
             bench.latency(dag_id)
+        if not ONLY_UI:
+            print(f"bench: latency, {LATENCY_RUNS} runs each, interleaved", file=sys.stderr, flush=True)
+            lat = {OURS: [], BASE: []}
+            for _ in range(LATENCY_RUNS):
+                for dag_id in (OURS, BASE):
+                    lat[dag_id].append(bench.latency(dag_id))
+            print(f"bench: throughput, {BURST} runs at once", file=sys.stderr, flush=True)
+            burst = {dag_id: bench.burst(dag_id, BURST) for dag_id in (OURS, BASE)}
 
-        print(f"bench: latency, {LATENCY_RUNS} runs each, interleaved", file=sys.stderr, flush=True)
-        lat = {OURS: [], BASE: []}
-        for _ in range(LATENCY_RUNS):
-            for dag_id in (OURS, BASE):
-                lat[dag_id].append(bench.latency(dag_id))
-        print(f"bench: throughput, {BURST} runs at once", file=sys.stderr, flush=True)
-        burst = {dag_id: bench.burst(dag_id, BURST) for dag_id in (OURS, BASE)}
-
-        parse_env = {**stack.env}
-        parse = {dag_id: parse_seconds(dags / f"{dag_id}.py", parse_env) for dag_id in (OURS, BASE)}
+            parse_env = {**stack.env}
+            parse = {dag_id: parse_seconds(dags / f"{dag_id}.py", parse_env) for dag_id in (OURS, BASE)}
 
         print(f"bench: scale, {SCALE_ROWS} existing subscriptions", file=sys.stderr, flush=True)
-        empty = [bench.latency(OURS) for _ in range(SCALE_RUNS)]
+        empty = [bench.latency(OURS) for _ in range(1 if ONLY_UI else SCALE_RUNS)]
+        pages_empty = page_seconds(stack)
         from usergroup.adapter import DEFAULT_CUSTOMER_ID
 
         fill_store(store_url, store_schema, DEFAULT_CUSTOMER_ID, SCALE_ROWS)
-        full = [bench.latency(OURS) for _ in range(SCALE_RUNS)]
+        pages_full = page_seconds(stack)
+        full = [] if ONLY_UI else [bench.latency(OURS) for _ in range(SCALE_RUNS)]
     finally:
         stack.stop_stack()
         from sqlalchemy import create_engine, text
@@ -163,6 +199,19 @@ def main() -> int:
         engine.dispose()
         shutil.rmtree(home, ignore_errors=True)
 
+    results["ui_page_s"] = {"rows": SCALE_ROWS, "empty": pages_empty, "full": pages_full,
+                            "ratio": pages_full["list, first page"] / pages_empty["list, first page"]}
+    page_rows = [(f"Subscriptions page: {name}, {SCALE_ROWS:,} subscriptions / (almost) none",
+                  f"{pages_full[name] * 1000:.0f} ms", f"{pages_empty[name] * 1000:.0f} ms",
+                  f"{pages_full[name] / pages_empty[name]:.2f}") for name in pages_full]
+    if ONLY_UI:
+        print("\n| measure | full store | empty store | ratio |\n|---|---|---|---|")
+        for row in page_rows:
+            print("| " + " | ".join(row) + " |")
+        write(results)
+        print(f"bench: ui_page_ms={pages_full['list, first page'] * 1000:.0f} "
+              f"ui_page_ratio={results['ui_page_s']['ratio']:.2f}")
+        return 0
     med = {k: statistics.median(v) for k, v in lat.items()}
     results.update({
         "latency_s": {k: {"median": med[k], "p90": pct(v, 0.9), "runs": len(v)} for k, v in lat.items()},
@@ -182,15 +231,13 @@ def main() -> int:
          f"{results['parse_ratio']:.2f}"),
         (f"create with {SCALE_ROWS:,} subscriptions in the store / with none", f"{statistics.median(full):.2f} s",
          f"{statistics.median(empty):.2f} s", f"{results['scale_ratio']:.2f}"),
+        *page_rows,
     ]
     print(f"\n| measure | {OURS} | {BASE} (or empty store) | ratio |\n|---|---|---|---|")
     for row in rows:
         print("| " + " | ".join(row) + " |")
     print(f"\nmachine: {results['machine']}")
-    out = ROOT / "artifacts" / "bench.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
-    print(f"figures: {out}")
+    write(results)
     print(f"bench: latency_ratio={results['latency_ratio']:.2f} throughput_ratio={results['throughput_ratio']:.2f} "
           f"create_per_min={results['create_per_min']:.1f} scale_ratio={results['scale_ratio']:.2f}")
     return 0
