@@ -8,7 +8,7 @@ from fastapi import APIRouter, Body, HTTPException, Response
 from pydantic_core import to_jsonable_python
 
 from usergroup.adapter import CUSTOMER_VARIABLE, DEFAULT_CUSTOMER_ID, initial_state, process_id_for
-from usergroup.api.deps import Reader, User, may_run, page_range, store
+from usergroup.api.deps import Reader, User, may_run, page_range, process_or_404, store
 from usergroup.api.forms import FormError, invalid, validate_pages
 from usergroup.api.views import process_json
 from usergroup.domain import ProcessStatus
@@ -65,18 +65,18 @@ def list_processes(user: Reader, response: Response, range: str | None = None, s
     where, sorts = _pairs(filter, FILTERS, "filter"), _pairs(sort, SORTS, "sort") or {"started_at": "desc"}
     if bad := [o for o in sorts.values() if o not in ("asc", "desc")]:
         raise HTTPException(400, f"sort order {bad[0]!r}: asc or desc")
-    start, end = page_range(range, None)
+    start, end = page_range(range)
     with store().transaction() as repo:
-        found, total = repo.page_processes(where, [(k, o == "desc") for k, o in sorts.items()], start,
-                                           None if end is None else end - start)
-        response.headers["Content-Range"] = f"processes {start}-{start + len(found)}/{total}"
+        found = repo.list_processes(order=[(k, o == "desc") for k, o in sorts.items()], offset=start,
+                                    limit=None if end is None else end - start, **where)
+        response.headers["Content-Range"] = f"processes {start}-{start + len(found)}/{repo.count_processes(**where)}"
         return [process_json(repo, p, detail=False) for p in found]
 
 
 @router.get("/{process_id}")
 def get_process(process_id: UUID, user: Reader) -> dict:
     with store().transaction() as repo:
-        return process_json(repo, _process(repo, process_id))
+        return process_json(repo, process_or_404(repo, process_id))
 
 
 @router.put("/{process_id}/resume", status_code=204)
@@ -85,7 +85,7 @@ def resume(process_id: UUID, user: User, pages: Annotated[Any, Body()] = None) -
     The process row is locked meanwhile: of concurrent resumes one clears, the others find it running (a second
     clear would restart the task the first one started)."""
     with store().transaction() as repo:
-        process = _process(repo, process_id, lock=True)
+        process = process_or_404(repo, process_id, lock=True)
         may_run(user, process["dag_id"])
         if process["status"] != ProcessStatus.FAILED:
             raise HTTPException(409, f"process {process_id} is {process['status']}: only a failed process can be "
@@ -107,7 +107,7 @@ def abort_process(process_id: UUID, user: User) -> Response:
 def abort_for(user, process_id: UUID, where: str) -> None:
     """Abort the process for `user`, recording where it was asked (over the API, in the Subscriptions page)."""
     with store().transaction() as repo:
-        process = _process(repo, process_id)
+        process = process_or_404(repo, process_id)
     may_run(user, process["dag_id"])
     if process["status"] in (ProcessStatus.COMPLETED, ProcessStatus.ABORTED):
         raise HTTPException(409, f"process {process_id} is {process['status']}: it cannot be aborted")
@@ -126,12 +126,6 @@ def refuse_as_the_first_task_would(workflow, state: dict) -> None:
                 state = {**state, **to_jsonable_python(check(state, repository=repo, oss=None))}
     except (StoreError, ValueError) as exc:
         raise FormError(400, invalid([{"loc": [], "msg": str(exc), "type": "value_error"}])) from None
-
-
-def _process(repo, process_id: UUID, lock: bool = False) -> dict:
-    if (process := repo.get_process(process_id, lock=lock)) is None:
-        raise HTTPException(404, f"no process {process_id}")
-    return process
 
 
 def _pairs(value: str | None, known: dict[str, str], what: str) -> dict[str, str]:

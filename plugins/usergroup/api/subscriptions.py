@@ -4,9 +4,8 @@ from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, Response
 
-from usergroup.api.deps import Reader, User, may_set_in_sync, page_range, store
+from usergroup.api.deps import Reader, User, may_set_in_sync, page_range, store, subscription_or_404
 from usergroup.api.views import domain_model
-from usergroup.domain import SubscriptionModel
 from usergroup.store.repository import StoreError
 from usergroup.workflows import subscription_workflows
 
@@ -17,13 +16,13 @@ SORTABLE = ("description", "status", "insync", "start_date", "end_date", "custom
 @router.get("/domain-model/{subscription_id}")
 def get_domain_model(subscription_id: UUID, user: Reader) -> dict:
     with store().transaction() as repo:
-        return domain_model(_subscription(repo, subscription_id))
+        return domain_model(subscription_or_404(repo, subscription_id))
 
 
 @router.get("/workflows/{subscription_id}")
 def get_workflows(subscription_id: UUID, user: Reader) -> dict:
     with store().transaction() as repo:
-        return subscription_workflows(repo, _subscription(repo, subscription_id))
+        return subscription_workflows(repo, subscription_or_404(repo, subscription_id))
 
 
 @router.put("/{subscription_id}/set_in_sync")
@@ -32,7 +31,7 @@ def set_in_sync(subscription_id: UUID, user: User) -> Response:
     may_set_in_sync(user)
     try:
         with store().transaction() as repo:
-            _subscription(repo, subscription_id)
+            subscription_or_404(repo, subscription_id)
             repo.set_in_sync(subscription_id)
     except StoreError as exc:
         raise HTTPException(409, str(exc)) from None
@@ -48,15 +47,10 @@ def search(user: Reader, response: Response, query: str = "", range: str | None 
     field, order = parts[0], parts[1] if len(parts) > 1 else "asc"
     if len(parts) > 2 or field not in SORTABLE or order not in ("asc", "desc"):
         raise HTTPException(400, f"sort {sort!r}: a field of {', '.join(SORTABLE)}, then asc or desc")
-    start, end = page_range(range, None)
+    start, end = page_range(range)
     with store().transaction() as repo:
         found, total = repo.page_subscriptions(query=query, sort=field, descending=order == "desc", offset=start,
                                                limit=None if end is None else end - start)
     response.headers["Content-Range"] = f"subscriptions {start}-{start + len(found)}/{total}"
     return [domain_model(s) for s in found]
 
-
-def _subscription(repo, subscription_id: UUID) -> SubscriptionModel:
-    if (sub := repo.get_subscription(subscription_id)) is None:
-        raise HTTPException(404, f"no subscription {subscription_id}")
-    return sub

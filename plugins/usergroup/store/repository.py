@@ -485,31 +485,21 @@ class Repository:
         row = self.conn.execute(query.with_for_update() if lock else query).first()
         return dict(row._mapping) if row else None
 
-    def list_processes(self, *, dag_id: str | None = None, run_id: str | None = None,
-                       status: str | None = None) -> list[dict[str, Any]]:
-        query = select(processes).order_by(processes.c.started_at, processes.c.process_id)
-        if any("\x00" in v for v in (dag_id, run_id, status) if v):  # no process holds one, PostgreSQL takes none
+    def list_processes(self, *, order: list[tuple[str, bool]] = (("started_at", False),), offset: int = 0,
+                       limit: int | None = None, **where: str | None) -> list[dict[str, Any]]:
+        """The processes whose columns equal the values given (those not None: dag_id, run_id, status, ...), in
+        `order` ((column, descending), the first the primary)."""
+        conditions = _equal(processes, where)
+        if conditions is None:
             return []
-        if dag_id is not None:
-            query = query.where(processes.c.dag_id == dag_id)
-        if run_id is not None:
-            query = query.where(processes.c.run_id == run_id)
-        if status is not None:
-            query = query.where(processes.c.status == status)
-        return [dict(r._mapping) for r in self.conn.execute(query)]
-
-    def page_processes(self, where: dict[str, str], order: list[tuple[str, bool]], offset: int = 0,
-                       limit: int | None = None) -> tuple[list[dict[str, Any]], int]:
-        """A page of the processes whose columns equal `where`'s values, in `order` ((column, descending), first
-        the primary), and how many match in all."""
-        if any("\x00" in v for v in where.values()):  # no process holds one, and PostgreSQL takes none
-            return [], 0
-        conditions = [processes.c[k] == v for k, v in where.items()]
-        found = select(processes).where(*conditions).order_by(
+        query = select(processes).where(*conditions).order_by(
             *(processes.c[k].desc() if desc else processes.c[k] for k, desc in order), processes.c.process_id)
-        rows = self.conn.execute(found.offset(offset).limit(limit))
-        total = self.conn.execute(select(func.count()).select_from(processes).where(*conditions)).scalar_one()
-        return [dict(r._mapping) for r in rows], total
+        return [dict(r._mapping) for r in self.conn.execute(query.offset(offset).limit(limit))]
+
+    def count_processes(self, **where: str | None) -> int:
+        conditions = _equal(processes, where)
+        return 0 if conditions is None else self.conn.execute(
+            select(func.count()).select_from(processes).where(*conditions)).scalar_one()
 
     def subscriptions_of(self, process_id: UUID | str) -> list[UUID]:
         rows = self.conn.execute(select(processes_subscriptions.c.subscription_id)
@@ -578,6 +568,14 @@ class Repository:
 
     def count(self, table) -> int:
         return self.conn.execute(select(func.count()).select_from(table)).scalar_one()
+
+
+def _equal(table, values: dict[str, str | None]) -> list | None:
+    """`column == value` for each value given; None if one holds NUL (no row holds one, PostgreSQL takes none)."""
+    given = {k: v for k, v in values.items() if v is not None}
+    if any("\x00" in v for v in given.values()):
+        return None
+    return [table.c[k] == v for k, v in given.items()]
 
 
 def _describe(process: dict[str, Any]) -> str:

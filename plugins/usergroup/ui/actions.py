@@ -7,7 +7,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from usergroup.api import processes, subscriptions
-from usergroup.api.deps import Reader, User, store
+from usergroup.api.deps import Reader, User, process_or_404, store
 from usergroup.api.forms import FormError
 from usergroup.ui.csrf import check_csrf
 from usergroup.ui.forms import page_field, posted_pages
@@ -61,9 +61,7 @@ def confirm(request: Request, process_id: UUID, action: str, user: Reader) -> HT
     if action not in ACTIONS:
         raise HTTPException(404, f"no action {action!r} (resume or abort)")
     with store().transaction() as repo:
-        process = repo.get_process(process_id)
-    if process is None:
-        raise HTTPException(404, f"no process {process_id}")
+        process = process_or_404(repo, process_id)
     return page(request, "confirm.html", process=process, action=action, label=ACTIONS[action][0],
                 what=ACTIONS[action][1], error="")
 

@@ -8,7 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse
 
-from usergroup.api.deps import Reader, may_run, may_set_in_sync, store
+from usergroup.api.deps import Reader, may_run, may_set_in_sync, process_or_404, store, subscription_or_404
 from usergroup.api.views import process_json
 from usergroup.domain import ProcessStatus, SubscriptionLifecycle, SubscriptionModel
 from usergroup.ui import forms
@@ -53,7 +53,7 @@ def subscription_view(request: Request, subscription_id: UUID, user, status_code
     """The subscription's page; after a refused action, with why (`error`, or per workflow its form's `errors`) and
     what was posted."""
     with store().transaction() as repo:
-        sub = _subscription(repo, subscription_id)
+        sub = subscription_or_404(repo, subscription_id)
         processes = [process_json(repo, p) for p in reversed(repo.processes_of(subscription_id))]
         used_by = repo.used_by(subscription_id)
         allowed = subscription_workflows(repo, sub)
@@ -72,10 +72,7 @@ def subscription_view(request: Request, subscription_id: UUID, user, status_code
 @router.get("/processes/{process_id}", response_class=HTMLResponse)
 def process_page(request: Request, process_id: UUID, user: Reader, done: str = "") -> HTMLResponse:
     with store().transaction() as repo:
-        process = repo.get_process(process_id)
-        if process is None:
-            raise HTTPException(404, f"no process {process_id}")
-        view = process_json(repo, process)
+        view = process_json(repo, process_or_404(repo, process_id))
     return page(request, "process.html", processes=[view], actions=_actions(user, [view]), notice=DONE.get(done, ""),
                 title=f"Process {process_id}")
 
@@ -117,12 +114,6 @@ def _blocks(sub: SubscriptionModel) -> list[tuple[str, list[tuple[str, Any, UUID
                 rows.append((name, value, None))
         out.append((key, rows))
     return out
-
-
-def _subscription(repo, subscription_id: UUID) -> SubscriptionModel:
-    if (sub := repo.get_subscription(subscription_id)) is None:
-        raise HTTPException(404, f"no subscription {subscription_id}")
-    return sub
 
 
 def _may(check) -> bool:
