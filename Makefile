@@ -77,8 +77,10 @@ browser: venv
 	else echo "make: the browser test needs Chromium: 'apt-get install chromium' (Debian) or '$(BIN)/playwright install chromium'" >&2; exit 1; fi
 
 # A benchmark, not a test: needs PostgreSQL (USERGROUP_BENCH_DATABASE_URL, default the local server).
+# `make bench SCALE_ROWS=1000000` measures the create with a million subscriptions in the store (seeding takes
+# minutes); BULK sets the bulk run's size (10,000).
 bench: venv
-	$(BIN)/python benchmarks/bench.py
+	BENCH_SCALE_ROWS=$(or $(SCALE_ROWS),100000) BENCH_BULK=$(or $(BULK),10000) $(BIN)/python benchmarks/bench.py
 
 # Only the Subscriptions page's load time, with 100,000 subscriptions in the store (a few minutes).
 bench-ui: venv

@@ -1,8 +1,8 @@
 """make bench: what usergroup costs on top of Airflow, on one live stack (PostgreSQL for Airflow's metadata and
 for the store, the shipped tuned settings): latency and throughput against a bare chain of seven no-op tasks,
-the DAG file's parse cost, create latency with 100,000 subscriptions in the store, and the Subscriptions page's
-load time with them (BENCH_ONLY=ui measures only that). Ratios, not seconds, are the figures to compare; all are
-measured in the same session."""
+the DAG file's parse cost, the SQL statements of one create, a bulk run of 10,000 groups, create latency with
+100,000 subscriptions in the store, and the Subscriptions page's load time with them (BENCH_ONLY=ui measures only
+that). Ratios, not seconds, are the figures to compare; all are measured in the same session."""
 
 import json
 import os
@@ -22,7 +22,8 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from devstack import PostgresStack  # noqa: E402
 
-OURS, BASE = "create_user_group", "baseline_chain"
+OURS, BASE, BULK_DAG = "create_user_group", "baseline_chain", "create_user_groups"
+BULK = int(os.environ.get("BENCH_BULK", "10000"))
 LATENCY_RUNS = int(os.environ.get("BENCH_LATENCY_RUNS", "20"))
 BURST = int(os.environ.get("BENCH_BURST", "40"))
 SCALE_ROWS = int(os.environ.get("BENCH_SCALE_ROWS", "100000"))
@@ -67,6 +68,57 @@ class Bench:
         spans = [self.finished(dag_id, r) for r in runs]
         seconds = (max(e for _, e in spans) - min(q for q, _ in spans)).total_seconds()
         return count / seconds * 60
+
+
+def bulk_run(stack: PostgresStack, count: int) -> dict:
+    """One create_user_groups run of `count` new names: trigger to success, and the most memory a task used."""
+    r = stack.trigger({"group_names": [f"Bench bulk {i} {secrets.token_hex(3)}" for i in range(count)]},
+                      dag_id=BULK_DAG)
+    r.raise_for_status()
+    run_id = r.json()["dag_run_id"]
+    assert stack.wait_run(run_id, timeout=1800, dag_id=BULK_DAG) == "success", run_id
+    run = stack.api("GET", f"/dags/{BULK_DAG}/dagRuns/{run_id}").json()
+    seconds = (ts(run["end_date"]) - ts(run["queued_at"])).total_seconds()
+    tasks = {}
+    for ti in stack.api("GET", f"/dags/{BULK_DAG}/dagRuns/{run_id}/taskInstances").json()["task_instances"]:
+        xcom = stack.api("GET", f"/dags/{BULK_DAG}/dagRuns/{run_id}/taskInstances/{ti['task_id']}/xcomEntries/"
+                                "return_value", params={"deserialize": True}).json()
+        value = xcom["value"] if isinstance(xcom["value"], dict) else json.loads(xcom["value"])
+        tasks[ti["task_id"]] = {"seconds": (ts(ti["end_date"]) - ts(ti["start_date"])).total_seconds(),
+                                "max_rss_mb": value["max_rss_mb"], "xcom_bytes": len(json.dumps(value))}
+    return {"groups": count, "seconds": seconds, "per_min": count / seconds * 60, "tasks": tasks,
+            "max_rss_mb": max(t["max_rss_mb"] for t in tasks.values())}
+
+
+def statements_per_create(store_url: str, db_schema: str) -> int:
+    """The SQL statements one create_user_group sends to the store, its seven steps run as its tasks run them
+    (in this process, transactions' BEGIN and COMMIT not counted)."""
+    from sqlalchemy import event
+
+    from usergroup.adapter import DEFAULT_CUSTOMER_ID, process_id_for, run_step
+    from usergroup.domain import USER_GROUP_PRODUCT
+    from usergroup.provisioning import FakeOssBss
+    from usergroup.store.engine import create_store_engine
+    from usergroup.store.repository import Store
+    from usergroup.workflows.create_user_group import create_user_group as workflow
+
+    engine = create_store_engine(store_url, db_schema)
+    oss = FakeOssBss(engine.url, db_schema)
+    sent = []
+    for e in (engine, oss.engine):
+        event.listen(e, "before_cursor_execute", lambda *args: sent.append(args[2]))
+    run_id = f"statements-{uuid4()}"
+    state = {"process_id": str(process_id_for(OURS, run_id)), "workflow_name": OURS, "workflow_target": "CREATE",
+             "product_type": "UserGroup", "product_id": str(USER_GROUP_PRODUCT.product_id),
+             "customer_id": DEFAULT_CUSTOMER_ID, "group_name": f"Statements {run_id}"}
+    start = {"workflow_name": OURS, "workflow_target": "CREATE", "dag_id": OURS, "run_id": run_id,
+             "created_by": "bench"}
+    for i, (s, task_id) in enumerate(zip(workflow.steps, workflow.task_ids, strict=True)):
+        state = run_step(s, state, store=Store(engine), oss=oss, try_number=1, task_id=task_id,
+                         start=start if i == 0 else None)
+    engine.dispose()
+    oss.engine.dispose()
+    return len(sent)
 
 
 def page_seconds(stack: PostgresStack) -> dict[str, float]:
@@ -151,6 +203,7 @@ def main() -> int:
     dags = home / "dags"
     dags.mkdir()
     shutil.copy(ROOT / "dags" / f"{OURS}.py", dags)
+    shutil.copy(ROOT / "dags" / f"{BULK_DAG}.py", dags)
     shutil.copy(ROOT / "benchmarks" / f"{BASE}.py", dags)
     store_schema = f"ug_bench_{secrets.token_hex(4)}"
     store_url = pg.replace("postgresql://", "postgresql+psycopg2://", 1)
@@ -180,6 +233,9 @@ def main() -> int:
 
             parse_env = {**stack.env}
             parse = {dag_id: parse_seconds(dags / f"{dag_id}.py", parse_env) for dag_id in (OURS, BASE)}
+            statements = statements_per_create(store_url, store_schema)
+            print(f"bench: bulk, {BULK} groups in one run", file=sys.stderr, flush=True)
+            bulk = bulk_run(stack, BULK)
 
         print(f"bench: scale, {SCALE_ROWS} existing subscriptions", file=sys.stderr, flush=True)
         empty = [bench.latency(OURS) for _ in range(1 if ONLY_UI else SCALE_RUNS)]
@@ -221,6 +277,7 @@ def main() -> int:
         "scale": {"rows": SCALE_ROWS, "empty_median_s": statistics.median(empty),
                   "full_median_s": statistics.median(full)},
         "scale_ratio": statistics.median(full) / statistics.median(empty),
+        "statements_per_create": statements, "bulk": bulk, "bulk_per_min": bulk["per_min"],
     })
     rows = [
         ("trigger-to-success, median", f"{med[OURS]:.2f} s", f"{med[BASE]:.2f} s", f"{results['latency_ratio']:.2f}"),
@@ -231,6 +288,12 @@ def main() -> int:
          f"{results['parse_ratio']:.2f}"),
         (f"create with {SCALE_ROWS:,} subscriptions in the store / with none", f"{statistics.median(full):.2f} s",
          f"{statistics.median(empty):.2f} s", f"{results['scale_ratio']:.2f}"),
+        (f"bulk: {BULK:,} groups in one run of {BULK_DAG}, trigger to success", f"{bulk['seconds']:.1f} s",
+         f"{BULK * statistics.median(lat[OURS]):.0f} s (one run each)",
+         f"{bulk['seconds'] / (BULK * statistics.median(lat[OURS])):.4f}"),
+        ("bulk: the most memory a task used", f"{bulk['max_rss_mb']:.0f} MB", "", ""),
+        ("SQL statements one create sends to the store", f"{statements}", "179 (orchestrator-core)",
+         f"{statements / 179:.2f}"),
         *page_rows,
     ]
     print(f"\n| measure | {OURS} | {BASE} (or empty store) | ratio |\n|---|---|---|---|")
@@ -239,7 +302,8 @@ def main() -> int:
     print(f"\nmachine: {results['machine']}")
     write(results)
     print(f"bench: latency_ratio={results['latency_ratio']:.2f} throughput_ratio={results['throughput_ratio']:.2f} "
-          f"create_per_min={results['create_per_min']:.1f} scale_ratio={results['scale_ratio']:.2f}")
+          f"create_per_min={results['create_per_min']:.1f} scale_ratio={results['scale_ratio']:.2f} "
+          f"bulk_per_min={results['bulk_per_min']:.0f} statements_per_create={statements}")
     return 0
 
 

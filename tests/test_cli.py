@@ -186,13 +186,14 @@ def test_ossbss_list_and_drift(store, capsys):
 
 def test_workflows_lists_every_dag_id(capsys):
     assert main(["workflows"]) == 0
-    assert capsys.readouterr().out.split() == ["create_user", "create_user_group", "modify_user", "modify_user_group",
-                                               "terminate_user", "terminate_user_group", "validate_user_group",
-                                               "validate_user_groups"]
+    assert capsys.readouterr().out.split() == ["create_user", "create_user_group", "create_user_groups",
+                                               "modify_user", "modify_user_group", "terminate_user",
+                                               "terminate_user_group", "validate_user_group", "validate_user_groups"]
     assert main(["workflows", "--chain"]) == 0
     out = capsys.readouterr().out
     assert "modify_user_group\tMODIFY\tstore_process_subscription >> unsync >> modify_user_group_subscription" in out
     assert "validate_user_groups\t@daily\tvalidate_user_group for each active User Group in sync" in out
+    assert "create_user_groups\tbulk\tcreate_user_group for each of many, each task for all: create_subs" in out
 
 
 def test_aborting_one_process_of_a_nightly_run_leaves_the_run_alone(store, monkeypatch, capsys):

@@ -37,10 +37,10 @@ TRACEBACK_TAIL = 4000
 PERMANENT_ERRORS = (StoreError, ValueError, TypeError, KeyError)
 
 
-def process_id_for(dag_id: str, run_id: str, subscription_id: UUID | str | None = None) -> UUID:
-    """One process per DAG run (per subscription, in a run that runs a workflow for many), the same on every try
-    (and, for a subscription, whichever mapped task instance runs it)."""
-    return uuid5(PROCESS_NAMESPACE, f"{dag_id}/{run_id}" + (f"/{subscription_id}" if subscription_id else ""))
+def process_id_for(dag_id: str, run_id: str, item: UUID | str | None = None) -> UUID:
+    """One process per DAG run (per item, a subscription or a bulk run's input, in a run that runs a workflow for
+    many), the same on every try (and, for a subscription, whichever mapped task instance runs it)."""
+    return uuid5(PROCESS_NAMESPACE, f"{dag_id}/{run_id}" + (f"/{item}" if item else ""))
 
 
 def initial_state(workflow: "Workflow", params: dict[str, Any], dag_run: Any, customer_id: str,

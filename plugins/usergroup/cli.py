@@ -193,10 +193,10 @@ def processes_show(args) -> int:
 
 
 def workflows_list(args) -> int:
-    """The workflows and schedules this package declares: their DAG ids, one a line (deployments unpause them
-    from it)."""
+    """The workflows, schedules and bulk runs this package declares: their DAG ids, one a line (deployments
+    unpause them from it)."""
     from usergroup.domain.subscription import products_of_type
-    from usergroup.workflow import Schedule
+    from usergroup.workflow import Bulk, Schedule
     from usergroup.workflows import declared
 
     for name, w in sorted(declared().items()):
@@ -205,6 +205,9 @@ def workflows_list(args) -> int:
         elif isinstance(w, Schedule):
             products = " or ".join(p.name for p in products_of_type(w.workflow.product_type))
             print(f"{name}\t{w.schedule}\t{w.workflow.name} for each active {products} in sync")
+        elif isinstance(w, Bulk):
+            print(f"{name}\tbulk\t{w.workflow.name} for each of many, each task for all: "
+                  f"{' >> '.join(w.workflow.task_ids)}")
         else:
             print(f"{name}\t{w.target}\t{' >> '.join(w.task_ids)}")
     return 0

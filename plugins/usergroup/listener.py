@@ -13,17 +13,18 @@ from sqlalchemy import event
 from sqlalchemy.orm import object_session
 
 from usergroup.reconcile import EndedRun, settle
-from usergroup.workflow import Schedule, Workflow
+from usergroup.workflow import Bulk, Schedule, Workflow
 
 log = logging.getLogger(__name__)
 LOCK_TIMEOUT = 2  # seconds
 
 
-def ended_run(dag_run, declared: Workflow | Schedule, state: str, msg: str = "") -> EndedRun:
+def ended_run(dag_run, declared: Workflow | Schedule | Bulk, state: str, msg: str = "") -> EndedRun:
     """What settle() needs of an Airflow DagRun (the ORM object), read in the caller's session."""
     from usergroup.bulk import SELECT_TASK  # not at import: it imports the task SDK
 
-    first_task = declared.task_ids[0] if isinstance(declared, Workflow) else SELECT_TASK
+    first_task = (declared.task_ids[0] if isinstance(declared, Workflow) else
+                  declared.workflow.task_ids[0] if isinstance(declared, Bulk) else SELECT_TASK)
     first = dag_run.get_task_instance(first_task, session=object_session(dag_run))
     exhausted = (first is not None and first.state == TaskInstanceState.FAILED
                  and first.try_number > first.max_tries)
@@ -61,7 +62,7 @@ def _forget(session, name: str, fn) -> None:
         event.remove(session, name, fn)
 
 
-def _settle(workflow: Workflow | Schedule, run: EndedRun) -> None:
+def _settle(workflow: Workflow | Schedule | Bulk, run: EndedRun) -> None:
     """Settle the process; whatever happens, never raise into Airflow's commit."""
     try:
         _settle_or_raise(workflow, run)
@@ -69,7 +70,7 @@ def _settle(workflow: Workflow | Schedule, run: EndedRun) -> None:
         log.exception("usergroup: could not settle the process of run %s of %s", run.run_id, run.dag_id)
 
 
-def _settle_or_raise(workflow: Workflow | Schedule, run: EndedRun) -> None:
+def _settle_or_raise(workflow: Workflow | Schedule | Bulk, run: EndedRun) -> None:
     from sqlalchemy.exc import OperationalError
 
     from usergroup.hook import UserGroupHook

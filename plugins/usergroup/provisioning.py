@@ -2,6 +2,7 @@
 own."""
 
 import os
+import re
 import time
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
@@ -27,12 +28,13 @@ from sqlalchemy import (
 from sqlalchemy.engine import URL
 
 from usergroup.store.engine import create_store_engine
-from usergroup.store.sql import insert_ignore
+from usergroup.store.sql import insert_ignore, insert_ignore_many
 
 # The OSS/BSS may be away for minutes: its steps retry with exponential backoff (10 s, 20 s, ... at most 5 min apart).
 OSSBSS_RETRIES = {"retries": 6, "retry_delay": timedelta(seconds=10), "retry_exponential_backoff": 2.0,
                   "max_retry_delay": timedelta(minutes=5), "execution_timeout": timedelta(minutes=10)}
 FAIL_ENV = "USERGROUP_FAKE_OSS_FAIL"
+REFUSE_ENV = "USERGROUP_FAKE_OSS_REFUSE"  # a regular expression: the group names it refuses to provision
 DELAY_ENV = "USERGROUP_FAKE_OSS_DELAY"  # seconds it takes to answer, after provisioning: a slow OSS/BSS
 
 fake_metadata = MetaData(schema="usergroup")
@@ -75,9 +77,16 @@ class NotFoundError(OssBssError, ValueError):
     """The OSS/BSS holds no group (user) for the subscription: no retry cures that."""
 
 
+class RefusedByOssBssError(ValueError):
+    """The OSS/BSS refused the request for this item (a name it does not take): no retry cures that."""
+
+
 class OssBssClient(Protocol):
     def provision_user_group(self, subscription_id: UUID, group_name: str) -> int:
         """Create (or find) the group for this subscription; return its id. Must be idempotent."""
+
+    # Optional: a client may also offer `provision_user_groups(groups: dict[UUID, str]) -> dict[UUID, int |
+    # Exception]`, the batch call (one answer per subscription); `provision_many` falls back to the call above.
 
     def rename_user_group(self, subscription_id: UUID, group_name: str) -> bool:
         """Give the subscription's group this name; False if it had it already. Idempotent."""
@@ -123,6 +132,7 @@ class FakeOssBss:
 
     def provision_user_group(self, subscription_id: UUID, group_name: str) -> int:
         self._answer_or_fail(f"group {group_name!r} not provisioned")
+        self._refuse(group_name)
         subscription_id = UUID(str(subscription_id))
         with self.engine.begin() as conn:
             if insert_ignore(conn, fake_ossbss_groups,
@@ -133,6 +143,32 @@ class FakeOssBss:
             group_id = self._read(conn, subscription_id)["group_id"]
         time.sleep(float(os.environ.get(DELAY_ENV) or 0))
         return group_id
+
+    def provision_user_groups(self, groups: dict[UUID, str]) -> dict[UUID, int | Exception]:
+        """The batch call: create (or find) the group of each subscription, in one transaction; per subscription
+        (by UUID) its group id, or the refusal of that one."""
+        self._answer_or_fail(f"{len(groups)} groups not provisioned")
+        answers: dict[UUID, int | Exception] = {}
+        rows = []
+        for sid, name in groups.items():
+            try:
+                self._refuse(name)
+                rows.append({"subscription_id": UUID(str(sid)), "group_name": name, "calls": 0})
+            except RefusedByOssBssError as exc:
+                answers[UUID(str(sid))] = exc
+        t = fake_ossbss_groups
+        with self.engine.begin() as conn:
+            for part in _parts(rows):
+                ids, names = [r["subscription_id"] for r in part], {r["subscription_id"]: r["group_name"] for r in part}
+                if new := insert_ignore_many(conn, t, part, t.c.subscription_id):
+                    at = datetime.now(UTC)
+                    conn.execute(insert(fake_ossbss_changes), [{"subscription_id": sid, "action": "provision",
+                                                                "group_name": names[sid], "at": at} for sid in new])
+                conn.execute(update(t).where(t.c.subscription_id.in_(ids)).values(calls=t.c.calls + 1))
+                answers.update((r.subscription_id, r.group_id) for r in conn.execute(
+                    select(t.c.subscription_id, t.c.group_id).where(t.c.subscription_id.in_(ids))))
+        time.sleep(float(os.environ.get(DELAY_ENV) or 0))
+        return answers
 
     def rename_user_group(self, subscription_id: UUID, group_name: str) -> bool:
         self._answer_or_fail(f"group of {subscription_id} not renamed to {group_name!r}")
@@ -241,6 +277,11 @@ class FakeOssBss:
             raise OssBssError(f"fake OSS/BSS unavailable ({FAIL_ENV} is set): {what}")
 
     @staticmethod
+    def _refuse(group_name: str) -> None:
+        if (pattern := os.environ.get(REFUSE_ENV)) and re.search(pattern, group_name):
+            raise RefusedByOssBssError(f"the OSS/BSS refuses group {group_name!r} (it matches {REFUSE_ENV})")
+
+    @staticmethod
     def _read(conn, subscription_id: UUID, lock: bool = False) -> dict | None:
         query = select(fake_ossbss_groups.c.group_id, fake_ossbss_groups.c.group_name).where(
             fake_ossbss_groups.c.subscription_id == subscription_id)
@@ -251,3 +292,41 @@ class FakeOssBss:
     def _log(conn, subscription_id: UUID, action: str, group_name: str | None) -> None:
         conn.execute(insert(fake_ossbss_changes).values(subscription_id=subscription_id, action=action,
                                                         group_name=group_name, at=datetime.now(UTC)))
+
+
+def provision_many(oss: OssBssClient, groups: dict[UUID, str]) -> dict[UUID, int | Exception]:
+    """Provision many groups: the client's batch call if it has one, else one call per group. An item's refusal
+    (a ValueError) is its answer; any other error (the OSS/BSS is away) is raised, for the whole batch."""
+    if batch := getattr(oss, "provision_user_groups", None):
+        return batch(groups)
+    answers: dict[UUID, int | Exception] = {}
+    for sid, name in groups.items():
+        try:
+            answers[UUID(str(sid))] = oss.provision_user_group(sid, name)
+        except ValueError as exc:
+            answers[UUID(str(sid))] = exc
+    return answers
+
+
+class Answered:
+    """The OSS/BSS as a step of a bulk run's chunk sees it: the provisioning asked for the whole chunk at once
+    (`provision_many`) answers each item's call; any other call, or one it has no answer for, goes through."""
+
+    def __init__(self, oss: OssBssClient, answers: dict[UUID, int | Exception]):
+        self._oss, self._answers = oss, answers
+
+    def provision_user_group(self, subscription_id: UUID, group_name: str) -> int:
+        answer = self._answers.get(UUID(str(subscription_id)))
+        if answer is None:
+            return self._oss.provision_user_group(subscription_id, group_name)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    def __getattr__(self, name: str):
+        return getattr(self._oss, name)
+
+
+def _parts(rows: list, size: int = 1000):
+    for start in range(0, len(rows), size):
+        yield rows[start:start + size]

@@ -6,7 +6,7 @@ from typing import Any
 from usergroup.adapter import process_id_for
 from usergroup.domain import ProcessStatus
 from usergroup.store.repository import Repository
-from usergroup.workflow import Schedule, Workflow
+from usergroup.workflow import Bulk, Schedule, Workflow
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,7 @@ class EndedRun:
     msg: str = ""
 
 
-def settle(repo: Repository, declared: Workflow | Schedule, run: EndedRun) -> str | None:
+def settle(repo: Repository, declared: Workflow | Schedule | Bulk, run: EndedRun) -> str | None:
     """Bring the process of an ended run in line with it; returns what was changed, or None.
 
     - a run that ended while its process was `created` or `running` (failed, marked failed or success by hand,
@@ -32,8 +32,8 @@ def settle(repo: Repository, declared: Workflow | Schedule, run: EndedRun) -> st
     - a failed run with no process, whose first task failed after all its tries (the store was out of reach):
       the process is created `failed`, so the operator sees it and can resume it by clearing.
     A refused input (the first task fails at once) leaves no process, as before. A scheduled run holds a
-    process per subscription: each one that had not completed follows the run."""
-    if isinstance(declared, Schedule):
+    process per subscription, a bulk run one per item: each one that had not completed follows the run."""
+    if isinstance(declared, Schedule | Bulk):
         said = [_follow(repo, p, run) for p in repo.list_processes(dag_id=run.dag_id, run_id=run.run_id)]
         return "; ".join(s for s in said if s) or None
     workflow = declared

@@ -5,8 +5,9 @@ from datetime import UTC, datetime, timedelta
 from airflow.sdk import DAG, Param, dag
 
 from usergroup.adapter import step_task
+from usergroup.batch import bulk_task
 from usergroup.bulk import select_task, workflow_task
-from usergroup.workflow import Schedule, Workflow
+from usergroup.workflow import Bulk, Schedule, Workflow
 
 # Every task touches the store: the pool bounds how many do at once, whatever Airflow's parallelism is.
 STORE_POOL = "usergroup_store"
@@ -38,5 +39,22 @@ def schedule_dag(schedule: Schedule) -> DAG:
          max_active_runs=1, doc_md=schedule.description, tags=list(schedule.tags), default_args=TASK_DEFAULTS)
     def render():
         workflow_task(schedule.workflow).expand(subscription_id=select_task(schedule)())
+
+    return render()
+
+
+def bulk_dag(bulk: Bulk) -> DAG:
+    """The workflow's tasks, each for every item of the run; a task runs after its upstream task has ended (an
+    item that failed there does not hold the others back)."""
+
+    @dag(dag_id=bulk.name, schedule=None, catchup=False, doc_md=bulk.description, tags=list(bulk.tags),
+         default_args=TASK_DEFAULTS, params={name: Param(**schema) for name, schema in bulk.params.items()})
+    def render():
+        previous = None
+        for index, (step, task_id) in enumerate(zip(bulk.workflow.steps, bulk.workflow.task_ids, strict=True)):
+            current = bulk_task(bulk, step, task_id, index)()
+            if previous is not None:
+                previous >> current
+            previous = current
 
     return render()

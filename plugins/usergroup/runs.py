@@ -70,13 +70,15 @@ def clear_failed_tasks(dag_id: str, run_id: str, map_index: int = -1) -> list[st
 def abort(store: Store, process: dict, reason: str) -> tuple[str, str | None]:
     """Stop the process's Airflow run first (a running step is stopped and rolls back, releasing the process row
     its transaction holds), then abort the process in the store: from then on none of its steps runs. One of
-    many processes of a run (a nightly validation) is aborted alone. Returns what was done and, if Airflow could
-    not be reached, why (the abort still stops every later step)."""
-    if process["map_index"] >= 0:
-        with store.transaction() as repo:
+    many processes of a run (a nightly validation, a bulk create) is aborted alone. Returns what was done and,
+    if Airflow could not be reached, why (the abort still stops every later step)."""
+    with store.transaction() as repo:
+        many = process["map_index"] >= 0 or repo.count_processes(dag_id=process["dag_id"], run_id=process["run_id"]) > 1
+        if many:
             repo.abort_process(process["process_id"], reason)
-        return (f"its task instance {process['map_index']} of run {process['run_id']} stops before its next step; "
-                "the run's other processes go on"), None
+    if many:
+        which = f"its task instance {process['map_index']}" if process["map_index"] >= 0 else "it"
+        return f"{which} of run {process['run_id']} stops before its next step; the run's other processes go on", None
     try:
         stopped, airflow_error = fail_dag_run(process["dag_id"], process["run_id"]), None
     except Exception as exc:  # noqa: BLE001 - Airflow's database out of reach, or a concurrent abort got there first

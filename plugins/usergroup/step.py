@@ -3,6 +3,7 @@
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 from usergroup.domain import SubscriptionModel
@@ -21,12 +22,12 @@ class Step:
         """Run the step: each parameter comes from the state (a subscription typed by its annotation) or,
         failing that, from the services (`repository`, `oss`)."""
         kwargs = {}
-        for name, param in inspect.signature(self.func).parameters.items():
+        for name, annotation, required in _parameters(self.func):
             if name in state:
-                kwargs[name] = _typed(param.annotation, state[name])
+                kwargs[name] = _typed(annotation, state[name])
             elif name in services:
                 kwargs[name] = services[name]
-            elif param.default is inspect.Parameter.empty:
+            elif required:
                 raise KeyError(f"step {self.name}: {name!r} is neither in the state nor a service")
         return self.func(**kwargs) or {}
 
@@ -38,6 +39,13 @@ def step(description: str, name: str | None = None, **task_options: Any) -> Call
         return Step(name=name or func.__name__, description=description, func=func, task_options=task_options)
 
     return wrap
+
+
+@cache
+def _parameters(func: Callable[..., State]) -> list[tuple[str, Any, bool]]:
+    """Each parameter's name, annotation and whether it is required (read once: a bulk run calls a step often)."""
+    return [(name, p.annotation, p.default is inspect.Parameter.empty)
+            for name, p in inspect.signature(func).parameters.items()]
 
 
 def _typed(annotation: Any, value: Any) -> Any:

@@ -1,6 +1,7 @@
 """A workflow declared once: its name, target, input form and chain of steps; its DAG renders it."""
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel
@@ -47,6 +48,22 @@ class Schedule:
     description: str
     workflow: Workflow
     schedule: str  # a cron expression or preset ("@daily")
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Bulk:
+    """A workflow run for many items at once (a list of inputs in one run): each of its tasks runs its step for
+    every item, a chunk of them per transaction, and every item is a process of its own. `params` is the run's
+    form; `items` turns the run's params into each item's form fields (refusing bad input before anything is
+    written); `prepare` gives a step, by name, a service answered for the whole chunk at once (a batch call)."""
+
+    name: str  # the DAG id
+    description: str
+    workflow: Workflow
+    params: dict[str, dict[str, Any]]
+    items: Callable[[dict[str, Any]], list[dict[str, Any]]]
+    prepare: dict[str, Callable[..., Any]] = field(default_factory=dict)
     tags: tuple[str, ...] = ()
 
 

@@ -11,10 +11,12 @@ from airflow.dag_processing.dagbag import DagBag
 from helpers import ROOT
 from usergroup.bulk import SELECT_TASK
 from usergroup.render import STORE_POOL
+from usergroup.workflow import Bulk, Schedule
 from usergroup.workflows import all_workflows, declared
 
 WORKFLOWS = all_workflows()
-SCHEDULES = {name: s for name, s in declared().items() if name not in WORKFLOWS}
+SCHEDULES = {name: s for name, s in declared().items() if isinstance(s, Schedule)}
+BULKS = {name: b for name, b in declared().items() if isinstance(b, Bulk)}
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +30,25 @@ def test_every_dag_is_declared_and_every_declaration_has_a_dag(bag):
     assert set(bag.dags) == set(declared())
     assert {"create_user_group", "modify_user_group", "terminate_user_group", "validate_user_group"} <= set(WORKFLOWS)
     assert set(SCHEDULES) == {"validate_user_groups"}
+    assert set(BULKS) == {"create_user_groups"}
+
+
+@pytest.mark.parametrize("name", sorted(BULKS))
+def test_a_bulk_run_has_its_workflows_tasks_each_after_the_last_has_ended(bag, name):
+    dag, bulk = bag.dags[name], BULKS[name]
+    ids = bulk.workflow.task_ids
+    assert [t.task_id for t in dag.topological_sort()] == ids
+    for upstream, downstream in zip(ids, ids[1:], strict=False):
+        assert dag.get_task(downstream).upstream_task_ids == {upstream}
+        assert dag.get_task(downstream).trigger_rule == "all_done"  # an item that failed holds no other back
+    assert dag.get_task(ids[0]).trigger_rule == "all_success"
+    assert list(dag.params.keys()) == list(bulk.params) == ["group_names", "source"]
+    assert dag.params.get_param("group_names").schema["maxItems"] == 10_000
+    assert dag.params.get_param("group_names").schema["items"]["pattern"]  # each name checked at the trigger
+    assert type(dag.timetable).__name__ == "NullTimetable" and {"usergroup", "bulk"} <= set(dag.tags)
+    for t in dag.tasks:
+        assert t.pool == STORE_POOL and t.retries >= 1 and t.multiple_outputs is False
+        assert timedelta(minutes=10) <= t.execution_timeout <= timedelta(hours=1)
 
 
 @pytest.mark.parametrize("name", sorted(SCHEDULES))

@@ -214,7 +214,7 @@ class Repository:
             given = p["input_state"] or {}
             if (p["process_id"] != me and given.get(unique.scope_input) == str(scope)
                     and isinstance(given.get(unique.field), str) and name_key(given[unique.field]) == key):
-                raise DuplicateNameError(f"{unique.field} {name!r} is being claimed by process {_describe(p)}")
+                raise DuplicateNameError(f"{unique.field} {name!r} is being claimed by process {describe(p)}")
 
     def lock_in_sync(self, subscription_id: UUID | str, product_type: str) -> SubscriptionModel:
         """The subscription, if it is an active `product_type` in sync, locked until this transaction ends against
@@ -260,11 +260,7 @@ class Repository:
 
     def save_subscription(self, sub: SubscriptionModel) -> SubscriptionModel:
         """Insert (version 0) or update (optimistic lock on `version`); return it with its new version."""
-        values = {
-            "product_id": sub.product.product_id, "customer_id": sub.customer_id,
-            "description": sub.description, "status": str(sub.status), "insync": sub.insync,
-            "start_date": sub.start_date, "end_date": sub.end_date, "note": sub.note,
-        }
+        values = subscription_row(sub)
         if sub.version == 0:
             try:
                 with self.conn.begin_nested():
@@ -327,7 +323,7 @@ class Repository:
             changer = ([p for p in others if self.completed_step(p["process_id"], "unsync")] or others)[-1:]
             since = f" (version {seen_version} then, {sub.version} now)" if seen_version is not None else ""
             raise RefusedError(f"subscription {subscription_id} changed since this process checked it{since}, last "
-                               f"by process {', '.join(map(_describe, changer)) or 'unknown'}: trigger again to act "
+                               f"by process {', '.join(map(describe, changer)) or 'unknown'}: trigger again to act "
                                "on it as it is now")
         raise OutOfSyncError(out_of_sync(subscription_id, self.holders(subscription_id, exclude=process_id)))
 
@@ -359,7 +355,7 @@ class Repository:
             raise StoreError(f"no subscription {subscription_id}")
         holders = self.unfinished_processes(subscription_id)
         if holders:
-            names = ", ".join(_describe(p) for p in holders)
+            names = ", ".join(describe(p) for p in holders)
             raise OutOfSyncError(f"subscription {subscription_id} stays out of sync: process {names} has not "
                                  "completed; resume it (clear its failed task) or abort it first")
         if sub.status in (SubscriptionLifecycle.INITIAL, SubscriptionLifecycle.PROVISIONING):
@@ -380,7 +376,7 @@ class Repository:
         """The unfinished processes holding the subscription (those past their `unsync`, else any), described."""
         holders = self.unfinished_processes(subscription_id, exclude=exclude)
         holders = [p for p in holders if self.completed_step(p["process_id"], "unsync")] or holders
-        return [_describe(p) for p in holders]
+        return [describe(p) for p in holders]
 
     def refusal_context(self, sub: SubscriptionModel) -> dict[str, Any]:
         """What the workflow rules (`domain.rules.refusal`) need to know of `sub` beyond the subscription itself."""
@@ -388,18 +384,14 @@ class Repository:
                 "failed_create": self.failed_create(sub) is not None, "in_use_by": self.in_use_by(sub.subscription_id)}
 
     def _save_block(self, sub: SubscriptionModel) -> None:
-        mapping = mapping_for(sub.product.product_type)
-        values = {"subscription_id": sub.subscription_id, **mapping.to_row(sub)}
-        if (unique := mapping.unique_name) is not None:
-            name = getattr(getattr(sub, mapping.block), unique.field)
-            claimed = name is not None and sub.status != SubscriptionLifecycle.TERMINATED
-            values["name_key"] = name_key(name) if claimed else None
+        mapping, values = block_row(sub)
         try:
             with self.conn.begin_nested():
                 upsert(self.conn, mapping.table, values, ["subscription_id"])
         except IntegrityError:
-            if unique is None or (scope := mapping.scope_of(sub)) is None:
+            if (unique := mapping.unique_name) is None or (scope := mapping.scope_of(sub)) is None:
                 raise
+            name = getattr(getattr(sub, mapping.block), unique.field)
             holder = self.find_by_name(mapping.product_type, scope, name)
             raise DuplicateNameError(duplicate_message(unique, name, holder)) from None
 
@@ -570,6 +562,25 @@ class Repository:
         return self.conn.execute(select(func.count()).select_from(table)).scalar_one()
 
 
+def subscription_row(sub: SubscriptionModel) -> dict[str, Any]:
+    """The subscription's columns but its id and version."""
+    return {"product_id": sub.product.product_id, "customer_id": sub.customer_id, "description": sub.description,
+            "status": str(sub.status), "insync": sub.insync, "start_date": sub.start_date, "end_date": sub.end_date,
+            "note": sub.note}
+
+
+def block_row(sub: SubscriptionModel) -> tuple[Any, dict[str, Any]]:
+    """The subscription's product mapping and its block's row, with the `name_key` it claims (none once
+    terminated)."""
+    mapping = mapping_for(sub.product.product_type)
+    values = {"subscription_id": sub.subscription_id, **mapping.to_row(sub)}
+    if (unique := mapping.unique_name) is not None:
+        name = getattr(getattr(sub, mapping.block), unique.field)
+        claimed = name is not None and sub.status != SubscriptionLifecycle.TERMINATED
+        values["name_key"] = name_key(name) if claimed else None
+    return mapping, values
+
+
 def _equal(table, values: dict[str, str | None]) -> list | None:
     """`column == value` for each value given; None if one holds NUL (no row holds one, PostgreSQL takes none)."""
     given = {k: v for k, v in values.items() if v is not None}
@@ -578,7 +589,7 @@ def _equal(table, values: dict[str, str | None]) -> list | None:
     return [table.c[k] == v for k, v in given.items()]
 
 
-def _describe(process: dict[str, Any]) -> str:
+def describe(process: dict[str, Any]) -> str:
     return f"{process['process_id']} ({process['workflow_name']}, {process['status']})"
 
 

@@ -1,8 +1,8 @@
-"""Dialect-aware INSERT ... ON CONFLICT for PostgreSQL and SQLite."""
+"""Dialect-aware INSERT ... ON CONFLICT for PostgreSQL and SQLite, of one row or of many."""
 
 from typing import Any
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import Column, Connection, Table
 
 
 def _insert(conn: Connection, table: Table):
@@ -22,3 +22,20 @@ def upsert(conn: Connection, table: Table, values: dict[str, Any], keys: list[st
     stmt = _insert(conn, table).values(**values)
     changed = {k: stmt.excluded[k] for k in values if k not in keys}
     conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=changed))
+
+
+def insert_ignore_many(conn: Connection, table: Table, rows: list[dict[str, Any]], key: Column) -> list[Any]:
+    """Insert the rows that do not conflict, in batches; the `key` of those inserted."""
+    if not rows:
+        return []
+    return list(conn.execute(_insert(conn, table).on_conflict_do_nothing().returning(key), rows).scalars())
+
+
+def upsert_many(conn: Connection, table: Table, rows: list[dict[str, Any]], keys: list[str]) -> None:
+    """Insert the rows, or update those that conflict on `keys`, in batches (RETURNING makes SQLAlchemy send
+    them as multi-row INSERTs, not one statement a row)."""
+    if rows:
+        stmt = _insert(conn, table)
+        stmt = stmt.on_conflict_do_update(index_elements=keys, set_={k: stmt.excluded[k] for k in rows[0]
+                                                                     if k not in keys})
+        conn.execute(stmt.returning(table.c[keys[0]]), rows).all()

@@ -13,10 +13,11 @@ from usergroup.api.views import process_json
 from usergroup.domain import ProcessStatus, SubscriptionLifecycle, SubscriptionModel
 from usergroup.ui import forms
 from usergroup.ui.render import page
-from usergroup.workflows import all_workflows, subscription_workflows
+from usergroup.workflows import all_workflows, declared, subscription_workflows
 
 router = APIRouter()
 PAGE_SIZE = 25
+RUN_PAGE = 50  # processes the Process tab of a run shows
 DONE = {"started": "The workflow was started: its process is below.", "resumed": "The process was resumed.",
         "aborted": "The process was aborted.", "in_sync": "The subscription is in sync again."}
 
@@ -79,11 +80,15 @@ def process_page(request: Request, process_id: UUID, user: Reader, done: str = "
 
 @router.get("/runs/{dag_id}/{run_id:path}", response_class=HTMLResponse)
 def run_page(request: Request, dag_id: str, run_id: str, user: Reader) -> HTMLResponse:
-    """The Process tab of a DAG run: its processes (one; a run for many subscriptions has one each)."""
+    """The Process tab of a DAG run: its processes (one; a run for many subscriptions or names has one each, of
+    which the first RUN_PAGE are shown, those that did not complete first)."""
     with store().transaction() as repo:
-        views = [process_json(repo, p) for p in repo.list_processes(dag_id=dag_id, run_id=run_id)]
-    return page(request, "process.html", processes=views, actions=_actions(user, views), notice="",
-                title=f"{dag_id} / {run_id}", ours=dag_id in all_workflows(), tab=True)
+        total = repo.count_processes(dag_id=dag_id, run_id=run_id)
+        shown = [p for status in ("failed", "running", "created", "aborted", "completed")
+                 for p in repo.list_processes(dag_id=dag_id, run_id=run_id, status=status, limit=RUN_PAGE)][:RUN_PAGE]
+        views = [process_json(repo, p) for p in shown]
+    return page(request, "process.html", processes=views, actions=_actions(user, views), notice="", total=total,
+                title=f"{dag_id} / {run_id}", ours=dag_id in declared(), tab=True)
 
 
 def _actions(user, views: list[dict]) -> dict[str, list[str]]:

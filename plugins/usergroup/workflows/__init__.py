@@ -6,16 +6,16 @@ from functools import cache
 from typing import Any
 
 from usergroup.domain import SubscriptionModel, rules
-from usergroup.workflow import Schedule, Workflow
+from usergroup.workflow import Bulk, Schedule, Workflow
 
 
 @cache
-def declared() -> dict[str, Workflow | Schedule]:
+def declared() -> dict[str, Workflow | Schedule | Bulk]:
     """Every workflow and schedule declared in this package, by name (= DAG id)."""
-    found: dict[str, Workflow | Schedule] = {}
+    found: dict[str, Workflow | Schedule | Bulk] = {}
     for module_info in pkgutil.iter_modules(__path__):
         module = importlib.import_module(f"{__name__}.{module_info.name}")
-        found.update({w.name: w for w in vars(module).values() if isinstance(w, Workflow | Schedule)})
+        found.update({w.name: w for w in vars(module).values() if isinstance(w, Workflow | Schedule | Bulk)})
     return found
 
 

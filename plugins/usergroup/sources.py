@@ -1,0 +1,75 @@
+"""A bulk run's list of names: given in its params, or read from a text file in object storage (one a line)."""
+
+import os
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import ObjectStoragePath, Variable
+
+MAX_ITEMS = 10_000
+MAX_BYTES = 16 * 1024 * 1024  # 10,000 names of 255 characters of 4 bytes, and their line ends, fit
+SOURCES_VARIABLE = "usergroup_bulk_sources"  # comma-separated: the places a `source` may be read from
+
+
+class SourceError(ValueError):
+    """The names could not be read: the message says why."""
+
+
+def allowed_sources() -> list[str]:
+    """Where a `source` may be: the Airflow Variable's prefixes, else the Airflow home's `bulk/` folder and S3."""
+    home = Path(os.environ.get("AIRFLOW_HOME") or Path.home() / "airflow").resolve()
+    default = f"file://{home}/bulk/,s3://"
+    return [p.strip() for p in Variable.get(SOURCES_VARIABLE, default=default).split(",") if p.strip()]
+
+
+def read_names(source: str, allowed: list[str]) -> list[str]:
+    """The non-empty lines of the UTF-8 text file at `source` (a URI: file:///..., s3://[conn_id@]bucket/key),
+    if it is in one of the `allowed` places (a local path after resolving `..` and links)."""
+    if not any(_within(source, prefix) for prefix in allowed):
+        raise SourceError(f"source {source!r} is not in a place bulk runs may read from ({', '.join(allowed)}; "
+                          f"the Airflow Variable {SOURCES_VARIABLE} lists them)")
+    try:
+        with ObjectStoragePath(source).open("rb") as f:
+            data = f.read(MAX_BYTES + 1)
+    except ImportError as exc:
+        raise SourceError(f"source {source!r} cannot be read here: {exc} (s3:// needs the Amazon provider and "
+                          "s3fs)") from None
+    except Exception as exc:  # noqa: BLE001 - any storage's error: missing, denied, unreachable
+        raise SourceError(f"source {source!r} cannot be read: {type(exc).__name__}: {exc}") from None
+    if len(data) > MAX_BYTES:
+        raise SourceError(f"source {source!r} is larger than {MAX_BYTES // 2**20} MiB: at most {MAX_ITEMS:,} "
+                          "names a run")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise SourceError(f"source {source!r} is not UTF-8 text: line {line} has an invalid byte") from None
+    return [line.removesuffix("\r") for line in text.split("\n") if line.removesuffix("\r")]
+
+
+def _within(source: str, prefix: str) -> bool:
+    if prefix.startswith("file://"):
+        if not source.startswith("file://"):
+            return False
+        path, root = Path(source.removeprefix("file://")).resolve(), Path(prefix.removeprefix("file://")).resolve()
+        return path.is_relative_to(root)
+    return source.startswith(prefix)
+
+
+def names_of(params: dict[str, Any], field: str) -> list[str]:
+    """The names a run gives: `<field>s` (a list) or `source`, exactly one of the two, 1 to MAX_ITEMS names."""
+    listed, source = params.get(f"{field}s"), params.get("source")
+    if (listed is None) == (source is None):
+        raise SourceError(f"give either {field}s (a list of names) or source (the URI of a text file with one "
+                          f"name a line), {'not both' if listed is not None else 'one of the two'}")
+    if listed is not None:
+        if not isinstance(listed, list) or not all(isinstance(n, str) for n in listed):
+            raise SourceError(f"{field}s must be a list of names (strings)")
+        names = listed
+    elif not isinstance(source, str):
+        raise SourceError("source must be a URI (a string)")
+    else:
+        names = read_names(source, allowed_sources())
+    if not 1 <= len(names) <= MAX_ITEMS:
+        raise SourceError(f"{len(names):,} names given: a run takes 1 to {MAX_ITEMS:,}")
+    return names

@@ -1,0 +1,44 @@
+"""End to end: create_user_groups runs through Airflow (`airflow dags test`) on both databases, then the store is
+checked: 195 of 200 groups active, five failed processes each with its reason, and a file source."""
+
+import json
+
+from helpers import create, dags_test, oss_for
+from usergroup.workflows.create_user_group import create_user_group
+
+DAG_ID = "create_user_groups"
+
+
+def test_two_hundred_with_three_given_twice_and_two_taken(airflow_db, store):
+    create(store, "Taken one")
+    create(store, "Taken two")
+    names = [f"Bulk group {i:03}" for i in range(195)]
+    given = names + ["bulk GROUP 007", "Bulk group\u00a0008", "BULK group 009", "taken ONE", "Taken two"]
+    result = dags_test(json.dumps({"group_names": given}), DAG_ID)
+    assert result.returncode != 0  # the run fails, naming the five
+    out = result.stdout + result.stderr
+    assert "5 of 200 items did not complete" in out and "'taken ONE'" in out
+    with store.transaction() as repo:
+        procs = repo.list_processes(dag_id=DAG_ID)
+        assert len(procs) == 200
+        done = [p for p in procs if p["status"] == "completed"]
+        failed = {p["input_state"]["group_name"]: p["failed_reason"] for p in procs if p["status"] == "failed"}
+        assert len(done) == 195 and set(failed) == set(given[-5:])
+        assert "given twice in this run: item 197 and item 9 ('Bulk group 008')" in failed["Bulk group\u00a0008"]
+        assert "'taken ONE' is already used by subscription" in failed["taken ONE"]
+        active = [s for s in repo.list_subscriptions() if s.status == "active" and s.insync]
+        assert sorted(s.user_group.group_name for s in active) == sorted([*names, "Taken one", "Taken two"])
+        for p in done[:5]:
+            steps = repo.steps_of(p["process_id"])
+            assert [s["task_id"] for s in steps] == create_user_group.task_ids
+    assert len(oss_for(store).groups()) == 197
+
+
+def test_a_file_of_names(airflow_db, store, tmp_path, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_VAR_USERGROUP_BULK_SOURCES", f"file://{tmp_path}/")
+    (tmp_path / "groups.txt").write_text("".join(f"File group {i}\n" for i in range(20)), encoding="utf-8")
+    result = dags_test(json.dumps({"source": f"file://{tmp_path}/groups.txt"}), DAG_ID)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    with store.transaction() as repo:
+        assert sorted(s.user_group.group_name for s in repo.list_subscriptions() if s.status == "active") == sorted(
+            f"File group {i}" for i in range(20))

@@ -1,0 +1,94 @@
+"""create_user_groups on a live Airflow (PostgreSQL for the metadata and the store): 200 groups with five that
+fail, fixed and resumed over orchestrator-core's API; two overlapping bulk runs at once."""
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from helpers import create, oss_for, run_on
+from live import Client, live_airflow, own_store
+from usergroup.workflows.create_user_group import create_user_group
+from usergroup.workflows.terminate_user_group import terminate_user_group
+
+pytestmark = pytest.mark.live  # a live stack: not in `make test-fast`
+
+DAG_ID = "create_user_groups"
+
+
+@pytest.fixture(scope="module")
+def live_store():
+    with own_store("ug_bulk") as pair:
+        yield pair
+
+
+@pytest.fixture(scope="module")
+def live(live_store, tmp_path_factory):
+    with live_airflow(tmp_path_factory.mktemp("live-bulk"), live_store[0]) as airflow:
+        yield airflow
+
+
+@pytest.fixture
+def store(live_store):
+    return live_store[1]
+
+
+def bulk(live, names: list[str]) -> str:
+    response = live.trigger({"group_names": names}, dag_id=DAG_ID)
+    assert response.status_code == 200, response.text
+    return response.json()["dag_run_id"]
+
+
+def processes(store, run_id: str) -> dict[str, dict]:
+    with store.transaction() as repo:
+        return {p["input_state"]["group_name"]: p for p in repo.list_processes(dag_id=DAG_ID, run_id=run_id)}
+
+
+def test_two_hundred_with_five_failures_then_fixed_and_resumed(live, store):
+    taken = [create(store, name)["subscription_id"] for name in ("Live taken 1", "Live taken 2")]
+    names = [f"Live bulk {i:03}" for i in range(195)]
+    given = names + ["LIVE BULK 010", "live bulk 011", "Live bulk 0\uff11\uff12", "live TAKEN 1", "Live Taken 2"]
+    run_id = bulk(live, given)
+    assert live.wait_run(run_id, timeout=300, dag_id=DAG_ID) == "failed"
+    states = live.task_states(run_id, DAG_ID)
+    assert states["create_subscription"] == "failed" and states["done"] == "failed"
+    assert {states[t] for t in create_user_group.task_ids[1:-1]} == {"success"}
+    procs = processes(store, run_id)
+    failed = {n: p for n, p in procs.items() if p["status"] == "failed"}
+    assert len(procs) == 200 and set(failed) == set(given[-5:])
+    assert "given twice in this run" in failed["live bulk 011"]["failed_reason"]
+    assert "is already used by subscription" in failed["live TAKEN 1"]["failed_reason"]
+    with store.transaction() as repo:
+        steps_before = {p["process_id"]: len(repo.steps_of(p["process_id"])) for p in procs.values()}
+    # The operator frees the two names (terminates their holders), aborts the three given twice, and resumes.
+    for sid in taken:
+        run_on(store, terminate_user_group, sid)
+    admin = Client(live, "admin")
+    for name in given[-5:-2]:
+        assert admin("PUT", f"/processes/{failed[name]['process_id']}/abort").status_code == 204
+    assert live.wait_run(run_id, timeout=10, dag_id=DAG_ID) == "failed"  # the others go on: the run is not stopped
+    assert admin("PUT", f"/processes/{failed['live TAKEN 1']['process_id']}/resume", json=[{}]).status_code == 204
+    assert live.wait_run(run_id, timeout=300, dag_id=DAG_ID) == "success"  # the clear reset the run
+    procs = processes(store, run_id)
+    assert sum(p["status"] == "completed" for p in procs.values()) == 197
+    assert {procs[n]["status"] for n in given[-5:-2]} == {"aborted"}
+    with store.transaction() as repo:  # the 195 did not run again
+        assert all(len(repo.steps_of(p["process_id"])) == steps_before[p["process_id"]]
+                   for n, p in procs.items() if n in names)
+        active = [s.user_group.group_name for s in repo.list_subscriptions() if s.status == "active"]
+    assert sorted(active) == sorted([*names, "live TAKEN 1", "Live Taken 2"])
+    assert {g["calls"] for g in oss_for(store).groups()} == {1}
+
+
+def test_two_overlapping_bulk_runs_at_once(live, store):
+    first = [f"Overlap live {i}" for i in range(0, 120)]
+    second = [f"OVERLAP LIVE {i}" for i in range(60, 180)]
+    with ThreadPoolExecutor(2) as pool:
+        runs = list(pool.map(lambda names: bulk(live, names), [first, second]))
+    assert "failed" in {live.wait_run(r, timeout=300, dag_id=DAG_ID) for r in runs}  # names one of them lost
+    with store.transaction() as repo:
+        active = [s.user_group.group_name for s in repo.list_subscriptions()
+                  if s.status == "active" and s.user_group.group_name.lower().startswith("overlap live")]
+    assert len(active) == 180 and len({n.lower() for n in active}) == 180
+    lost = [p for r in runs for p in processes(store, r).values() if p["status"] == "failed"]
+    assert len(lost) == 60 and all("claimed by process" in p["failed_reason"] or "already used by" in
+                                   p["failed_reason"] for p in lost)
