@@ -90,7 +90,7 @@ def run_step(step: Step, state: State, *, store: Store, oss: OssBssClient, try_n
             # The process opens with its first step, after the input's checks (until that step has committed):
             # a refused input writes nothing.
             if start is not None:
-                if repo.completed_step(process_id, task_id, map_index) is None:
+                if checks and repo.completed_step(process_id, task_id, map_index) is None:
                     for check in checks:
                         state = {**state, **to_jsonable_python(check(state, repository=repo, oss=oss))}
                 repo.start_process(process_id, input_state=state, **start)
@@ -106,8 +106,10 @@ def run_step(step: Step, state: State, *, store: Store, oss: OssBssClient, try_n
             updates = step(state, repository=repo, oss=oss)
             if isinstance(sub := updates.get("subscription"), SubscriptionModel):
                 updates["subscription"] = repo.save_subscription(sub)
-                # From its first commit on, the subscription is this process's (the in-sync guard sees it).
-                repo.link_subscription(process_id, sub.subscription_id, state["workflow_target"])
+                # From its first commit on, the subscription is this process's (the in-sync guard sees it): a
+                # subscription the state already holds was linked with the commit of the step that put it there.
+                if not _holds(state, sub):
+                    repo.link_subscription(process_id, sub.subscription_id, state["workflow_target"])
             new_state = {**state, **to_jsonable_python(updates)}
             repo.record_step(process_id, step.name, status="success", state=new_state, error=None,
                              started_at=started_at, **row)
@@ -134,6 +136,12 @@ def run_step(step: Step, state: State, *, store: Store, oss: OssBssClient, try_n
             raise StoreUnavailableError(f"{task_id}: the usergroup store is unavailable, nothing of this step "
                                         f"was committed; Airflow retries it: {exc.orig}") from exc
         raise
+
+
+def _holds(state: State, sub: SubscriptionModel) -> bool:
+    """Whether an earlier step of this process returned `sub` (run_step saved and linked it then)."""
+    held = state.get("subscription")
+    return isinstance(held, dict) and held.get("subscription_id") == str(sub.subscription_id)
 
 
 class RunStopped(BaseException):  # noqa: N818 - named for what happened, like Airflow's AirflowTaskTerminated
@@ -222,7 +230,7 @@ def services(task_id: str) -> tuple[Store, OssBssClient]:
     """The store and the OSS/BSS, through the `usergroup_default` connection."""
     hook = UserGroupHook()
     try:
-        return hook.store, FakeOssBss(*hook.url_and_schema)
+        return hook.store, FakeOssBss(*hook.url_and_schema, engine=hook.engine)
     except ValueError as exc:  # no store connection, or a bad one: no retry cures it
         raise AirflowFailException(f"{task_id}: {exc}") from None
 

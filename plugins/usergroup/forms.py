@@ -26,7 +26,7 @@ class SubscriptionForm(BaseModel):
     """Which subscription, and optionally the version the user saw (refused if it changed since). What the
     trigger form's schema refuses, this refuses too (a UUID in another spelling, a version given as text)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     subscription_id: SubscriptionId
     version: StrictInt | None = Field(default=None, ge=1)

@@ -112,18 +112,21 @@ class FakeOssBss:
     transaction, and it is idempotent per subscription: asked again, it returns the same group (and counts
     the call). On PostgreSQL its table sits beside the store's, on SQLite in a file of its own beside the
     store's file. USERGROUP_FAKE_OSS_FAIL=1 makes every call fail, to demonstrate a failure and its resume;
-    USERGROUP_FAKE_OSS_DELAY=S makes it answer S seconds after it provisioned."""
+    USERGROUP_FAKE_OSS_DELAY=S makes it answer S seconds after it provisioned. On PostgreSQL it may share the
+    store's `engine` (its own connection from the same pool: no second engine to set up in a task)."""
 
-    def __init__(self, url: URL, db_schema: str):
-        self.url, self.db_schema = url, db_schema
+    def __init__(self, url: URL, db_schema: str, engine: Engine | None = None):
+        self.url, self.db_schema, self._store_engine = url, db_schema, engine
 
     @cached_property
     def engine(self) -> Engine:
         url = self.url
         if url.get_backend_name() == "sqlite":
             path = Path(url.database)
-            url = url.set(database=str(path.with_name(f"{path.stem}-fake-ossbss{path.suffix}")))
-        engine = create_store_engine(url, self.db_schema)
+            engine = create_store_engine(url.set(database=str(path.with_name(f"{path.stem}-fake-ossbss{path.suffix}"))),
+                                         self.db_schema)
+        else:
+            engine = self._store_engine or create_store_engine(url, self.db_schema)
         with engine.begin() as conn:  # one creator at a time: tasks of a fresh store start together
             if conn.dialect.name == "postgresql":
                 conn.execute(select(func.pg_advisory_xact_lock(func.hashtext("usergroup.fake_ossbss"))))

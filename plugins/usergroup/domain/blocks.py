@@ -11,7 +11,7 @@ class UserGroupBlockInactive(BaseModel):
     """Lifecycle `initial`: nothing is known yet. `owner_subscription_id` is the subscription the block belongs
     to (set by the store): another product's block refers to it by that (orchestrator-core's block reference)."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, defer_build=True)
 
     owner_subscription_id: UUID | None = None
     group_name: GroupName | None = None

@@ -30,7 +30,9 @@ class SubscriptionModel(BaseModel):
     """Base of every product type. A family's base class (`is_base=True`) takes every lifecycle that no
     stricter subclass claims with `lifecycle=[...]`."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # Each class's validator is built when it is first used: a task uses one or two lifecycles of one product, the
+    # DAG file none (its parse, in every task and in the DAG processor, no longer builds them all).
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, defer_build=True)
 
     _family_base: ClassVar[type["SubscriptionModel"]]
     _by_lifecycle: ClassVar[dict[SubscriptionLifecycle, type["SubscriptionModel"]]]

@@ -30,7 +30,7 @@ USER_EXTERNAL_PRODUCT = _user_product("3f1b7c52-8e4d-4a6b-9c21-5d7e0f3a9b12", Af
 class UserBlockInactive(BaseModel):
     """Lifecycle `initial`: the group is a reference to the block of an existing User Group subscription."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, defer_build=True)
 
     group: UserGroupBlockInactive
     username: Username | None = None

@@ -36,7 +36,9 @@ def create_store_engine(url: str | URL, db_schema: str = DEFAULT_DB_SCHEMA, lock
         event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
         translate = {SCHEMA_TOKEN: None}
     else:
-        engine = create_engine(url)  # a task is a fresh process: its connections are new, no pre-ping needed
+        # A task is a fresh process: its connections are new, no pre-ping needed. No column is an HSTORE: psycopg2
+        # need not look its type up on every new engine's first connection.
+        engine = create_engine(url, **({"use_native_hstore": False} if url.get_driver_name() == "psycopg2" else {}))
         if lock_timeout < 60:  # PostgreSQL waits for a row lock forever unless told
             event.listen(engine, "connect", lambda conn, _: _pg_lock_timeout(conn, lock_timeout))
         translate = {SCHEMA_TOKEN: db_schema}

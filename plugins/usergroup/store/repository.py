@@ -415,6 +415,14 @@ class Repository:
         """Lock the process row for this step's transaction (a second live try of the task waits here, then
         finds the first one's commit), refuse an aborted process, and mark it running at `task_id` (a completed
         process, whose tasks were cleared, stays completed)."""
+        # One statement on the way of every step: the UPDATE locks the row as SELECT ... FOR UPDATE would.
+        if self.conn.execute(
+            update(processes)
+            .where(processes.c.process_id == process_id,
+                   processes.c.status.not_in([str(ProcessStatus.ABORTED), str(ProcessStatus.COMPLETED)]))
+            .values(status=str(ProcessStatus.RUNNING), last_step=task_id, failed_reason=None, traceback=None,
+                    last_modified_at=now())).rowcount:
+            return
         process = self.conn.execute(select(processes.c.status, processes.c.failed_reason)
                                     .where(processes.c.process_id == process_id).with_for_update()).first()
         if process is None:
@@ -422,10 +430,6 @@ class Repository:
         if process.status == ProcessStatus.ABORTED:
             raise ProcessAbortedError(f"process {process_id} was aborted ({process.failed_reason}): none of its "
                                       "steps runs any more")
-        if process.status != ProcessStatus.COMPLETED:
-            self.conn.execute(update(processes).where(processes.c.process_id == process_id).values(
-                status=str(ProcessStatus.RUNNING), last_step=task_id, failed_reason=None, traceback=None,
-                last_modified_at=now()))
 
     def complete_process(self, process_id: UUID) -> None:
         """`running` -> `completed`; from any other status it is refused."""

@@ -24,7 +24,7 @@ def _user_product(value: UUID) -> UUID:
 
 
 class CreateUserForm(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     product: Annotated[SubscriptionId, AfterValidator(_user_product)]
     user_group_id: SubscriptionId

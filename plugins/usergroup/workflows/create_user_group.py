@@ -16,7 +16,7 @@ from usergroup.workflow import create_workflow
 class CreateUserGroupForm(BaseModel):
     """The initial input form: one string field, the name of the user group."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     group_name: GroupName
 
