@@ -21,7 +21,8 @@ import requests
 from localpg import LocalPostgres, free_port
 
 from usergroup.render import STORE_POOL
-from usergroup.workflows import all_workflows, declared
+from usergroup.workflow import Schedule
+from usergroup.workflows import declared
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -239,7 +240,7 @@ class PostgresStack(Stack):
     def unpaused(self) -> list[str]:
         """Not the schedules: a scheduled run would take subscriptions out of sync under the tests (a test
         unpauses a schedule when it means to)."""
-        return list(all_workflows())
+        return triggered()
 
     def _admin(self, sql: str) -> None:
         from sqlalchemy import create_engine, text
@@ -304,6 +305,11 @@ def _pin_metadata(cfg: Path, url: str) -> None:
     cfg.write_text(text)
 
 
+def triggered() -> list[str]:
+    """The DAGs run when triggered: the workflows and the bulk runs (not the schedules)."""
+    return sorted(name for name, w in declared().items() if not isinstance(w, Schedule))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=["up", "down"])
@@ -334,9 +340,9 @@ def main() -> int:
     except Exception:
         stack.down()
         raise
-    scheduled = [name for name in stack.unpaused() if name not in all_workflows()]
+    scheduled = [name for name in stack.unpaused() if name not in triggered()]
     print(f"Airflow is up at {stack.base} in {time.monotonic() - started:.0f} s\n"
-          f"  ready to trigger: {', '.join(all_workflows())}\n"
+          f"  ready to trigger: {', '.join(triggered())}\n"
           f"  scheduled:        {', '.join(scheduled)}\n"
           f"  login: admin / {stack.password}\n"
           f"  logs:  {home / 'logs' / 'stack'}\n  stop:  make down")

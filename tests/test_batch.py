@@ -1,6 +1,7 @@
 """create_user_groups' task bodies, called as Airflow calls them, on both databases: every group a process of its
 own, failures per group, a retry or a clear runs only what did not complete, nothing is created twice."""
 
+import json
 import threading
 from types import SimpleNamespace
 
@@ -82,6 +83,23 @@ def test_two_hundred_groups_with_five_that_fail_each_with_its_reason(store):
         assert p["process_id"] == process_id_for("create_user_groups", "bulk", "item-200")
     groups = oss_for(store).groups()
     assert len(groups) == 197 and {g["calls"] for g in groups} == {1}
+
+
+def test_an_ossbss_without_a_batch_call_is_asked_per_group(store, monkeypatch):
+    from usergroup.provisioning import FakeOssBss
+
+    monkeypatch.delattr(FakeOssBss, "provision_user_groups")
+    monkeypatch.setenv("USERGROUP_FAKE_OSS_REFUSE", "^No ")
+    failed = run_all(run_of(group_names=["One by one 1", "No thanks", "One by one 2"]))
+    assert set(failed) == {"provision_user_group", "done"} and "'No thanks' (at provision_user_group: RefusedByOssBssError" in failed["done"]
+    assert active_names(store) == ["One by one 1", "One by one 2"]
+
+
+def test_the_xcom_is_a_summary_whatever_the_number_of_groups(store):
+    run = run_of(group_names=[f"Summary {i}" for i in range(600)])  # more than one chunk
+    summaries = [run_task(task_id, run) for task_id in TASKS]
+    assert [s["ran"] for s in summaries] == [600] * 7 and summaries[-1]["processes"] == {"completed": 600}
+    assert max(len(json.dumps(s)) for s in summaries) < 200
 
 
 def test_a_clear_after_the_cause_is_fixed_runs_only_what_did_not_complete(store, monkeypatch):

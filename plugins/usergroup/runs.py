@@ -49,8 +49,8 @@ class RunBusyError(RuntimeError):
 
 
 def clear_failed_tasks(dag_id: str, run_id: str, map_index: int = -1) -> list[str]:
-    """Clear the run's failed tasks and those that did not run because of them (the instance `map_index` only,
-    for one process of a run of many), as the UI's "Clear" does: the run resumes from them."""
+    """Clear the run's failed tasks and those after them (the instance `map_index` only, for one process of a run
+    of many), as the UI's "Clear" does: the run resumes from them."""
     with create_session() as session:
         dag_run = session.scalar(select(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
         if dag_run is None:
@@ -62,7 +62,14 @@ def clear_failed_tasks(dag_id: str, run_id: str, map_index: int = -1) -> list[st
         if not failed:
             raise RunBusyError(f"its Airflow run {run_id} has no failed task to clear")
         dag = DBDagBag().get_dag_for_run(dag_run, session=session)
-        keys = [(ti.task_id, ti.map_index) if ti.map_index >= 0 else ti.task_id for ti in failed]
+        # With their downstream tasks, as the UI's "Clear" with "Downstream" (those after a failed task of a bulk
+        # run ran for the items that got through it: they run again for those that get through it now).
+        ids, todo = set(), [ti.task_id for ti in failed if ti.map_index < 0]
+        while todo:
+            if (task_id := todo.pop()) not in ids:
+                ids.add(task_id)
+                todo += dag.task_dict[task_id].downstream_task_ids
+        keys = [(ti.task_id, ti.map_index) for ti in failed if ti.map_index >= 0] + sorted(ids)
         dag.clear(task_ids=keys, run_id=run_id, session=session)
         return sorted(ti.task_id for ti in failed)
 
