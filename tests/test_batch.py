@@ -202,3 +202,13 @@ def test_bad_input_is_refused_before_anything_is_written(store, conf, error):
     with pytest.raises(AirflowFailException, match=f"Invalid input: .*{error}"):
         run_task("create_subscription", run_of(**conf))
     assert counts(store) == before
+
+
+def test_a_retry_keeps_each_items_recorded_input_whatever_the_source_says_now(store):
+    run_task("create_subscription", run_of(group_names=["Kept 1", "Kept 2"]))
+    run_task("create_subscription", run_of(group_names=["Edited 1", "Edited 2"]), try_number=2)
+    procs = processes_of(store)
+    assert sorted(procs) == ["Kept 1", "Kept 2"]
+    with store.transaction() as repo:
+        assert all(s["state"]["group_name"].startswith("Kept") for p in procs.values()
+                   for s in repo.steps_of(p["process_id"]))

@@ -93,8 +93,11 @@ class BatchStep:
                 batch = Batch(repo, self.dag_run.dag_id, self.dag_run.run_id)
                 batch.start_processes([{"process_id": pid, "input_state": s, **_row(opening)}
                                        for pid, s in part.items()])
-                status = batch.lock(ids=list(part))
-                self._chunk(batch, status, part, refused)
+                found = batch.lock(ids=list(part), inputs=True)
+                # A process opened by an earlier try keeps the input it recorded (a source edited since changes
+                # nothing of it).
+                self._chunk(batch, {pid: status for pid, (status, _) in found.items()},
+                            {pid: found[pid][1] if pid in found else s for pid, s in part.items()}, refused)
 
     def next(self) -> None:
         """A later task: the run's processes in id order, a chunk at a time, each item with the state the

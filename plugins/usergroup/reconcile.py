@@ -33,8 +33,9 @@ def settle(repo: Repository, declared: Workflow | Schedule | Bulk, run: EndedRun
       the process is created `failed`, so the operator sees it and can resume it by clearing.
     A refused input (the first task fails at once) leaves no process, as before. A scheduled run holds a
     process per subscription, a bulk run one per item: each one that had not completed follows the run."""
-    if isinstance(declared, Schedule | Bulk):
-        said = [_follow(repo, p, run) for p in repo.list_processes(dag_id=run.dag_id, run_id=run.run_id)]
+    if isinstance(declared, Schedule | Bulk):  # those that follow the run: created or running (not thousands done)
+        said = [_follow(repo, p, run) for status in (ProcessStatus.CREATED, ProcessStatus.RUNNING)
+                for p in repo.list_processes(dag_id=run.dag_id, run_id=run.run_id, status=str(status))]
         return "; ".join(s for s in said if s) or None
     workflow = declared
     process_id = process_id_for(run.dag_id, run.run_id)

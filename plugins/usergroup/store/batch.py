@@ -34,18 +34,20 @@ class Batch:
             {"status": str(ProcessStatus.CREATED), "dag_id": self.dag_id, "run_id": self.run_id, "started_at": t,
              "last_modified_at": t, **row} for row in rows], processes.c.process_id)
 
-    def lock(self, ids: list[UUID] | None = None, after: UUID | None = None, limit: int | None = None
-             ) -> dict[UUID, str]:
-        """The status of the run's processes (those of `ids`, or the next `limit` after `after` in id order),
-        locked until the transaction ends (as `Repository.enter_step` locks one)."""
-        query = select(processes.c.process_id, processes.c.status).where(
+    def lock(self, ids: list[UUID] | None = None, after: UUID | None = None, limit: int | None = None,
+             inputs: bool = False) -> dict[UUID, Any]:
+        """The status (with `inputs`: the status and the input state) of the run's processes (those of `ids`, or
+        the next `limit` after `after` in id order), locked until the transaction ends (as
+        `Repository.enter_step` locks one)."""
+        columns = [processes.c.status, processes.c.input_state] if inputs else [processes.c.status]
+        query = select(processes.c.process_id, *columns).where(
             processes.c.dag_id == self.dag_id, processes.c.run_id == self.run_id)
         if ids is not None:
             query = query.where(processes.c.process_id.in_(ids))
         if after is not None:
             query = query.where(processes.c.process_id > after)
         rows = self.conn.execute(query.order_by(processes.c.process_id).limit(limit).with_for_update())
-        return {r.process_id: r.status for r in rows}
+        return {r.process_id: (r.status, r.input_state) if inputs else r.status for r in rows}
 
     def committed(self, ids: list[UUID], task_ids: list[str]) -> dict[tuple[UUID, str], dict[str, Any]]:
         """The state each of the tasks left in each process, where it committed."""
