@@ -203,3 +203,15 @@ def test_a_retry_keeps_each_items_recorded_input_whatever_the_source_says_now(st
     with store.transaction() as repo:
         assert all(s["state"]["group_name"].startswith("Kept") for p in procs.values()
                    for s in repo.steps_of(p["process_id"]))
+
+
+def test_a_link_out_of_the_allowed_folder_is_refused(store, tmp_path, monkeypatch):
+    allowed, outside = tmp_path / "bulk", tmp_path / "secret.txt"
+    allowed.mkdir()
+    outside.write_text("Secret line\n", encoding="utf-8")
+    (allowed / "names.txt").symlink_to(outside)
+    monkeypatch.setenv("AIRFLOW_VAR_USERGROUP_BULK_SOURCES", f"file://{allowed}/")
+    before = counts(store)
+    with pytest.raises(AirflowFailException, match="is not in a place bulk runs may read from"):
+        run_task("create_subscription", run_of(source=f"file://{allowed}/names.txt"))
+    assert counts(store) == before

@@ -28,8 +28,10 @@ def read_names(source: str, allowed: list[str]) -> list[str]:
     if not any(_within(source, prefix) for prefix in allowed):
         raise SourceError(f"source {source!r} is not in a place bulk runs may read from ({', '.join(allowed)}; "
                           f"the Airflow Variable {SOURCES_VARIABLE} lists them)")
+    # A local file is read at the path that was checked (a link changed since cannot lead elsewhere).
+    read = f"file://{_local(source)}" if source.startswith("file://") else source
     try:
-        with ObjectStoragePath(source).open("rb") as f:
+        with ObjectStoragePath(read).open("rb") as f:
             data = f.read(MAX_BYTES + 1)
     except ImportError as exc:
         raise SourceError(f"source {source!r} cannot be read here: {exc} (s3:// needs the Amazon provider and "
@@ -49,11 +51,13 @@ def read_names(source: str, allowed: list[str]) -> list[str]:
 
 def _within(source: str, prefix: str) -> bool:
     if prefix.startswith("file://"):
-        if not source.startswith("file://"):
-            return False
-        path, root = Path(source.removeprefix("file://")).resolve(), Path(prefix.removeprefix("file://")).resolve()
-        return path.is_relative_to(root)
+        return source.startswith("file://") and _local(source).is_relative_to(_local(prefix))
     return source.startswith(prefix)
+
+
+def _local(uri: str) -> Path:
+    """The path a file:// URI names, with `..` and links resolved."""
+    return Path(uri.removeprefix("file://")).resolve()
 
 
 def names_of(params: dict[str, Any], field: str) -> list[str]:
