@@ -193,6 +193,48 @@ def test_bad_input_is_refused_before_anything_is_written(store, conf, error):
     with pytest.raises(AirflowFailException, match=f"Invalid input: .*{error}"):
         run_task("create_subscription", run_of(**conf))
     assert counts(store) == before
+    for task_id in TASKS[1:]:  # they run (all_done), and fail: the run ends failed, not green
+        with pytest.raises(AirflowFailException, match="the run has no items: its first task, create_subscription"):
+            run_task(task_id, run_of(**conf))
+    assert counts(store) == before
+
+
+def test_a_name_another_process_claims_is_refused_however_often_the_run_gives_it(store, monkeypatch):
+    monkeypatch.setenv("USERGROUP_FAKE_OSS_REFUSE", "^Held")
+    run_all(run_of("holder", group_names=["Held 5"]))  # failed at provisioning: its process still claims the name
+    monkeypatch.delenv("USERGROUP_FAKE_OSS_REFUSE")
+    run_all(run_of("again", group_names=["Held 5", "held 5", "Free 5"]))
+    procs = processes_of(store, "again")
+    assert "'Held 5' is already used by subscription" in procs["Held 5"]["failed_reason"]
+    assert procs["Held 5"]["last_step"] == "create_subscription"
+    assert "given twice in this run" in procs["held 5"]["failed_reason"]
+    assert procs["Free 5"]["status"] == "completed" and active_names(store) == ["Free 5"]
+
+
+def test_a_run_stopped_mid_task_leaves_no_process_running(store, monkeypatch):
+    from usergroup.adapter import RunStopped
+
+    monkeypatch.setattr(batch, "CHUNK_SIZE", 10)
+    run = run_of(group_names=[f"Stopped {i}" for i in range(30)])
+    run_task("create_subscription", run)
+    original, locks = batch.Batch.lock, 0
+
+    def stopped_at_the_second_chunk(self, *args, **kwargs):  # one chunk has committed
+        nonlocal locks
+        locks += 1
+        if locks == 2:
+            raise RunStopped("the task was stopped by Airflow (SIGTERM) before the step completed")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(batch.Batch, "lock", stopped_at_the_second_chunk)
+    with pytest.raises(RunStopped):
+        run_task("store_process_subscription", run)
+    procs = processes_of(store)
+    assert {p["status"] for p in procs.values()} == {"failed"}
+    assert all(p["failed_reason"].startswith("RunStopped: the task was stopped") for p in procs.values())
+    monkeypatch.setattr(batch.Batch, "lock", original)
+    assert run_all(run, try_number=2, tasks=TASKS[1:]) == {}  # a clear resumes them all
+    assert len(active_names(store)) == 30
 
 
 def test_a_retry_keeps_each_items_recorded_input_whatever_the_source_says_now(store):

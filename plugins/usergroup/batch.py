@@ -4,6 +4,8 @@ transaction, every item a process of its own with the trail a single run gives i
 import logging
 import resource
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -18,6 +20,7 @@ from usergroup.adapter import (
     DEFAULT_CUSTOMER_ID,
     PERMANENT_ERRORS,
     TRACEBACK_TAIL,
+    RunStopped,
     initial_state,
     opening_of,
     process_id_for,
@@ -108,6 +111,9 @@ class BatchStep:
                 batch = Batch(repo, self.dag_run.dag_id, self.dag_run.run_id)
                 status = batch.lock(after=after, limit=CHUNK_SIZE)
                 if not status:
+                    if after is None:  # the first task refused the input (or never ran): the run has nothing
+                        raise AirflowFailException(f"{self.task_id}: the run has no items: its first task, "
+                                                   f"{self.bulk.workflow.task_ids[0]}, opened none (see its log)")
                     return
                 left = batch.committed(list(status), [self.previous])
                 inputs = {pid: left[pid, self.previous] for pid in status if (pid, self.previous) in left}
@@ -120,7 +126,7 @@ class BatchStep:
         if not todo:
             return
         started_at = datetime.now(UTC)
-        repo = ChunkRepository(batch, list(todo.values()))
+        repo = ChunkRepository(batch, [s for pid, s in todo.items() if pid not in refused])
         prepare = self.bulk.prepare.get(self.step.name)
         oss = prepare(list(todo.values()), self.oss) if prepare else self.oss
         updates, failures = {}, {}
@@ -141,8 +147,9 @@ class BatchStep:
                         self._write(batch, {pid: todo[pid]}, _only(updates, pid), _only(failures, pid), repo,
                                     started_at)
                 except IntegrityError as exc:
+                    refusal = StoreError(f"the store refused this item's write: {str(exc.orig).splitlines()[0]}")
                     with batch.conn.begin_nested():
-                        self._write(batch, {pid: todo[pid]}, {}, {pid: StoreError(str(exc.orig))}, repo, started_at)
+                        self._write(batch, {pid: todo[pid]}, {}, {pid: refusal}, repo, started_at)
 
     def _write(self, batch: Batch, todo: dict[UUID, State], updates: dict[UUID, State],
                failures: dict[UUID, BaseException], repo: ChunkRepository, started_at: datetime) -> None:
@@ -194,7 +201,7 @@ def bulk_task(bulk: Bulk, step: Step, task_id: str, index: int):
         store, oss = services(task_id)
         run = BatchStep(bulk, step, task_id, index, store=store, oss=oss, dag_run=dag_run, try_number=ti.try_number,
                         hostname=getattr(ti, "hostname", None))
-        with stopped_by_sigterm():
+        with stopped_by_sigterm(), stopping(store, dag_run):
             if index == 0:
                 try:
                     if unknown := sorted(set(getattr(dag_run, "conf", None) or {}) - set(bulk.params)):
@@ -223,9 +230,24 @@ def bulk_task(bulk: Bulk, step: Step, task_id: str, index: int):
 
     body.__name__ = body.__qualname__ = task_id
     body.__doc__ = step.description
-    options = {"execution_timeout": BULK_TIMEOUT, **step.task_options}
+    options = {**step.task_options, "execution_timeout": BULK_TIMEOUT}
     return task(task_id=task_id, task_display_name=step.description, trigger_rule="all_success" if index == 0
                 else "all_done", **options)(body)
+
+
+@contextmanager
+def stopping(store: Store, dag_run: Any) -> Iterator[None]:
+    """If Airflow stops the task (its run was marked failed), the run's processes it left running fail: those
+    the run's end already settled were committed before, a chunk committed since would stay `running`."""
+    try:
+        yield
+    except RunStopped as exc:
+        try:
+            with store.transaction() as repo:
+                Batch(repo, dag_run.dag_id, dag_run.run_id).stop(f"RunStopped: {exc}")
+        except Exception:  # the store itself may be away: `usergroup processes reconcile` settles them later
+            log.exception("Could not fail the processes of stopped run %s", dag_run.run_id)
+        raise
 
 
 def item_states(bulk: Bulk, params: dict[str, Any], dag_run: Any) -> tuple[list[State], dict[UUID, str]]:

@@ -3,6 +3,8 @@ checked: 195 of 200 groups active, five failed processes each with its reason, a
 
 import json
 
+import pytest
+
 from helpers import create, dags_test, oss_for
 from usergroup.workflows.create_user_group import create_user_group
 
@@ -42,3 +44,13 @@ def test_a_file_of_names(airflow_db, store, tmp_path, monkeypatch):
     with store.transaction() as repo:
         assert sorted(s.user_group.group_name for s in repo.list_subscriptions() if s.status == "active") == sorted(
             f"File group {i}" for i in range(20))
+
+
+@pytest.mark.parametrize("store_target", ["sqlite"], indirect=True)  # refused before the store is written
+def test_a_refused_input_fails_the_run_and_writes_nothing(airflow_db, store):
+    result = dags_test(json.dumps({"source": "file:///etc/passwd"}), DAG_ID)
+    assert result.returncode != 0
+    out = result.stdout + result.stderr
+    assert "is not in a place bulk runs may read from" in out and "the run has no items" in out
+    with store.transaction() as repo:
+        assert repo.list_processes(dag_id=DAG_ID) == [] and repo.list_subscriptions() == []

@@ -63,8 +63,11 @@ class Batch:
         if self.conn.dialect.name == "postgresql":  # the lock `claim_name` takes
             lock = f"usergroup.names.{product_type}.{scope}"
             self.conn.execute(select(func.pg_advisory_xact_lock(func.hashtext(lock))))
-        keys = {name_key(name): pid for pid, name in names.items()}
-        table, refused = mapping_for(product_type).table, {}
+        keys, refused = {}, {}
+        for pid, name in names.items():  # the run gave each name once; should it not, the first one claims it
+            if (first := keys.setdefault(name_key(name), pid)) != pid:
+                refused[pid] = f"{unique.field} {name!r} is given twice in this run (as {names[first]!r} too)"
+        table = mapping_for(product_type).table
         holders = self.conn.execute(
             select(table.c.name_key, subscriptions.c.subscription_id, subscriptions.c.status)
             .join(subscriptions, subscriptions.c.subscription_id == table.c.subscription_id)
@@ -149,6 +152,13 @@ class Batch:
                 processes.c.process_id == bindparam("pid"), processes.c.status != str(ProcessStatus.ABORTED),
                 processes.c.status != str(ProcessStatus.COMPLETED))
                 .values(status=str(ProcessStatus.FAILED), last_modified_at=now()), failures)
+
+    def stop(self, reason: str) -> None:
+        """The run was stopped (marked failed): its processes still created or running fail, with `reason`."""
+        self.conn.execute(update(processes).where(
+            processes.c.dag_id == self.dag_id, processes.c.run_id == self.run_id,
+            processes.c.status.in_([str(ProcessStatus.CREATED), str(ProcessStatus.RUNNING)]))
+            .values(status=str(ProcessStatus.FAILED), failed_reason=reason, last_modified_at=now()))
 
     def outcome(self) -> tuple[dict[str, int], list[dict[str, Any]]]:
         """How many of the run's processes are in each status, and those not completed nor aborted (by id)."""
