@@ -84,8 +84,10 @@ def abort(store: Store, process: dict, reason: str) -> tuple[str, str | None]:
         if many:
             repo.abort_process(process["process_id"], reason)
     if many:
-        which = f"its task instance {process['map_index']}" if process["map_index"] >= 0 else "it"
-        return f"{which} of run {process['run_id']} stops before its next step; the run's other processes go on", None
+        if process["map_index"] >= 0:
+            return (f"its task instance {process['map_index']} of run {process['run_id']} stops before its next step; "
+                    "the run's other processes go on"), None
+        return f"it stops before its next step; the other processes of run {process['run_id']} go on", None
     try:
         stopped, airflow_error = fail_dag_run(process["dag_id"], process["run_id"]), None
     except Exception as exc:  # noqa: BLE001 - Airflow's database out of reach, or a concurrent abort got there first
