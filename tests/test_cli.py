@@ -210,3 +210,19 @@ def test_aborting_one_process_of_a_nightly_run_leaves_the_run_alone(store, monke
     assert "task instance 3 of run scheduled__x stops before its next step" in capsys.readouterr().out
     with store.transaction() as repo:
         assert repo.get_process(pid)["status"] == "aborted"
+
+
+def test_aborting_one_process_of_a_bulk_run_leaves_the_run_alone(store, monkeypatch, capsys):
+    from usergroup import runs
+
+    monkeypatch.setattr(runs, "fail_dag_run", lambda *a: pytest.fail("the whole run would be stopped"))
+    pids = [uuid4(), uuid4()]
+    with store.transaction() as repo:
+        for pid in pids:
+            repo.start_process(pid, workflow_name="create_user_group", workflow_target="CREATE",
+                               dag_id="create_user_groups", run_id="manual__x", created_by="manual",
+                               input_state={})
+    assert main(["processes", "abort", str(pids[0])]) == 0
+    assert "it stops before its next step; the other processes of run manual__x go on" in capsys.readouterr().out
+    with store.transaction() as repo:
+        assert [repo.get_process(pid)["status"] for pid in pids] == ["aborted", "created"]
