@@ -62,7 +62,7 @@ test: venv browser
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# The edit-test loop: everything but the live stacks (about 5 minutes on 2 cores).
+# The edit-test loop: everything but the live stacks (about 9 minutes on 2 cores).
 test-fast: venv
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -m "not live" -n 3 $(PYTEST_ARGS)
