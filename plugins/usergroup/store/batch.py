@@ -9,7 +9,6 @@ from usergroup.domain import ProcessStatus, SubscriptionModel
 from usergroup.domain.names import name_key
 from usergroup.store.mappings import mapping_for
 from usergroup.store.repository import (
-    CLAIMING,
     Repository,
     block_row,
     describe,
@@ -60,9 +59,7 @@ class Batch:
         """`Repository.claim_name` for many processes of this run at once (their names differ by `name_key`):
         why each name that may not be claimed is refused, by process."""
         unique = mapping_for(product_type).unique_name
-        if self.conn.dialect.name == "postgresql":  # the lock `claim_name` takes
-            lock = f"usergroup.names.{product_type}.{scope}"
-            self.conn.execute(select(func.pg_advisory_xact_lock(func.hashtext(lock))))
+        self.repo.lock_names(product_type, scope)
         keys, refused = {}, {}
         for pid, name in names.items():  # the run gave each name once; should it not, the first one claims it
             if (first := keys.setdefault(name_key(name), pid)) != pid:
@@ -75,13 +72,9 @@ class Batch:
         for holder in holders:
             pid = keys.pop(holder.name_key)
             refused[pid] = duplicate_message(unique, names[pid], holder)
-        in_flight = self.conn.execute(select(processes).where(
-            processes.c.status.in_(CLAIMING), not_(and_(processes.c.dag_id == self.dag_id,
-                                                        processes.c.run_id == self.run_id))))
-        for p in in_flight.mappings():
-            given = p["input_state"] or {}
-            if (given.get(unique.scope_input) == str(scope) and isinstance(given.get(unique.field), str)
-                    and (pid := keys.pop(name_key(given[unique.field]), None)) is not None):
+        others = not_(and_(processes.c.dag_id == self.dag_id, processes.c.run_id == self.run_id))
+        for claimed, p in self.repo.claims_in_flight(product_type, scope, others):
+            if (pid := keys.pop(claimed, None)) is not None:
                 refused[pid] = f"{unique.field} {names[pid]!r} is being claimed by process {describe(p)}"
         return refused
 

@@ -202,19 +202,29 @@ class Repository:
         PostgreSQL; SQLite's BEGIN IMMEDIATE serializes all writers), so of two concurrent runs with one name
         exactly one passes; the process row committed with this step is the claim others then see."""
         unique = mapping_for(product_type).unique_name
-        if self.conn.dialect.name == "postgresql":
-            lock = f"usergroup.names.{product_type}.{scope}"
-            self.conn.execute(select(func.pg_advisory_xact_lock(func.hashtext(lock))))
+        self.lock_names(product_type, scope)
         holder = self.find_by_name(product_type, scope, name)
         if holder is not None and str(holder.subscription_id) != str(subscription_id):
             raise DuplicateNameError(duplicate_message(unique, name, holder))
         key, me = name_key(name), UUID(str(process_id))
-        in_flight = self.conn.execute(select(processes).where(processes.c.status.in_(CLAIMING)))
-        for p in in_flight.mappings():
-            given = p["input_state"] or {}
-            if (p["process_id"] != me and given.get(unique.scope_input) == str(scope)
-                    and isinstance(given.get(unique.field), str) and name_key(given[unique.field]) == key):
+        for claimed, p in self.claims_in_flight(product_type, scope):
+            if p["process_id"] != me and claimed == key:
                 raise DuplicateNameError(f"{unique.field} {name!r} is being claimed by process {describe(p)}")
+
+    def lock_names(self, product_type: str, scope: UUID | str) -> None:
+        """Serialize the claims of names in one scope until this transaction ends (PostgreSQL; SQLite's BEGIN
+        IMMEDIATE serializes all writers)."""
+        if self.conn.dialect.name == "postgresql":
+            lock = f"usergroup.names.{product_type}.{scope}"
+            self.conn.execute(select(func.pg_advisory_xact_lock(func.hashtext(lock))))
+
+    def claims_in_flight(self, product_type: str, scope: UUID | str, *where: Any) -> Iterator[tuple[str, dict]]:
+        """The `name_key` each unfinished process (of those `where` selects) asks for in `scope`, with the process."""
+        unique = mapping_for(product_type).unique_name
+        for p in self.conn.execute(select(processes).where(processes.c.status.in_(CLAIMING), *where)).mappings():
+            given = p["input_state"] or {}
+            if given.get(unique.scope_input) == str(scope) and isinstance(given.get(unique.field), str):
+                yield name_key(given[unique.field]), p
 
     def lock_in_sync(self, subscription_id: UUID | str, product_type: str) -> SubscriptionModel:
         """The subscription, if it is an active `product_type` in sync, locked until this transaction ends against
