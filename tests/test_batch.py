@@ -8,9 +8,10 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
 from helpers import at_once, counts, create, oss_for
-from usergroup import batch
 from usergroup.adapter import process_id_for
+from usergroup.engine import runner
 from usergroup.render import bulk_dag
+from usergroup.store.repository import Repository
 from usergroup.workflows.create_user_group import create_user_group
 from usergroup.workflows.create_user_groups import create_user_groups
 
@@ -128,9 +129,9 @@ class Killed(BaseException):
 
 
 def test_a_crash_after_a_chunk_commit_and_the_retry_create_nothing_twice(store, monkeypatch):
-    monkeypatch.setattr(batch, "CHUNK_SIZE", 10)
+    monkeypatch.setattr(runner, "CHUNK_SIZE", 10)
     run = run_of(group_names=[f"Crash {i}" for i in range(35)])
-    original, locks = batch.Batch.lock, 0
+    original, locks = Repository.lock, 0
 
     def killed_at_the_third_chunk(self, *args, **kwargs):  # two chunks have committed
         nonlocal locks
@@ -141,10 +142,10 @@ def test_a_crash_after_a_chunk_commit_and_the_retry_create_nothing_twice(store, 
 
     for task_id in TASKS:
         locks = 0
-        monkeypatch.setattr(batch.Batch, "lock", killed_at_the_third_chunk)
+        monkeypatch.setattr(Repository, "lock", killed_at_the_third_chunk)
         with pytest.raises(Killed):
             run_task(task_id, run)
-        monkeypatch.setattr(batch.Batch, "lock", original)
+        monkeypatch.setattr(Repository, "lock", original)
         run_task(task_id, run, try_number=2)
     procs = processes_of(store)
     assert len(procs) == 35 and {p["status"] for p in procs.values()} == {"completed"}
@@ -214,10 +215,10 @@ def test_a_name_another_process_claims_is_refused_however_often_the_run_gives_it
 def test_a_run_stopped_mid_task_leaves_no_process_running(store, monkeypatch):
     from usergroup.adapter import RunStopped
 
-    monkeypatch.setattr(batch, "CHUNK_SIZE", 10)
+    monkeypatch.setattr(runner, "CHUNK_SIZE", 10)
     run = run_of(group_names=[f"Stopped {i}" for i in range(30)])
     run_task("create_subscription", run)
-    original, locks = batch.Batch.lock, 0
+    original, locks = Repository.lock, 0
 
     def stopped_at_the_second_chunk(self, *args, **kwargs):  # one chunk has committed
         nonlocal locks
@@ -226,13 +227,13 @@ def test_a_run_stopped_mid_task_leaves_no_process_running(store, monkeypatch):
             raise RunStopped("the task was stopped by Airflow (SIGTERM) before the step completed")
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(batch.Batch, "lock", stopped_at_the_second_chunk)
+    monkeypatch.setattr(Repository, "lock", stopped_at_the_second_chunk)
     with pytest.raises(RunStopped):
         run_task("store_process_subscription", run)
     procs = processes_of(store)
     assert {p["status"] for p in procs.values()} == {"failed"}
     assert all(p["failed_reason"].startswith("RunStopped: the task was stopped") for p in procs.values())
-    monkeypatch.setattr(batch.Batch, "lock", original)
+    monkeypatch.setattr(Repository, "lock", original)
     assert run_all(run, try_number=2, tasks=TASKS[1:]) == {}  # a clear resumes them all
     assert len(active_names(store)) == 30
 

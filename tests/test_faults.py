@@ -33,14 +33,14 @@ class CrashAfterCommit(Store):
         armed = []
         with self.engine.begin() as conn:
             repo = Repository(conn)
-            record = repo.record_step
+            record = repo.record_steps
 
-            def record_step(process_id, name, **kw):
-                if name == self.step and kw["status"] == "success" and not self.crashed:
+            def record_steps(rows):
+                if any(r["name"] == self.step and r["status"] == "success" for r in rows) and not self.crashed:
                     armed.append(True)
-                record(process_id, name, **kw)
+                record(rows)
 
-            repo.record_step = record_step
+            repo.record_steps = record_steps
             yield repo
         if armed:
             self.crashed = True

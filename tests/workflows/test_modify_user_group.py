@@ -143,13 +143,13 @@ def test_a_retry_refused_at_the_first_task_ends_the_process_its_first_try_opened
 
     sid = create(store, "Retry Lab")["subscription_id"]
     state = start_state(modify_user_group, "retry", subscription_id=sid, version=None, group_name="Xray")
-    real = Repository.link_subscription
+    real = Repository.link
 
     def drop_once(self, *a):
-        monkeypatch.setattr(Repository, "link_subscription", real)
+        monkeypatch.setattr(Repository, "link", real)
         raise OperationalError("link", {}, Exception("server closed the connection"))
 
-    monkeypatch.setattr(Repository, "link_subscription", drop_once)
+    monkeypatch.setattr(Repository, "link", drop_once)
     start = {"workflow_name": "modify_user_group", "workflow_target": "MODIFY", "dag_id": "modify_user_group",
              "run_id": "retry", "created_by": "test"}
     first = modify_user_group.steps[0]

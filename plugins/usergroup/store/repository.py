@@ -5,10 +5,11 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, Engine, String, cast, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, String, and_, bindparam, cast, func, not_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from usergroup.domain import ProcessStatus, SubscriptionLifecycle, SubscriptionModel, Target
@@ -17,7 +18,7 @@ from usergroup.domain.product import FixedInput, Product
 from usergroup.domain.rules import WORKFLOW_LIFECYCLES, in_use_message, out_of_sync
 from usergroup.domain.subscription import SUBSCRIPTION_MODEL_REGISTRY
 from usergroup.store.mappings import mapping_for, mappings
-from usergroup.store.sql import insert_ignore, upsert
+from usergroup.store.sql import insert_ignore_many, upsert_many
 from usergroup.store.tables import (
     fixed_inputs,
     process_steps,
@@ -56,6 +57,7 @@ UNFINISHED = (ProcessStatus.CREATED, ProcessStatus.RUNNING, ProcessStatus.FAILED
 # Processes whose claims count: those whose first task has run (one the API opened is `created` until then, and
 # claims nothing: of concurrent runs the first whose first task claims the name wins).
 CLAIMING = (ProcessStatus.RUNNING, ProcessStatus.FAILED)
+FINAL = (str(ProcessStatus.ABORTED), str(ProcessStatus.COMPLETED))  # a process that ended keeps its status
 
 
 def now() -> datetime:
@@ -196,20 +198,44 @@ class Repository:
 
     def claim_name(self, product_type: str, scope: UUID | str, name: str, process_id: UUID | str,
                    subscription_id: UUID | str | None = None) -> None:
-        """Refuse `name` if another non-terminated subscription of `product_type` holds it in `scope` (a rename of
-        `subscription_id` may change the case of its own name), or another unfinished process (a create or a
-        modify) asks for that name in that scope. Claims in one scope are serialized (a transaction lock on
-        PostgreSQL; SQLite's BEGIN IMMEDIATE serializes all writers), so of two concurrent runs with one name
-        exactly one passes; the process row committed with this step is the claim others then see."""
-        unique = mapping_for(product_type).unique_name
+        """`claim_names` for one process: DuplicateNameError saying why, if refused."""
+        own = {UUID(str(process_id)): UUID(str(subscription_id))} if subscription_id is not None else {}
+        if refused := self.claim_names(product_type, scope, {UUID(str(process_id)): name}, own):
+            raise DuplicateNameError(next(iter(refused.values())))
+
+    def claim_names(self, product_type: str, scope: UUID | str, names: dict[UUID, str],
+                    own: dict[UUID, UUID] | None = None, run: tuple[str, str] | None = None) -> dict[UUID, str]:
+        """Why each process's name may not be claimed in `scope` (a customer's groups, a group's users), by process:
+        another non-terminated subscription of `product_type` holds it (a rename of the process's `own`
+        subscription may change the case of its own name), another unfinished process (not one of `names`, nor of
+        `run`) asks for it, or an earlier process of `names` asks for it too (the first one claims it). Names are
+        compared by `name_key` (without case, look-alikes folded). Claims in one scope are serialized (a
+        transaction lock on PostgreSQL; SQLite's BEGIN IMMEDIATE serializes all writers), so of two concurrent
+        claims of one name exactly one passes; the process row committed with the step is the claim others see."""
+        unique, table = mapping_for(product_type).unique_name, mapping_for(product_type).table
+        own, scope = own or {}, UUID(str(scope))
         self.lock_names(product_type, scope)
-        holder = self.find_by_name(product_type, scope, name)
-        if holder is not None and str(holder.subscription_id) != str(subscription_id):
-            raise DuplicateNameError(duplicate_message(unique, name, holder))
-        key, me = name_key(name), UUID(str(process_id))
-        for claimed, p in self.claims_in_flight(product_type, scope):
-            if p["process_id"] != me and claimed == key:
-                raise DuplicateNameError(f"{unique.field} {name!r} is being claimed by process {describe(p)}")
+        keys: dict[str, UUID] = {}
+        refused: dict[UUID, str] = {}
+        for pid, name in names.items():
+            if (first := keys.setdefault(name_key(name), pid)) != pid:
+                refused[pid] = f"{unique.field} {name!r} is given twice in this run (as {names[first]!r} too)"
+        holders = self.conn.execute(
+            select(table.c.name_key, subscriptions.c.subscription_id, subscriptions.c.status)
+            .join(subscriptions, subscriptions.c.subscription_id == table.c.subscription_id)
+            .where(unique.scope == scope, table.c.name_key.in_(list(keys))))
+        for holder in holders:
+            pid = keys[holder.name_key]
+            if own.get(pid) != holder.subscription_id:
+                del keys[holder.name_key]
+                refused[pid] = duplicate_message(unique, names[pid], holder)
+        others = [processes.c.process_id.not_in(list(names))]
+        if run is not None:
+            others.append(not_(and_(processes.c.dag_id == run[0], processes.c.run_id == run[1])))
+        for claimed, p in self.claims_in_flight(product_type, scope, *others):
+            if (pid := keys.pop(claimed, None)) is not None:
+                refused[pid] = f"{unique.field} {names[pid]!r} is being claimed by process {describe(p)}"
+        return refused
 
     def lock_names(self, product_type: str, scope: UUID | str) -> None:
         """Serialize the claims of names in one scope until this transaction ends (PostgreSQL; SQLite's BEGIN
@@ -269,30 +295,61 @@ class Repository:
         return [r.subscription_id for r in rows]
 
     def save_subscription(self, sub: SubscriptionModel) -> SubscriptionModel:
-        """Insert (version 0) or update (optimistic lock on `version`); return it with its new version."""
-        values = subscription_row(sub)
-        if sub.version == 0:
+        """`save_subscriptions` of one: StaleSubscriptionError (or DuplicateNameError) if refused."""
+        saved, refused = self.save_subscriptions([sub])
+        if refused:
+            raise StaleSubscriptionError(refused[sub.subscription_id])
+        return saved[0]
+
+    def save_subscriptions(self, subs: list[SubscriptionModel]) -> tuple[list[SubscriptionModel], dict[UUID, str]]:
+        """Insert the new ones (version 0) at version 1, update the others if still at their version (optimistic
+        locking: one changed since is refused). Returns those saved, with their new versions, and why each other
+        one was refused, by subscription. A block whose name another subscription holds breaks the unique index:
+        DuplicateNameError for a single subscription, IntegrityError for the caller to split many."""
+        new = [s for s in subs if s.version == 0]
+        old = {s.subscription_id: s for s in subs if s.version != 0}
+        refused: dict[UUID, str] = {}
+        if new:
+            inserted = set(insert_ignore_many(self.conn, subscriptions, [
+                {"subscription_id": s.subscription_id, "version": 1, **subscription_row(s)} for s in new],
+                subscriptions.c.subscription_id))
+            refused |= {s.subscription_id: f"subscription {s.subscription_id} already exists" for s in new
+                        if s.subscription_id not in inserted}
+        if len(old) == 1:  # one conditional UPDATE
+            (sid, s), = old.items()
+            if self.conn.execute(update(subscriptions).where(subscriptions.c.subscription_id == sid,
+                                                             subscriptions.c.version == s.version)
+                                 .values(version=subscriptions.c.version + 1, **subscription_row(s))).rowcount != 1:
+                refused[sid] = f"subscription {sid} was changed by someone else since version {s.version}"
+        elif old:  # locked and compared, then written whole as multi-row statements (an UPDATE a row is slower)
+            seen = {r.subscription_id: r.version for r in self.conn.execute(
+                select(subscriptions.c.subscription_id, subscriptions.c.version)
+                .where(subscriptions.c.subscription_id.in_(list(old))).with_for_update())}
+            refused |= {sid: f"subscription {sid} was changed by someone else since version {s.version}"
+                        for sid, s in old.items() if seen.get(sid) != s.version}
+            upsert_many(self.conn, subscriptions, [
+                {"subscription_id": sid, "version": s.version + 1, **subscription_row(s)} for sid, s in old.items()
+                if sid not in refused], ["subscription_id"])
+        saved = [s.model_copy(update={"version": s.version + 1}) for s in subs if s.subscription_id not in refused]
+        self._save_blocks(saved)
+        return saved, refused
+
+    def _save_blocks(self, subs: list[SubscriptionModel]) -> None:
+        by_table: dict[Any, tuple[Any, list[dict[str, Any]]]] = {}
+        for sub in subs:
+            mapping, row = block_row(sub)
+            by_table.setdefault(mapping.table, (mapping, []))[1].append(row)
+        for table, (mapping, rows) in by_table.items():
             try:
                 with self.conn.begin_nested():
-                    self.conn.execute(insert(subscriptions).values(
-                        subscription_id=sub.subscription_id, version=1, **values))
+                    upsert_many(self.conn, table, rows, ["subscription_id"])
             except IntegrityError:
-                raise StaleSubscriptionError(f"subscription {sub.subscription_id} already exists") from None
-            version = 1
-        else:
-            result = self.conn.execute(
-                update(subscriptions)
-                .where(subscriptions.c.subscription_id == sub.subscription_id,
-                       subscriptions.c.version == sub.version)
-                .values(version=subscriptions.c.version + 1, **values)
-            )
-            if result.rowcount != 1:
-                raise StaleSubscriptionError(
-                    f"subscription {sub.subscription_id} was changed by someone else since version {sub.version}"
-                )
-            version = sub.version + 1
-        self._save_block(sub)
-        return sub.model_copy(update={"version": version})
+                if len(subs) != 1 or (unique := mapping.unique_name) is None or \
+                        (scope := mapping.scope_of(subs[0])) is None:
+                    raise
+                name = getattr(getattr(subs[0], mapping.block), unique.field)
+                holder = self.find_by_name(mapping.product_type, scope, name)
+                raise DuplicateNameError(duplicate_message(unique, name, holder)) from None
 
     def unsync(self, subscription_id: UUID, process_id: UUID, target: Target,
                seen_version: int | None = None) -> SubscriptionModel:
@@ -393,65 +450,101 @@ class Repository:
         return {"holders": self.holders(sub.subscription_id) if not sub.insync else [],
                 "failed_create": self.failed_create(sub) is not None, "in_use_by": self.in_use_by(sub.subscription_id)}
 
-    def _save_block(self, sub: SubscriptionModel) -> None:
-        mapping, values = block_row(sub)
-        try:
-            with self.conn.begin_nested():
-                upsert(self.conn, mapping.table, values, ["subscription_id"])
-        except IntegrityError:
-            if (unique := mapping.unique_name) is None or (scope := mapping.scope_of(sub)) is None:
-                raise
-            name = getattr(getattr(sub, mapping.block), unique.field)
-            holder = self.find_by_name(mapping.product_type, scope, name)
-            raise DuplicateNameError(duplicate_message(unique, name, holder)) from None
-
     # -- processes -------------------------------------------------------------------------------
 
-    def start_process(self, process_id: UUID, *, workflow_name: str, workflow_target: str, dag_id: str,
-                      run_id: str, created_by: str | None, input_state: dict[str, Any], map_index: int = -1) -> None:
-        """Create the process row, `created` (idempotent: a second call leaves the first row as it is, but the
-        first task's state replaces the input of a row that is still `created`: one the API opened)."""
-        t = now()
-        if not insert_ignore(self.conn, processes, {
-            "process_id": process_id, "workflow_name": workflow_name, "workflow_target": workflow_target,
-            "status": str(ProcessStatus.CREATED), "dag_id": dag_id, "run_id": run_id, "map_index": map_index,
-            "created_by": created_by, "input_state": input_state, "started_at": t, "last_modified_at": t,
-        }):
-            self.conn.execute(update(processes).where(processes.c.process_id == process_id,
-                                                      processes.c.status == str(ProcessStatus.CREATED))
-                              .values(input_state=input_state))
+    def start_process(self, process_id: UUID, **row: Any) -> None:
+        """`open_processes` of one."""
+        self.open_processes([{"process_id": process_id, **row}])
 
-    def enter_step(self, process_id: UUID, task_id: str) -> None:
-        """Lock the process row for this step's transaction (a second live try of the task waits here, then
-        finds the first one's commit), refuse an aborted process, and mark it running at `task_id` (a completed
-        process, whose tasks were cleared, stays completed)."""
-        # One statement on the way of every step: the UPDATE locks the row as SELECT ... FOR UPDATE would.
-        if self.conn.execute(
-            update(processes)
-            .where(processes.c.process_id == process_id,
-                   processes.c.status.not_in([str(ProcessStatus.ABORTED), str(ProcessStatus.COMPLETED)]))
-            .values(status=str(ProcessStatus.RUNNING), last_step=task_id, failed_reason=None, traceback=None,
-                    last_modified_at=now())).rowcount:
-            return
-        process = self.conn.execute(select(processes.c.status, processes.c.failed_reason)
-                                    .where(processes.c.process_id == process_id).with_for_update()).first()
+    def open_processes(self, rows: list[dict[str, Any]]) -> None:
+        """Create the process rows (`created`) that do not exist yet: each {process_id, workflow_name,
+        workflow_target, dag_id, run_id, created_by, input_state, map_index?}. A row that exists is left as it is,
+        but the first task's state replaces the input of one still `created` (one the API opened)."""
+        t = now()
+        rows = [{"status": str(ProcessStatus.CREATED), "map_index": -1, "started_at": t, "last_modified_at": t, **r}
+                for r in rows]
+        opened = set(insert_ignore_many(self.conn, processes, rows, processes.c.process_id))
+        if existing := [{"pid": r["process_id"], "input_state": r["input_state"]} for r in rows
+                        if r["process_id"] not in opened]:
+            self.conn.execute(update(processes).where(processes.c.process_id == bindparam("pid"),
+                                                      processes.c.status == str(ProcessStatus.CREATED)), existing)
+
+    def lock(self, ids: list[UUID], task_id: str, map_index: int = -1, previous: str | None = None,
+             enter: bool = False) -> dict[UUID, SimpleNamespace]:
+        """The processes of `ids`, locked until this transaction ends (a second live try of a task waits here, then
+        finds the first one's commit), each with its status, failed_reason and input_state, the try that
+        committed `task_id` (`done_try`) with the state it left (`done_state`), and the state the `previous` task
+        left (`previous_state`). With `enter`, those not ended are marked running at `task_id` by the statement
+        that locks them."""
+        found: dict[UUID, SimpleNamespace] = {}
+        if enter:
+            entered = self.conn.execute(self._running(ids, task_id).returning(processes.c.process_id)).scalars()
+            found = {pid: SimpleNamespace(status=str(ProcessStatus.RUNNING), failed_reason=None, input_state=None)
+                     for pid in entered}
+        if rest := [pid for pid in ids if pid not in found]:
+            rows = self.conn.execute(select(processes.c.process_id, processes.c.status, processes.c.failed_reason,
+                                            processes.c.input_state)
+                                     .where(processes.c.process_id.in_(rest)).with_for_update())
+            found |= {r.process_id: SimpleNamespace(status=r.status, failed_reason=r.failed_reason,
+                                                    input_state=r.input_state) for r in rows}
+        for p in found.values():
+            p.done_try = p.done_state = p.previous_state = None
+        # Read after the lock: a try that waited for it sees the commit of the one it waited for.
+        tasks = [and_(process_steps.c.task_id == task_id, process_steps.c.map_index == map_index)]
+        if previous is not None:
+            tasks.append(process_steps.c.task_id == previous)
+        steps = self.conn.execute(select(process_steps.c.process_id, process_steps.c.task_id,
+                                         process_steps.c.try_number, process_steps.c.state).where(
+            process_steps.c.process_id.in_(list(found)), process_steps.c.status == "success", or_(*tasks)))
+        for r in steps:
+            if r.task_id == task_id:
+                found[r.process_id].done_try, found[r.process_id].done_state = r.try_number, r.state
+            if r.task_id == previous:
+                found[r.process_id].previous_state = r.state
+        return found
+
+    def enter_step(self, process_id: UUID, task_id: str, map_index: int = -1) -> SimpleNamespace:
+        """Lock the process for this step's transaction and mark it running at `task_id` (`lock` with `enter`);
+        refuse a process that is not there or was aborted."""
+        process = self.lock([process_id], task_id, map_index, enter=True).get(process_id)
         if process is None:
             raise StoreError(f"no process {process_id}: its first task has not run")
         if process.status == ProcessStatus.ABORTED:
             raise ProcessAbortedError(f"process {process_id} was aborted ({process.failed_reason}): none of its "
                                       "steps runs any more")
+        return process
+
+    def run_chunk(self, dag_id: str, run_id: str, after: UUID | None, limit: int) -> list[UUID]:
+        """The ids of the run's next `limit` processes after `after`, in id order."""
+        query = select(processes.c.process_id).where(processes.c.dag_id == dag_id, processes.c.run_id == run_id)
+        if after is not None:
+            query = query.where(processes.c.process_id > after)
+        return list(self.conn.execute(query.order_by(processes.c.process_id).limit(limit)).scalars())
+
+    def running(self, ids: list[UUID], task_id: str) -> None:
+        """The processes run `task_id` now (a completed one, whose tasks were cleared, stays completed)."""
+        if ids:
+            self.conn.execute(self._running(ids, task_id))
+
+    @staticmethod
+    def _running(ids: list[UUID], task_id: str):
+        return (update(processes).where(processes.c.process_id.in_(ids), processes.c.status.not_in(FINAL))
+                .values(status=str(ProcessStatus.RUNNING), last_step=task_id, failed_reason=None, traceback=None,
+                        last_modified_at=now()))
 
     def complete_process(self, process_id: UUID) -> None:
-        """`running` -> `completed`; from any other status it is refused."""
-        completed = self.conn.execute(
-            update(processes)
-            .where(processes.c.process_id == process_id, processes.c.status == str(ProcessStatus.RUNNING))
-            .values(status=str(ProcessStatus.COMPLETED), last_modified_at=now())
-        ).rowcount
-        if not completed:
+        """`complete` of one: from any status but running it is refused."""
+        if not self.complete([process_id]):
             process = self.get_process(process_id)
             raise StoreError(f"process {process_id} is {process['status'] if process else 'missing'}: only a "
                              "running process can complete")
+
+    def complete(self, ids: list[UUID]) -> int:
+        """`running` -> `completed`; how many were."""
+        return self.conn.execute(update(processes).where(processes.c.process_id.in_(ids),
+                                                         processes.c.status == str(ProcessStatus.RUNNING))
+                                 .values(status=str(ProcessStatus.COMPLETED), last_modified_at=now())).rowcount \
+            if ids else 0
 
     def resume_process(self, process_id: UUID) -> None:
         """`failed` -> `running`: its failed task was cleared and runs again."""
@@ -461,13 +554,17 @@ class Repository:
 
     def fail_process(self, process_id: UUID, status: ProcessStatus, *, last_step: str, failed_reason: str,
                      traceback: str | None = None) -> None:
-        """Record why the process stopped (`failed` or `aborted`); an aborted or completed one keeps its status."""
-        self.conn.execute(
-            update(processes)
-            .where(processes.c.process_id == process_id,
-                   processes.c.status.not_in([str(ProcessStatus.ABORTED), str(ProcessStatus.COMPLETED)]))
-            .values(status=str(status), last_step=last_step, failed_reason=failed_reason, traceback=traceback,
-                    last_modified_at=now()))
+        """`fail_processes` of one."""
+        self.fail_processes([{"pid": process_id, "last_step": last_step, "failed_reason": failed_reason,
+                              "traceback": traceback}], status)
+
+    def fail_processes(self, failures: list[dict[str, Any]], status: ProcessStatus = ProcessStatus.FAILED) -> None:
+        """Record why each process stopped (`failed` or `aborted`): {pid, last_step, failed_reason, traceback}; an
+        aborted or completed one keeps its status."""
+        if failures:
+            self.conn.execute(update(processes).where(processes.c.process_id == bindparam("pid"),
+                                                      *(processes.c.status != s for s in FINAL))  # no IN: executemany
+                              .values(status=str(status), last_modified_at=now()), failures)
 
     def abort_process(self, process_id: UUID, reason: str) -> None:
         """The operator's word that a process will not go on: from then on none of its steps runs. Aborting an
@@ -484,6 +581,24 @@ class Repository:
                 raise StoreError(f"no process {process_id}")
             raise StoreError(f"process {process_id} is {process['status']}: only an unfinished process can be "
                              "aborted")
+
+    def stop_run(self, dag_id: str, run_id: str, reason: str) -> None:
+        """The run was stopped (marked failed): its processes still created or running fail, with `reason`."""
+        self.conn.execute(update(processes).where(
+            processes.c.dag_id == dag_id, processes.c.run_id == run_id,
+            processes.c.status.in_([str(ProcessStatus.CREATED), str(ProcessStatus.RUNNING)]))
+            .values(status=str(ProcessStatus.FAILED), failed_reason=reason, last_modified_at=now()))
+
+    def run_outcome(self, dag_id: str, run_id: str) -> tuple[dict[str, int], list[dict[str, Any]]]:
+        """How many of the run's processes are in each status, and those not completed nor aborted (by id)."""
+        of_run = (processes.c.dag_id == dag_id, processes.c.run_id == run_id)
+        counts = {r.status: r.n for r in self.conn.execute(
+            select(processes.c.status, func.count().label("n")).where(*of_run).group_by(processes.c.status))}
+        unfinished = self.conn.execute(select(processes.c.process_id, processes.c.input_state, processes.c.last_step,
+                                              processes.c.failed_reason)
+                                       .where(*of_run, processes.c.status.not_in(FINAL))
+                                       .order_by(processes.c.process_id))
+        return counts, [dict(r._mapping) for r in unfinished]
 
     def get_process(self, process_id: UUID | str, lock: bool = False) -> dict[str, Any] | None:
         """The process row; `lock` holds it until the transaction ends (as a step's transaction does)."""
@@ -513,10 +628,15 @@ class Repository:
         return [r.subscription_id for r in rows]
 
     def link_subscription(self, process_id: UUID, subscription_id: UUID, workflow_target: str) -> None:
-        insert_ignore(self.conn, processes_subscriptions, {
-            "process_id": process_id, "subscription_id": subscription_id,
-            "workflow_target": workflow_target, "created_at": now(),
-        })
+        self.link([(process_id, subscription_id)], workflow_target)
+
+    def link(self, links: list[tuple[UUID, UUID]], workflow_target: str) -> None:
+        """Each (process, subscription): the subscription is the process's (a process has one; linking it again
+        changes nothing)."""
+        t = now()
+        insert_ignore_many(self.conn, processes_subscriptions, [
+            {"process_id": pid, "subscription_id": sid, "workflow_target": workflow_target, "created_at": t}
+            for pid, sid in links], processes_subscriptions.c.process_id)
 
     def processes_of(self, subscription_id: UUID | str) -> list[dict[str, Any]]:
         rows = self.conn.execute(
@@ -529,33 +649,39 @@ class Repository:
 
     # -- steps -----------------------------------------------------------------------------------
 
-    def record_step(self, process_id: UUID, name: str, *, task_id: str, map_index: int = -1, status: str,
-                    try_number: int, state: dict[str, Any] | None, error: str | None, started_at: datetime,
-                    note: str | None = None, hostname: str | None = None) -> None:
-        """One row per try of a task (`task_id`, `map_index`) running the step `name`; recording the same try
-        again replaces it."""
-        upsert(self.conn, process_steps, {
-            "process_id": process_id, "name": name, "task_id": task_id, "map_index": map_index, "status": status,
-            "try_number": try_number, "state": state, "error": error, "note": note, "hostname": hostname,
-            "started_at": started_at, "completed_at": now(),
-        }, ["process_id", "task_id", "map_index", "try_number"])
+    def record_step(self, process_id: UUID, name: str, **row: Any) -> None:
+        """`record_steps` of one."""
+        self.record_steps([{"process_id": process_id, "name": name, **row}])
 
-    def record_step_failure(self, process_id: UUID, name: str, *, task_id: str, map_index: int = -1,
-                            try_number: int, error: str, started_at: datetime, hostname: str | None = None) -> bool:
-        """Record a failed try. If this try had already committed (it crashed after its commit), its success
-        stands and only the error is added: returns False. Otherwise returns True."""
-        committed = self.conn.execute(
-            update(process_steps)
-            .where(process_steps.c.process_id == process_id, process_steps.c.task_id == task_id,
-                   process_steps.c.map_index == map_index, process_steps.c.try_number == try_number,
-                   process_steps.c.status == "success")
-            .values(error=error, note="crashed after its commit")
-        ).rowcount
-        if not committed:
-            self.record_step(process_id, name, task_id=task_id, map_index=map_index, status="failed",
-                             try_number=try_number, state=None, error=error, started_at=started_at,
-                             hostname=hostname)
-        return not committed
+    def record_steps(self, rows: list[dict[str, Any]]) -> None:
+        """One row per try of a task (`task_id`, `map_index`) in each process, running the step `name`: {process_id,
+        name, task_id, map_index, try_number, status, state, error, note?, hostname?, started_at}; recording the
+        same try again replaces it."""
+        completed = now()
+        upsert_many(self.conn, process_steps, [{"map_index": -1, "note": None, "hostname": None, "completed_at":
+                                                completed, **r} for r in rows],
+                    ["process_id", "task_id", "map_index", "try_number"])
+
+    def fail_steps(self, failures: dict[UUID, tuple[str, str]], status: ProcessStatus, **row: Any) -> None:
+        """The one record of failures: each process's failed try of one task (`row`: name, task_id, map_index,
+        try_number, hostname, started_at), with (reason, traceback), and why the process stopped (`status`). A try
+        that had already committed (it crashed after its commit) keeps its success, with the error added, and its
+        process its status."""
+        if not failures:
+            return
+        key = and_(process_steps.c.task_id == row["task_id"], process_steps.c.map_index == row.get("map_index", -1),
+                   process_steps.c.try_number == row["try_number"], process_steps.c.status == "success")
+        committed = set(self.conn.execute(select(process_steps.c.process_id).where(
+            key, process_steps.c.process_id.in_(list(failures)))).scalars())
+        for pid in committed:
+            why, tail = failures[pid]
+            self.conn.execute(update(process_steps).where(key, process_steps.c.process_id == pid)
+                              .values(error=f"{why}\n{tail}", note="crashed after its commit"))
+        failed = {pid: f for pid, f in failures.items() if pid not in committed}
+        self.record_steps([{**row, "process_id": pid, "status": "failed", "state": None, "error": f"{why}\n{tail}"}
+                           for pid, (why, tail) in failed.items()])
+        self.fail_processes([{"pid": pid, "last_step": row["task_id"], "failed_reason": why, "traceback": tail}
+                             for pid, (why, tail) in failed.items()], status)
 
     def completed_step(self, process_id: UUID, task_id: str, map_index: int = -1) -> dict[str, Any] | None:
         """The try that committed this task (instance) in this process, with the state it left, if any."""
