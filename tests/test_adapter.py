@@ -186,7 +186,7 @@ def test_a_step_that_runs_twice_is_two_tasks_each_recorded(store):
     """orchestrator-core's own pattern: set_status(PROVISIONING) ... set_status(ACTIVE). The second is the task
     set_status__1: it runs (it does not replay the first one's row) and is recorded under its task id."""
     twice = Workflow(name="twice", description="", target=Target.CREATE, product_type="UserGroup",
-                     form=CreateUserGroupForm, params={},
+                     form=CreateUserGroupForm,
                      steps=(create_subscription, store_process_subscription(Target.CREATE), initialize_subscription,
                             set_status(SubscriptionLifecycle.PROVISIONING), provision_user_group,
                             set_status(SubscriptionLifecycle.ACTIVE), resync, done))

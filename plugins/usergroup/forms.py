@@ -1,5 +1,6 @@
-"""The input forms the workflows on an existing subscription share: pydantic for the first task, JSON schema
-for Airflow's trigger form."""
+"""The input form fields the workflows share, and the form of the workflows on an existing subscription: pydantic
+for the first task and the REST API's form, with what Airflow's trigger form shows and checks (`FieldSchema`, from
+which `usergroup.params` derives the params)."""
 
 import re
 from typing import Annotated, Any
@@ -7,7 +8,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt
 
-from usergroup.domain.names import GROUP_NAME_MAX_LENGTH, GROUP_NAME_PATTERN, GROUP_NAME_RULES
+from usergroup.domain.schema import FieldSchema
 
 # The canonical form only, as the form below takes it (`$` would let a final newline through `re.search`).
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}(?![\s\S])"
@@ -19,34 +20,30 @@ def _canonical_uuid(value: Any) -> Any:
     return value
 
 
-SubscriptionId = Annotated[UUID, BeforeValidator(_canonical_uuid)]
+CanonicalUuid = Annotated[UUID, BeforeValidator(_canonical_uuid)]  # for a choice of ids (its enum checks it)
+SubscriptionId = Annotated[CanonicalUuid, FieldSchema(pattern=UUID_PATTERN)]
+
+
+def _subscription_of(product: str) -> FieldSchema:
+    return FieldSchema("Subscription", f"The id of the {product} subscription (a UUID).")
 
 
 class SubscriptionForm(BaseModel):
-    """Which subscription, and optionally the version the user saw (refused if it changed since). What the
-    trigger form's schema refuses, this refuses too (a UUID in another spelling, a version given as text)."""
+    """Which User Group subscription, and optionally the version the user saw (refused if it changed since). What
+    the trigger form's schema refuses, this refuses too (a UUID in another spelling, a version given as text)."""
 
     model_config = ConfigDict(extra="forbid", defer_build=True)
 
-    subscription_id: SubscriptionId
-    version: StrictInt | None = Field(default=None, ge=1)
+    subscription_id: Annotated[SubscriptionId, _subscription_of("User Group")]
+    version: Annotated[StrictInt | None, FieldSchema(
+        "Version", "Optional: the subscription's version as you saw it; refused if it changed.")] = Field(
+        default=None, ge=1)
 
 
-def subscription_params(product: str = "User Group") -> dict[str, dict]:
-    return {
-        "subscription_id": {"type": "string", "title": "Subscription", "pattern": UUID_PATTERN,
-                            "description": f"The id of the {product} subscription (a UUID)."},
-        "version": {"type": ["integer", "null"], "default": None, "minimum": 1, "title": "Version",
-                    "description": "Optional: the subscription's version as you saw it; refused if it changed."},
-    }
+class UserSubscriptionForm(SubscriptionForm):
+    """Which User subscription (the same rules)."""
+
+    subscription_id: Annotated[SubscriptionId, _subscription_of("User")]
 
 
-def group_name_param(title: str, what: str, rules: str = GROUP_NAME_RULES) -> dict:
-    """A name's field (a group's name, a username): the rules of `domain.names`."""
-    return {"type": "string", "title": title, "description": f"{what}: {rules}", "minLength": 1,
-            "maxLength": GROUP_NAME_MAX_LENGTH, "pattern": GROUP_NAME_PATTERN}
-
-
-AGE_PARAM = {"type": ["integer", "null"], "default": None, "minimum": 0, "maximum": 150, "title": "Age",
-             "description": "Optional: the user's age, 0 to 150."}
-Age = Annotated[StrictInt | None, Field(ge=0, le=150)]
+Age = Annotated[StrictInt | None, Field(ge=0, le=150), FieldSchema("Age", "Optional: the user's age, 0 to 150.")]

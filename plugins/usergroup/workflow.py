@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from usergroup.domain import SubscriptionLifecycle, Target
+from usergroup.params import params_of
 from usergroup.step import Step
 from usergroup.steps import check_subscription, done, resync, set_status, store_process_subscription, unsync
 
@@ -17,11 +18,15 @@ class Workflow:
     description: str  # the DAG's doc_md; its first line is the workflow's title
     target: Target
     product_type: str  # the product type it serves (orchestrator-core links workflows to products)
-    form: type[BaseModel]  # validates the input at the first task
-    params: dict[str, dict[str, Any]]  # the JSON schema of each form field: Airflow's trigger form
+    form: type[BaseModel]  # the only input declaration: validates the input at the first task
     steps: tuple[Step, ...]
     tags: tuple[str, ...] = ()
     checks: tuple[Step, ...] = ()  # the input's checks against the store, run by the first task before its step
+
+    @property
+    def params(self) -> dict[str, dict[str, Any]]:
+        """The JSON schema of each form field, derived from the form: Airflow's params (the trigger form)."""
+        return params_of(self.form)
 
     @property
     def title(self) -> str:
@@ -54,57 +59,63 @@ class Schedule:
 @dataclass(frozen=True)
 class Bulk:
     """A workflow run for many items at once (a list of inputs in one run): each of its tasks runs its step for
-    every item, a chunk of them per transaction, and every item is a process of its own. `params` is the run's
-    form; `items` turns the run's params into each item's form fields (refusing bad input before anything is
-    written); `prepare` gives a step, by name, a service answered for the whole chunk at once (a batch call)."""
+    every item, a chunk of them per transaction, and every item is a process of its own. `form` is the run's form
+    (its `params` derive from it); `items` turns the run's params into each item's form fields (refusing bad input
+    before anything is written); `prepare` gives a step, by name, a service answered for the whole chunk at once (a
+    batch call)."""
 
     name: str  # the DAG id
     description: str
     workflow: Workflow
-    params: dict[str, dict[str, Any]]
+    form: type[BaseModel]
     items: Callable[[dict[str, Any]], list[dict[str, Any]]]
     prepare: dict[str, Callable[..., Any]] = field(default_factory=dict)
     tags: tuple[str, ...] = ()
 
+    @property
+    def params(self) -> dict[str, dict[str, Any]]:
+        """The JSON schema of each field of the run's form: Airflow's params (the trigger form)."""
+        return params_of(self.form)
+
 
 def _declare(target: Target, name: str, description: str, product_type: str, form: type[BaseModel],
-             params: dict[str, dict[str, Any]], steps: tuple[Step, ...], checks: tuple[Step, ...] = ()) -> Workflow:
+             steps: tuple[Step, ...], checks: tuple[Step, ...] = ()) -> Workflow:
     return Workflow(name=name, description=description, target=target, product_type=product_type, form=form,
-                    params=params, steps=steps, tags=("usergroup", "orchestrator", str(target).lower()), checks=checks)
+                    steps=steps, tags=("usergroup", "orchestrator", str(target).lower()), checks=checks)
 
 
 def create_workflow(name: str, description: str, product_type: str, form: type[BaseModel],
-                    params: dict[str, dict[str, Any]], steps: list[Step], checks: tuple[Step, ...] = (),
+                    steps: list[Step], checks: tuple[Step, ...] = (),
                     status: SubscriptionLifecycle = SubscriptionLifecycle.ACTIVE) -> Workflow:
     """orchestrator-core's `create_workflow`: the workflow's own steps, then `set_status(status) >> resync >>
     done`."""
-    return _declare(Target.CREATE, name, description, product_type, form, params,
+    return _declare(Target.CREATE, name, description, product_type, form,
                     (*steps, set_status(status), resync, done), checks)
 
 
 def modify_workflow(name: str, description: str, product_type: str, form: type[BaseModel],
-                    params: dict[str, dict[str, Any]], steps: list[Step], checks: tuple[Step, ...] = ()) -> Workflow:
+                    steps: list[Step], checks: tuple[Step, ...] = ()) -> Workflow:
     """orchestrator-core's `modify_workflow`: `store_process_subscription(MODIFY) >> unsync`, the workflow's own
     steps, then `resync >> done`. The first task checks the subscription may be modified, then `checks`."""
-    return _declare(Target.MODIFY, name, description, product_type, form, params,
+    return _declare(Target.MODIFY, name, description, product_type, form,
                     (store_process_subscription(Target.MODIFY), unsync, *steps, resync, done),
                     (check_subscription(Target.MODIFY), *checks))
 
 
 def terminate_workflow(name: str, description: str, product_type: str, form: type[BaseModel],
-                       params: dict[str, dict[str, Any]], steps: list[Step]) -> Workflow:
+                       steps: list[Step]) -> Workflow:
     """orchestrator-core's `terminate_workflow`: `store_process_subscription(TERMINATE) >> unsync`, the
     workflow's own steps, then `set_status(TERMINATED) >> resync >> done`."""
-    return _declare(Target.TERMINATE, name, description, product_type, form, params,
+    return _declare(Target.TERMINATE, name, description, product_type, form,
                     (store_process_subscription(Target.TERMINATE), unsync, *steps,
                      set_status(SubscriptionLifecycle.TERMINATED), resync, done),
                     (check_subscription(Target.TERMINATE),))
 
 
 def validate_workflow(name: str, description: str, product_type: str, form: type[BaseModel],
-                      params: dict[str, dict[str, Any]], steps: list[Step]) -> Workflow:
+                      steps: list[Step]) -> Workflow:
     """orchestrator-core's `validate_workflow`: `store_process_subscription(VALIDATE) >> unsync`, the checks,
     then `resync >> done`. A check that fails leaves the subscription out of sync until an operator acts."""
-    return _declare(Target.VALIDATE, name, description, product_type, form, params,
+    return _declare(Target.VALIDATE, name, description, product_type, form,
                     (store_process_subscription(Target.VALIDATE), unsync, *steps, resync, done),
                     (check_subscription(Target.VALIDATE),))

@@ -1,5 +1,5 @@
 """The name rules (a group's name, a user's username), shared by the trigger form's JSON schema and the domain
-model."""
+model: the types `GroupName` and `Username` carry both."""
 
 import re
 import unicodedata
@@ -7,6 +7,8 @@ from functools import partial
 from typing import Annotated
 
 from pydantic import AfterValidator
+
+from usergroup.domain.schema import FieldSchema
 
 GROUP_NAME_MAX_LENGTH = 255  # code points, on every path (Python's len, jsonschema's maxLength)
 # The compared form (`name_key`) is stored in a unique index: a few letters fold to many (U+FDFA to 18).
@@ -94,5 +96,7 @@ def name_key(value: str) -> str:
 _SPACE = re.compile(r"\s")
 
 
-GroupName = Annotated[str, AfterValidator(check_group_name)]
-Username = Annotated[str, AfterValidator(partial(check_name, field="username"))]
+# What the trigger form checks of a name before a run exists (code points; the rest is `check_name`'s).
+_NAME_SCHEMA = FieldSchema(minLength=1, maxLength=GROUP_NAME_MAX_LENGTH, pattern=GROUP_NAME_PATTERN)
+GroupName = Annotated[str, AfterValidator(check_group_name), _NAME_SCHEMA]
+Username = Annotated[str, AfterValidator(partial(check_name, field="username")), _NAME_SCHEMA]

@@ -7,8 +7,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict
 
 from usergroup.domain import SubscriptionLifecycle, Target, UserInactive, UserProvisioning
 from usergroup.domain.names import USERNAME_RULES, Username
+from usergroup.domain.schema import FieldSchema
 from usergroup.domain.subscription import products_of_type
-from usergroup.forms import AGE_PARAM, UUID_PATTERN, Age, SubscriptionId, group_name_param
+from usergroup.forms import Age, CanonicalUuid, SubscriptionId
 from usergroup.provisioning import OSSBSS_RETRIES, OssBssClient
 from usergroup.step import State, step
 from usergroup.steps import store_process_subscription
@@ -26,9 +27,11 @@ def _user_product(value: UUID) -> UUID:
 class CreateUserForm(BaseModel):
     model_config = ConfigDict(extra="forbid", defer_build=True)
 
-    product: Annotated[SubscriptionId, AfterValidator(_user_product)]
-    user_group_id: SubscriptionId
-    username: Username
+    product: Annotated[CanonicalUuid, AfterValidator(_user_product),
+                       FieldSchema("Product", "User internal or User external.", options=USER_PRODUCTS)]
+    user_group_id: Annotated[SubscriptionId, FieldSchema(
+        "User group", "The subscription id of an active User Group in sync (a UUID).")]
+    username: Annotated[Username, FieldSchema("Username", f"The user's name: {USERNAME_RULES}")]
     age: Age = None
 
 
@@ -84,14 +87,6 @@ shows in the user at once, and the group cannot be terminated while the user is 
 """,
     product_type="User",
     form=CreateUserForm,
-    params={
-        "product": {"type": "string", "title": "Product", "enum": list(USER_PRODUCTS),
-                    "values_display": USER_PRODUCTS, "description": "User internal or User external."},
-        "user_group_id": {"type": "string", "title": "User group", "pattern": UUID_PATTERN,
-                          "description": "The subscription id of an active User Group in sync (a UUID)."},
-        "username": group_name_param("Username", "The user's name", USERNAME_RULES),
-        "age": AGE_PARAM,
-    },
     steps=[create_subscription, store_process_subscription(Target.CREATE), initialize_subscription, provision_user],
     checks=(check_user_group,),
 )

@@ -1,12 +1,13 @@
 """The create UserGroup workflow: its input form, its three own steps, declared once."""
 
+from typing import Annotated
 from uuid import UUID, uuid5
 
 from pydantic import BaseModel, ConfigDict
 
 from usergroup.domain import SubscriptionLifecycle, Target, UserGroupInactive, UserGroupProvisioning
-from usergroup.domain.names import GroupName
-from usergroup.forms import group_name_param
+from usergroup.domain.names import GROUP_NAME_RULES, GroupName
+from usergroup.domain.schema import FieldSchema
 from usergroup.provisioning import OSSBSS_RETRIES, OssBssClient
 from usergroup.step import State, step
 from usergroup.steps import store_process_subscription
@@ -18,7 +19,7 @@ class CreateUserGroupForm(BaseModel):
 
     model_config = ConfigDict(extra="forbid", defer_build=True)
 
-    group_name: GroupName
+    group_name: Annotated[GroupName, FieldSchema("Group name", f"The name of the new user group: {GROUP_NAME_RULES}")]
 
 
 @step("Create subscription")
@@ -64,7 +65,6 @@ downstream tasks): it resumes from the state of the last successful step.
 """,
     product_type="UserGroup",
     form=CreateUserGroupForm,
-    params={"group_name": group_name_param("Group name", "The name of the new user group")},
     steps=[create_subscription, store_process_subscription(Target.CREATE), initialize_subscription,
            provision_user_group],
 )

@@ -1,11 +1,12 @@
 """create_user_groups: create_user_group for up to 10,000 names in one run, each step for all of them at once."""
 
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from usergroup.forms import group_name_param
+from usergroup.domain.names import GROUP_NAME_RULES, GroupName
+from usergroup.domain.schema import FieldSchema
 from usergroup.provisioning import Answered, OssBssClient, provision_many
 from usergroup.sources import MAX_ITEMS, SourceError, names_of
 from usergroup.step import State
@@ -13,6 +14,22 @@ from usergroup.workflow import Bulk
 from usergroup.workflows.create_user_group import CreateUserGroupForm, create_user_group
 
 SHOWN = 10  # bad names an error lists
+
+
+class CreateUserGroupsForm(BaseModel):
+    """The run's form: the names as a list, or the URI of a text file of them. That it is exactly one of the two,
+    and how many names the file holds, the run's first task checks (`names_of`), before anything is written."""
+
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+    group_names: Annotated[
+        list[Annotated[GroupName, FieldSchema("Group name", f"The name of a new user group: {GROUP_NAME_RULES}")]]
+        | None,
+        Field(min_length=1, max_length=MAX_ITEMS),
+        FieldSchema("Group names", f"The names of the new user groups, 1 to {MAX_ITEMS:,}; or give a source."),
+    ] = None
+    source: Annotated[str | None, Field(min_length=1), FieldSchema(
+        "Source", "Or: the URI of a text file of names, one a line (file:///... or s3://...).")] = None
 
 
 def group_names(params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -54,15 +71,7 @@ the run fails naming them: fix the cause and clear the failed task (with its dow
 the groups that did not complete, or abort their processes.
 """,
     workflow=create_user_group,
-    params={
-        "group_names": {"type": ["array", "null"], "default": None, "title": "Group names",
-                        "description": f"The names of the new user groups, 1 to {MAX_ITEMS:,}; or give a source.",
-                        "minItems": 1, "maxItems": MAX_ITEMS,
-                        "items": group_name_param("Group name", "The name of a new user group")},
-        "source": {"type": ["string", "null"], "default": None, "title": "Source",
-                   "description": "Or: the URI of a text file of names, one a line (file:///... or s3://...).",
-                   "minLength": 1},
-    },
+    form=CreateUserGroupsForm,
     items=group_names,
     prepare={"provision_user_group": provision_user_groups},
     tags=("usergroup", "orchestrator", "create", "bulk"),

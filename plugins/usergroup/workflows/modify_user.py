@@ -1,17 +1,19 @@
 """The modify User workflow (username, age; the group stays), declared once."""
 
+from typing import Annotated
 from uuid import UUID
 
 from usergroup.domain import User
 from usergroup.domain.names import USERNAME_RULES, Username
-from usergroup.forms import AGE_PARAM, Age, SubscriptionForm, group_name_param, subscription_params
+from usergroup.domain.schema import FieldSchema
+from usergroup.forms import Age, UserSubscriptionForm
 from usergroup.provisioning import OSSBSS_RETRIES, OssBssClient
 from usergroup.step import State, step
 from usergroup.workflow import modify_workflow
 
 
-class ModifyUserForm(SubscriptionForm):
-    username: Username
+class ModifyUserForm(UserSubscriptionForm):
+    username: Annotated[Username, FieldSchema("Username", f"The user's new name: {USERNAME_RULES}")]
     age: Age = None
 
 
@@ -52,8 +54,6 @@ changed the subscription since you looked at it.
 """,
     product_type="User",
     form=ModifyUserForm,
-    params={**subscription_params("User"), "username": group_name_param("Username", "The user's new name",
-                                                                         USERNAME_RULES), "age": AGE_PARAM},
     steps=[modify_user_subscription],
     checks=(check_username,),
 )

@@ -1,17 +1,19 @@
 """The modify UserGroup workflow (rename the group): its input form, its check and its own step, declared once."""
 
+from typing import Annotated
 from uuid import UUID
 
 from usergroup.domain import UserGroup
-from usergroup.domain.names import GroupName
-from usergroup.forms import SubscriptionForm, group_name_param, subscription_params
+from usergroup.domain.names import GROUP_NAME_RULES, GroupName
+from usergroup.domain.schema import FieldSchema
+from usergroup.forms import SubscriptionForm
 from usergroup.provisioning import OSSBSS_RETRIES, OssBssClient
 from usergroup.step import State, step
 from usergroup.workflow import modify_workflow
 
 
 class ModifyUserGroupForm(SubscriptionForm):
-    group_name: GroupName
+    group_name: Annotated[GroupName, FieldSchema("New group name", f"The group's new name: {GROUP_NAME_RULES}")]
 
 
 @step("Check the new name is free")
@@ -51,7 +53,6 @@ nobody changed the subscription since you looked at it.
 """,
     product_type="UserGroup",
     form=ModifyUserGroupForm,
-    params={**subscription_params(), "group_name": group_name_param("New group name", "The group's new name")},
     steps=[modify_user_group_subscription],
     checks=(check_group_name,),
 )

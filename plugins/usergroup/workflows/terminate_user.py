@@ -2,7 +2,7 @@
 
 from uuid import UUID
 
-from usergroup.forms import SubscriptionForm, subscription_params
+from usergroup.forms import UserSubscriptionForm
 from usergroup.provisioning import OSSBSS_RETRIES, OssBssClient
 from usergroup.step import State, step
 from usergroup.workflow import terminate_workflow
@@ -28,7 +28,6 @@ The OSS/BSS removes the user, the subscription ends **terminated**, its username
 the group no longer counts it as a user (a group is terminated only when none of its users is left).
 """,
     product_type="User",
-    form=SubscriptionForm,
-    params=subscription_params("User"),
+    form=UserSubscriptionForm,
     steps=[deprovision_user],
 )

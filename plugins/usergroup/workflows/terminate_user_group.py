@@ -2,7 +2,7 @@
 
 from uuid import UUID
 
-from usergroup.forms import SubscriptionForm, subscription_params
+from usergroup.forms import SubscriptionForm
 from usergroup.provisioning import OSSBSS_RETRIES, OssBssClient
 from usergroup.step import State, step
 from usergroup.workflow import terminate_workflow
@@ -31,6 +31,5 @@ sure nobody changed the subscription since you looked at it.
 """,
     product_type="UserGroup",
     form=SubscriptionForm,
-    params=subscription_params(),
     steps=[deprovision_user_group],
 )

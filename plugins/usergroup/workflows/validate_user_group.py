@@ -1,7 +1,7 @@
 """The validate UserGroup workflow: the OSS/BSS holds the group the subscription says, declared once."""
 
 from usergroup.domain import UserGroup
-from usergroup.forms import SubscriptionForm, subscription_params
+from usergroup.forms import SubscriptionForm
 from usergroup.provisioning import OSSBSS_RETRIES, OssBssClient
 from usergroup.step import State, step
 from usergroup.workflow import validate_workflow
@@ -41,6 +41,5 @@ set the subscription in sync (`usergroup subscriptions set-in-sync`). `validate_
 """,
     product_type="UserGroup",
     form=SubscriptionForm,
-    params=subscription_params(),
     steps=[check_user_group_in_ossbss],
 )
