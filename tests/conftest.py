@@ -63,14 +63,17 @@ def store_target(request, tmp_path):
 
 @pytest.fixture
 def store(store_target, monkeypatch):
-    """A migrated store, also reachable as the `usergroup_default` Airflow connection."""
+    """A migrated store with the fake OSS/BSS's tables beside it (as `usergroup db upgrade` leaves them), also
+    reachable as the `usergroup_default` Airflow connection."""
     from usergroup.store.migrate import upgrade
     from usergroup.store.repository import Store
 
     engine = store_target.engine()
     upgrade(engine)
+    store = Store(engine)
+    oss_for(store).upgrade()
     monkeypatch.setenv("AIRFLOW_CONN_USERGROUP_DEFAULT", store_target.conn_json)
-    yield Store(engine)
+    yield store
     engine.dispose()
 
 

@@ -43,8 +43,8 @@ class StoreTarget:
 
 
 def oss_for(store):
-    """The fake OSS/BSS beside a store (its own table on PostgreSQL, its own file beside SQLite's)."""
-    from usergroup.provisioning import FakeOssBss
+    """The fake OSS/BSS beside a store (its own tables on PostgreSQL, its own file beside SQLite's)."""
+    from usergroup.ossbss.fake import FakeOssBss
     from usergroup.store.engine import mapped_schema
 
     return FakeOssBss(store.engine.url, mapped_schema(store.engine) or "usergroup")

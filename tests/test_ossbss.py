@@ -1,10 +1,19 @@
-"""The fake OSS/BSS: provision, rename, remove and read a group, each idempotent; drift behind the store's back."""
+"""The fake OSS/BSS: provision, rename, remove and read a group, each idempotent; drift behind the store's back;
+its tables migrated beside the store's."""
 
+from pathlib import Path
 from uuid import uuid4
 
 import pytest
+from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.engine import make_url
 
-from usergroup.provisioning import FAIL_ENV, NotFoundError, OssBssError
+from helpers import oss_for
+from usergroup.ossbss.errors import NotFoundError, PermanentError, TransientError
+from usergroup.ossbss.fake import FAIL_ENV, HEAD, MIGRATIONS, VERSION_TABLE, FakeOssBss, fake_metadata
+from usergroup.store.engine import mapped_schema
+
+# -- the fake --------------------------------------------------------------------------------------------------
 
 
 def test_every_call_is_idempotent_and_logged_once(oss):
@@ -38,13 +47,70 @@ def test_drift_changes_or_removes_a_group_behind_the_stores_back(oss):
 def test_renaming_a_group_it_does_not_hold_is_a_permanent_error(oss):
     with pytest.raises(NotFoundError, match="nothing to rename"):
         oss.rename_user_group(uuid4(), "X")
-    assert issubclass(NotFoundError, ValueError)  # the adapter fails the task at once: no retry cures it
+    assert issubclass(NotFoundError, PermanentError)  # the adapter fails the task at once: no retry cures it
 
 
 def test_an_unavailable_oss_fails_every_call(oss, monkeypatch):
     monkeypatch.setenv(FAIL_ENV, "1")
     for call in (lambda: oss.provision_user_group(uuid4(), "X"), lambda: oss.rename_user_group(uuid4(), "X"),
                  lambda: oss.deprovision_user_group(uuid4()), lambda: oss.read_user_group(uuid4())):
-        with pytest.raises(OssBssError, match="unavailable"):
+        with pytest.raises(TransientError, match="unavailable"):
             call()
 
+
+# -- the fake's tables: migrated, beside the store's --------------------------------------------------------------
+
+
+def test_head_is_the_last_migration():
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    assert ScriptDirectory.from_config(cfg).get_current_head() == HEAD
+
+
+def test_the_tables_sit_beside_the_store(store, store_target):
+    """PostgreSQL: in the store's schema, with a version table of their own. SQLite: in a file of their own beside
+    the store's (a fake writing into the store's file would wait for the step's transaction)."""
+    oss = oss_for(store)
+    assert oss.upgrade() == HEAD  # a second upgrade changes nothing
+    ours = {t.name for t in fake_metadata.sorted_tables}
+    with store.engine.connect() as conn:
+        in_store = set(inspect(conn).get_table_names(schema=mapped_schema(store.engine)))
+    if store_target.kind == "sqlite":
+        assert not ours & in_store
+        sibling = Path(make_url(store_target.url).database).with_name("store-fake-ossbss.db")
+        assert oss.engine.url.database == str(sibling)
+        engine = create_engine(f"sqlite:///{sibling}")
+        with engine.connect() as conn:
+            assert ours <= set(inspect(conn).get_table_names())
+        engine.dispose()
+    else:
+        assert ours <= in_store and {"alembic_version", VERSION_TABLE} <= in_store
+
+
+def test_a_fake_whose_tables_are_not_migrated_says_so(store_target):
+    """Nothing creates its tables on first use any more: `usergroup db upgrade` does, and the fake says so."""
+    oss = FakeOssBss(make_url(store_target.url), store_target.db_schema)
+    with pytest.raises(PermanentError, match="tables are not migrated .*run `usergroup db upgrade`"):
+        oss.provision_user_group(uuid4(), "Lab")
+    if store_target.kind == "postgres":
+        oss._place.dispose()
+
+
+def test_the_tables_an_earlier_fake_created_itself_are_kept(store_target):
+    """Before they were migrated, the fake created its tables on first use: the migration keeps them, and their
+    rows."""
+    engine = store_target.engine()
+    oss = FakeOssBss(make_url(store_target.url), store_target.db_schema)
+    sid = uuid4()
+    with oss._place.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{store_target.db_schema}"'))
+        fake_metadata.create_all(conn, tables=[t for t in fake_metadata.sorted_tables if t.name != VERSION_TABLE])
+        conn.execute(fake_metadata.tables["usergroup.fake_ossbss_groups"].insert().values(
+            subscription_id=sid, group_name="Old Lab", calls=1))
+    assert oss.upgrade() == HEAD
+    assert oss.read_user_group(sid)["group_name"] == "Old Lab"
+    engine.dispose()

@@ -5,7 +5,7 @@ from uuid import UUID, uuid4
 import pytest
 
 from usergroup.domain import USER_GROUP_PRODUCT, SubscriptionLifecycle, Target, UserGroup, UserGroupInactive
-from usergroup.provisioning import OssBssError
+from usergroup.ossbss.errors import OssBssError
 from usergroup.steps import done, resync, set_status, store_process_subscription
 from usergroup.store import tables
 from usergroup.store.repository import DuplicateNameError

@@ -19,7 +19,9 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from usergroup.domain import ProcessStatus, SubscriptionModel
 from usergroup.domain.subscription import products_of_type
 from usergroup.hook import UserGroupHook
-from usergroup.provisioning import FakeOssBss, OssBssClient
+from usergroup.ossbss.client import OssBssClient
+from usergroup.ossbss.errors import PermanentError
+from usergroup.ossbss.fake import FakeOssBss
 from usergroup.step import State, Step
 from usergroup.store.repository import ProcessAbortedError, RefusedError, Store, StoreError
 
@@ -34,7 +36,7 @@ DEFAULT_CUSTOMER_ID = "8f4b1a52-2c7e-4d1c-9a3e-0b6f5d2e7c10"  # no CRM: one fake
 TRACEBACK_TAIL = 4000
 
 # Errors that another try cannot cure: the task fails at once instead of being retried.
-PERMANENT_ERRORS = (StoreError, ValueError, TypeError, KeyError)
+PERMANENT_ERRORS = (StoreError, PermanentError, ValueError, TypeError, KeyError)
 
 
 def process_id_for(dag_id: str, run_id: str, item: UUID | str | None = None) -> UUID:

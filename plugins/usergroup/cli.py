@@ -33,12 +33,15 @@ def not_found(kind: str, ident: str) -> int:
 
 
 def db_upgrade(args) -> int:
+    """The store's schema, then the fake OSS/BSS's tables beside it."""
+    from usergroup.ossbss.fake import FakeOssBss
     from usergroup.store.migrate import upgrade
 
     hook = quiet_hook()
     revision = upgrade(hook.engine)
     url, db_schema = hook.url_and_schema
     print(f"usergroup store {url.render_as_string(hide_password=True)} (schema {db_schema}) is at revision {revision}")
+    print(f"fake OSS/BSS: its tables are at revision {FakeOssBss(url, db_schema, engine=hook.engine).upgrade()}")
     return 0
 
 
@@ -214,7 +217,7 @@ def workflows_list(args) -> int:
 
 
 def ossbss(args):
-    from usergroup.provisioning import FakeOssBss
+    from usergroup.ossbss.fake import FakeOssBss
 
     return FakeOssBss(*quiet_hook().url_and_schema)
 
@@ -248,7 +251,8 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="usergroup", description="The User Group subscription store.")
     groups = p.add_subparsers(dest="group", required=True)
     db = groups.add_parser("db", help="the store's schema").add_subparsers(dest="command", required=True)
-    db.add_parser("upgrade", help="create or upgrade the store's schema").set_defaults(func=db_upgrade)
+    db.add_parser("upgrade", help="create or upgrade the store's schema, and the fake OSS/BSS's tables").set_defaults(
+        func=db_upgrade)
     subs = groups.add_parser("subscriptions", help="User Group subscriptions").add_subparsers(
         dest="command", required=True)
     ls = subs.add_parser("list", help="all subscriptions")

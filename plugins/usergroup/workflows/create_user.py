@@ -9,7 +9,7 @@ from usergroup.domain import SubscriptionLifecycle, Target, UserInactive, UserPr
 from usergroup.domain.names import USERNAME_RULES, Username
 from usergroup.domain.subscription import products_of_type
 from usergroup.forms import AGE_PARAM, UUID_PATTERN, Age, SubscriptionId, group_name_param
-from usergroup.provisioning import OSSBSS_RETRIES, OssBssClient
+from usergroup.ossbss.client import OSSBSS_RETRIES, OssBssClient
 from usergroup.step import State, step
 from usergroup.steps import store_process_subscription
 from usergroup.workflow import create_workflow

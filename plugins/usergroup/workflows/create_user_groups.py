@@ -6,7 +6,7 @@ from uuid import UUID
 from pydantic import ValidationError
 
 from usergroup.forms import group_name_param
-from usergroup.provisioning import Answered, OssBssClient, provision_many
+from usergroup.ossbss.client import Answered, OssBssClient, provision_many
 from usergroup.sources import MAX_ITEMS, SourceError, names_of
 from usergroup.step import State
 from usergroup.workflow import Bulk

@@ -5,7 +5,7 @@ from uuid import UUID
 from usergroup.domain import User
 from usergroup.domain.names import USERNAME_RULES, Username
 from usergroup.forms import AGE_PARAM, Age, SubscriptionForm, group_name_param, subscription_params
-from usergroup.provisioning import OSSBSS_RETRIES, OssBssClient
+from usergroup.ossbss.client import OSSBSS_RETRIES, OssBssClient
 from usergroup.step import State, step
 from usergroup.workflow import modify_workflow
 

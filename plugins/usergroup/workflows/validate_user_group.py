@@ -2,7 +2,7 @@
 
 from usergroup.domain import UserGroup
 from usergroup.forms import SubscriptionForm, subscription_params
-from usergroup.provisioning import OSSBSS_RETRIES, OssBssClient
+from usergroup.ossbss.client import OSSBSS_RETRIES, OssBssClient
 from usergroup.step import State, step
 from usergroup.workflow import validate_workflow
 
