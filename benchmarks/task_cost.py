@@ -148,7 +148,8 @@ def child_env(url: str, home: str, bytecode: bool) -> dict[str, str]:
     env = {**os.environ, "AIRFLOW_HOME": home, "PYTHONPATH": str(ROOT / "plugins"),
            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
            "AIRFLOW__CORE__UNIT_TEST_MODE": "False", "PYTHONWARNINGS": "ignore::UserWarning",
-           "AIRFLOW_CONN_USERGROUP_DEFAULT": json.dumps(conn), "AIRFLOW_VAR_USERGROUP_CUSTOMER_ID": CUSTOMER}
+           "AIRFLOW_CONN_USERGROUP_DEFAULT": json.dumps(conn), "AIRFLOW_VAR_USERGROUP_CUSTOMER_ID": CUSTOMER,
+           "AIRFLOW_CONN_USERGROUP_OSSBSS": json.dumps({"conn_type": "usergroup_fake_ossbss"})}
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     if bytecode:
         env["PYTHONPYCACHEPREFIX"] = str(Path(home) / "pycache")

@@ -10,6 +10,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_URL_ENV = "USERGROUP_TEST_DATABASE_URL"
+FAKE_OSSBSS_CONN = json.dumps({"conn_type": "usergroup_fake_ossbss"})  # the usergroup_ossbss connection: the fake
 
 
 def pg_url() -> str | None:

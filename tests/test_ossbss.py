@@ -1,17 +1,26 @@
-"""The fake OSS/BSS: provision, rename, remove and read a group, each idempotent; drift behind the store's back;
-its tables migrated beside the store's."""
+"""The OSS/BSS: the client the `usergroup_ossbss` connection names, and the fake (provision, rename, remove and
+read a group, each idempotent; drift behind the store's back; its tables migrated beside the store's)."""
 
+import json
 from pathlib import Path
+from types import SimpleNamespace
 from uuid import uuid4
 
 import pytest
+from airflow.sdk.exceptions import AirflowFailException
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
 from helpers import oss_for
+from usergroup.adapter import services, step_task
+from usergroup.cli import main
+from usergroup.ossbss import CLIENTS, Connection, StorePlace, UnknownClientError, client_for
 from usergroup.ossbss.errors import NotFoundError, PermanentError, TransientError
 from usergroup.ossbss.fake import FAIL_ENV, HEAD, MIGRATIONS, VERSION_TABLE, FakeOssBss, fake_metadata
+from usergroup.ossbss_hook import OssBssConnectionError, OssBssHook
+from usergroup.steps import resync
 from usergroup.store.engine import mapped_schema
+from usergroup.workflows.create_user_group import create_user_group
 
 # -- the fake --------------------------------------------------------------------------------------------------
 
@@ -114,3 +123,90 @@ def test_the_tables_an_earlier_fake_created_itself_are_kept(store_target):
     assert oss.upgrade() == HEAD
     assert oss.read_user_group(sid)["group_name"] == "Old Lab"
     engine.dispose()
+
+
+# -- the connection picks the client ------------------------------------------------------------------------------
+
+
+def test_provider_hook_attributes(monkeypatch):
+    assert OssBssHook.conn_name_attr == "ossbss_conn_id" and OssBssHook.default_conn_name == "usergroup_ossbss"
+    assert OssBssHook.conn_type in CLIENTS and OssBssHook.hook_name
+    assert OssBssHook(ossbss_conn_id="other").ossbss_conn_id == "other"
+
+    def boom(*a, **k):
+        raise AssertionError("__init__ must not look up the connection")
+
+    monkeypatch.setattr(OssBssHook, "get_connection", classmethod(boom))
+    OssBssHook()
+
+
+@pytest.mark.parametrize("conn", ['{"conn_type": "usergroup_fake_ossbss"}', "usergroup-fake-ossbss://"])
+def test_the_connection_picks_the_fake(store, store_target, monkeypatch, conn):
+    monkeypatch.setenv("AIRFLOW_CONN_USERGROUP_OSSBSS", conn)
+    task_store, oss = services("provision_user_group")
+    assert type(oss) is FakeOssBss
+    if store_target.kind == "postgres":  # beside the store: on its engine
+        assert oss.engine is task_store.engine
+    sid = uuid4()
+    assert oss.provision_user_group(sid, "Picked Lab") == oss_for(store).read_user_group(sid)["group_id"]
+
+
+def test_a_missing_connection_fails_the_task_at_once_naming_it(store, monkeypatch):
+    """No silent fallback to the fake: a worker without the connection fails, naming it and what to do."""
+    monkeypatch.delenv("AIRFLOW_CONN_USERGROUP_OSSBSS")
+    with pytest.raises(OssBssConnectionError, match="the Airflow connection 'usergroup_ossbss' is not defined"):
+        _ = OssBssHook().client
+    body = step_task(resync, create_user_group, task_id="resync").function
+    with pytest.raises(AirflowFailException, match="resync: the Airflow connection 'usergroup_ossbss' is not "
+                                                   r"defined.*AIRFLOW_CONN_USERGROUP_OSSBSS='\{\"conn_type\": "
+                                                   "\"usergroup_fake_ossbss\"}'"):
+        body({"process_id": "x"}, params={}, dag_run=SimpleNamespace(dag_id="d", run_id="r"),
+             ti=SimpleNamespace(try_number=1, map_index=-1))
+
+
+@pytest.mark.parametrize("conn", ['{"conn_type": "http", "host": "oss.example"}', '{"conn_type": "sqlite"}'])
+def test_an_unknown_conn_type_fails_the_task_at_once_naming_it(store, monkeypatch, conn):
+    monkeypatch.setenv("AIRFLOW_CONN_USERGROUP_OSSBSS", conn)
+    conn_type = json.loads(conn)["conn_type"]
+    with pytest.raises(AirflowFailException, match=f"provision_user_group: the Airflow connection 'usergroup_ossbss' "
+                                                   f"has conn type '{conn_type}', which names no OSS/BSS client: "
+                                                   "give it one of usergroup_fake_ossbss"):
+        services("provision_user_group")
+    with pytest.raises(UnknownClientError, match=f"'{conn_type}', which names no OSS/BSS client"):
+        client_for(Connection("usergroup_ossbss", conn_type), StorePlace(make_url("sqlite:///x.db"), "usergroup"))
+
+
+# -- the command ---------------------------------------------------------------------------------------------------
+
+
+def test_db_upgrade_migrates_the_fakes_tables_too(store_target, monkeypatch, capsys):
+    monkeypatch.setenv("AIRFLOW_CONN_USERGROUP_DEFAULT", store_target.conn_json)
+    monkeypatch.setenv("AIRFLOW_CONN_USERGROUP_OSSBSS", '{"conn_type": "usergroup_fake_ossbss"}')
+    assert main(["db", "upgrade"]) == 0
+    assert ("OSS/BSS usergroup_fake_ossbss (connection usergroup_ossbss): its tables are at revision "
+            f"{HEAD}") in capsys.readouterr().out
+    oss = FakeOssBss(make_url(store_target.url), store_target.db_schema)
+    assert oss.groups() == []
+    if store_target.kind == "postgres":
+        oss._place.dispose()
+
+
+def test_db_upgrade_without_the_connection_says_so(store_target, monkeypatch, capsys):
+    monkeypatch.setenv("AIRFLOW_CONN_USERGROUP_DEFAULT", store_target.conn_json)
+    monkeypatch.delenv("AIRFLOW_CONN_USERGROUP_OSSBSS", raising=False)
+    assert main(["db", "upgrade"]) == 1
+    out = capsys.readouterr()
+    assert "is at revision" in out.out  # the store is upgraded all the same
+    assert "the Airflow connection 'usergroup_ossbss' is not defined" in out.err
+
+
+def test_ossbss_commands_on_a_client_that_does_not_offer_them(store, monkeypatch, capsys):
+    monkeypatch.setitem(CLIENTS, "test_plain_ossbss", lambda connection, place: SimpleNamespace())
+    monkeypatch.setenv("AIRFLOW_CONN_USERGROUP_OSSBSS", '{"conn_type": "test_plain_ossbss"}')
+    assert main(["ossbss", "list"]) == 1
+    assert ("the OSS/BSS client of the connection 'usergroup_ossbss' (conn type 'test_plain_ossbss') offers no "
+            "groups(): `usergroup ossbss list` works on a client that does") in capsys.readouterr().err
+    assert main(["ossbss", "drift", str(uuid4()), "--remove"]) == 1
+    assert "offers no drift(): `usergroup ossbss drift`" in capsys.readouterr().err
+    assert main(["db", "upgrade"]) == 0  # a client without tables of its own: only the store is upgraded
+    assert "OSS/BSS" not in capsys.readouterr().out

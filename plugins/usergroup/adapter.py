@@ -21,7 +21,7 @@ from usergroup.domain.subscription import products_of_type
 from usergroup.hook import UserGroupHook
 from usergroup.ossbss.client import OssBssClient
 from usergroup.ossbss.errors import PermanentError
-from usergroup.ossbss.fake import FakeOssBss
+from usergroup.ossbss_hook import OssBssHook
 from usergroup.step import State, Step
 from usergroup.store.repository import ProcessAbortedError, RefusedError, Store, StoreError
 
@@ -229,11 +229,12 @@ def step_task(step: Step, workflow: "Workflow", *, task_id: str | None = None, f
 
 
 def services(task_id: str) -> tuple[Store, OssBssClient]:
-    """The store and the OSS/BSS, through the `usergroup_default` connection."""
+    """The store, through the `usergroup_default` connection, and the OSS/BSS client the `usergroup_ossbss`
+    connection names."""
     hook = UserGroupHook()
     try:
-        return hook.store, FakeOssBss(*hook.url_and_schema, engine=hook.engine)
-    except ValueError as exc:  # no store connection, or a bad one: no retry cures it
+        return hook.store, OssBssHook(store=hook).client
+    except ValueError as exc:  # no store or OSS/BSS connection, or a bad one: no retry cures it
         raise AirflowFailException(f"{task_id}: {exc}") from None
 
 
