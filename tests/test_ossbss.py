@@ -1,26 +1,33 @@
-"""The OSS/BSS: the client the `usergroup_ossbss` connection names, and the fake (provision, rename, remove and
-read a group, each idempotent; drift behind the store's back; its tables migrated beside the store's)."""
+"""The OSS/BSS: the client the `usergroup_ossbss` connection names, retry decided by its error classes, and the
+fake (provision, rename, remove and read a group, each idempotent; drift behind the store's back; its tables
+migrated beside the store's)."""
 
 import json
 from pathlib import Path
 from types import SimpleNamespace
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
-from helpers import oss_for
-from usergroup.adapter import services, step_task
+from helpers import create, oss_for
+from usergroup.adapter import PERMANENT_ERRORS, run_step, services, step_task
 from usergroup.cli import main
+from usergroup.domain import USER_GROUP_PRODUCT, UserGroupInactive
 from usergroup.ossbss import CLIENTS, Connection, StorePlace, UnknownClientError, client_for
-from usergroup.ossbss.errors import NotFoundError, PermanentError, TransientError
+from usergroup.ossbss.errors import NotFoundError, OssBssError, PermanentError, RefusedByOssBssError, TransientError
 from usergroup.ossbss.fake import FAIL_ENV, HEAD, MIGRATIONS, VERSION_TABLE, FakeOssBss, fake_metadata
 from usergroup.ossbss_hook import OssBssConnectionError, OssBssHook
+from usergroup.step import StepError, step
 from usergroup.steps import resync
 from usergroup.store.engine import mapped_schema
-from usergroup.workflows.create_user_group import create_user_group
+from usergroup.workflows.create_user_group import create_subscription, create_user_group, provision_user_group
+
+START = {"workflow_name": "create_user_group", "workflow_target": "CREATE", "dag_id": "create_user_group",
+         "run_id": "manual__oss", "created_by": "manual:tester"}
+
 
 # -- the fake --------------------------------------------------------------------------------------------------
 
@@ -174,6 +181,66 @@ def test_an_unknown_conn_type_fails_the_task_at_once_naming_it(store, monkeypatc
         services("provision_user_group")
     with pytest.raises(UnknownClientError, match=f"'{conn_type}', which names no OSS/BSS client"):
         client_for(Connection("usergroup_ossbss", conn_type), StorePlace(make_url("sqlite:///x.db"), "usergroup"))
+
+
+# -- retry decided by our classes ----------------------------------------------------------------------------------
+
+
+def _failing(exc: BaseException):
+    @step("Call the OSS/BSS")
+    def call_the_ossbss(subscription_id: UUID, oss) -> dict:
+        raise exc
+
+    return call_the_ossbss
+
+
+def _opened(store) -> dict:
+    state = {"process_id": str(uuid4()), "workflow_name": "create_user_group", "workflow_target": "CREATE",
+             "product_id": str(USER_GROUP_PRODUCT.product_id), "customer_id": str(uuid4()), "group_name": "Retry Lab"}
+    return run_step(create_subscription, state, store=store, oss=oss_for(store), try_number=1,
+                    start={**START, "run_id": state["process_id"]})
+
+
+@pytest.mark.parametrize("exc", [TransientError("the OSS/BSS timed out"), OssBssError("unclassified"),
+                                 KeyError("group_id"), TypeError("a bug"), ValueError("a bug")])
+def test_a_transient_error_is_raised_as_it_is_for_airflow_to_retry(store, exc):
+    """Not ours to call permanent (a transient OSS/BSS error, or a builtin one): Airflow retries the task."""
+    assert not isinstance(exc, PERMANENT_ERRORS)
+    state = _opened(store)
+    with pytest.raises(type(exc)) as raised:
+        run_step(_failing(exc), state, store=store, oss=oss_for(store), try_number=1)
+    assert raised.value is exc
+    with store.transaction() as repo:
+        process = repo.get_process(state["process_id"])
+    assert process["status"] == "failed" and process["failed_reason"].startswith(type(exc).__name__)
+
+
+@pytest.mark.parametrize("exc", [PermanentError("no such tenant"), NotFoundError("no group"),
+                                 RefusedByOssBssError("refused name")])
+def test_a_permanent_error_fails_the_task_at_once(store, exc):
+    state = _opened(store)
+    with pytest.raises(AirflowFailException, match=f"call_the_ossbss: {exc}"):
+        run_step(_failing(exc), state, store=store, oss=oss_for(store), try_number=1)
+    with store.transaction() as repo:
+        assert repo.get_process(state["process_id"])["status"] == "failed"
+
+
+def test_the_fakes_errors_through_a_real_step(store, monkeypatch):
+    """Unavailable (USERGROUP_FAKE_OSS_FAIL) is retried; a refused name (USERGROUP_FAKE_OSS_REFUSE) fails at once;
+    a step given a subscription in the wrong lifecycle fails at once (a StepError, not a builtin TypeError)."""
+    state = create(store, "Refused Lab", upto=3)
+    monkeypatch.setenv(FAIL_ENV, "1")
+    with pytest.raises(TransientError, match="unavailable"):
+        run_step(provision_user_group, state, store=store, oss=oss_for(store), try_number=1)
+    monkeypatch.delenv(FAIL_ENV)
+    monkeypatch.setenv("USERGROUP_FAKE_OSS_REFUSE", "^Refused")
+    with pytest.raises(AirflowFailException, match="the OSS/BSS refuses group 'Refused Lab'"):
+        run_step(provision_user_group, state, store=store, oss=oss_for(store), try_number=2)
+    sub = UserGroupInactive.from_product_id(USER_GROUP_PRODUCT.product_id, uuid4())
+    with pytest.raises(AirflowFailException, match="subscription is UserGroupInactive, the step needs"):
+        run_step(provision_user_group, {**state, "subscription": sub.model_dump(mode="json")}, store=store,
+                 oss=oss_for(store), try_number=3)
+    assert StepError in PERMANENT_ERRORS
 
 
 # -- the command ---------------------------------------------------------------------------------------------------

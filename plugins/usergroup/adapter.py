@@ -17,12 +17,13 @@ from pydantic_core import to_jsonable_python
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from usergroup.domain import ProcessStatus, SubscriptionModel
+from usergroup.domain.errors import LifecycleError
 from usergroup.domain.subscription import products_of_type
 from usergroup.hook import UserGroupHook
 from usergroup.ossbss.client import OssBssClient
 from usergroup.ossbss.errors import PermanentError
 from usergroup.ossbss_hook import OssBssHook
-from usergroup.step import State, Step
+from usergroup.step import State, Step, StepError
 from usergroup.store.repository import ProcessAbortedError, RefusedError, Store, StoreError
 
 if TYPE_CHECKING:
@@ -35,8 +36,9 @@ CUSTOMER_VARIABLE = "usergroup_customer_id"
 DEFAULT_CUSTOMER_ID = "8f4b1a52-2c7e-4d1c-9a3e-0b6f5d2e7c10"  # no CRM: one faked customer, configurable
 TRACEBACK_TAIL = 4000
 
-# Errors that another try cannot cure: the task fails at once instead of being retried.
-PERMANENT_ERRORS = (StoreError, PermanentError, ValueError, TypeError, KeyError)
+# Errors that another try cannot cure, by our own classes: the task fails at once instead of being retried. Any other
+# error (the OSS/BSS's TransientError, a builtin one) is retried.
+PERMANENT_ERRORS = (StoreError, PermanentError, LifecycleError, StepError, ValidationError)
 
 
 def process_id_for(dag_id: str, run_id: str, item: UUID | str | None = None) -> UUID:
