@@ -17,6 +17,10 @@ export PYTHONWARNINGS := ignore::UserWarning
 # Airflow home, chosen here explicitly (the hook never falls back to a file on its own).
 AIRFLOW_CONN_USERGROUP_DEFAULT ?= {"conn_type": "sqlite", "host": "$(abspath $(AIRFLOW_HOME))/usergroup.db"}
 export AIRFLOW_CONN_USERGROUP_DEFAULT
+# The OSS/BSS: the usergroup_ossbss connection from the environment, else the fake (its conn type names the client;
+# its tables beside the store's, migrated by `usergroup db upgrade`).
+AIRFLOW_CONN_USERGROUP_OSSBSS ?= {"conn_type": "usergroup_fake_ossbss"}
+export AIRFLOW_CONN_USERGROUP_OSSBSS
 
 # NAME is user text: never expanded by make, never pasted into a shell line (see scripts/run_create_user_group.py).
 unexport NAME

@@ -98,7 +98,7 @@ def statements_per_create(store_url: str, db_schema: str) -> int:
 
     from usergroup.adapter import DEFAULT_CUSTOMER_ID, process_id_for, run_step
     from usergroup.domain import USER_GROUP_PRODUCT
-    from usergroup.provisioning import FakeOssBss
+    from usergroup.ossbss.fake import FakeOssBss
     from usergroup.store.engine import create_store_engine
     from usergroup.store.repository import Store
     from usergroup.workflows.create_user_group import create_user_group as workflow

@@ -9,9 +9,9 @@ SQLAlchemy (`before_cursor_execute`), with the transactions it commits.
 
     python benchmarks/task_cost.py postgresql://postgres@127.0.0.1:5432/ugprof [--repeats 15] [--no-bytecode]
 
-The database must hold a migrated store (`usergroup db upgrade`). By default the children read and write
-bytecode in a private cache (as a deployment whose package pip compiled); --no-bytecode compiles every source
-in every process, as PYTHONDONTWRITEBYTECODE=1 on a source checkout does."""
+The database must hold a migrated store (`usergroup db upgrade`, with the fake OSS/BSS's tables beside it). By
+default the children read and write bytecode in a private cache (as a deployment whose package pip compiled);
+--no-bytecode compiles every source in every process, as PYTHONDONTWRITEBYTECODE=1 on a source checkout does."""
 
 import argparse
 import json
@@ -69,7 +69,7 @@ def child_task(task_id: str, state_file: str, run_id: str, group_name: str) -> d
     from sqlalchemy.sql.compiler import SQLCompiler
 
     import usergroup.adapter
-    from usergroup.provisioning import FakeOssBss
+    from usergroup.ossbss.fake import FakeOssBss
 
     cpu = dict.fromkeys(PHASES, 0.0)
     count = {"dbapi": 0, "sqlalchemy": 0, "commits": 0, "rollbacks": 0, "connections": 0, "compiles": 0}
@@ -148,7 +148,8 @@ def child_env(url: str, home: str, bytecode: bool) -> dict[str, str]:
     env = {**os.environ, "AIRFLOW_HOME": home, "PYTHONPATH": str(ROOT / "plugins"),
            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
            "AIRFLOW__CORE__UNIT_TEST_MODE": "False", "PYTHONWARNINGS": "ignore::UserWarning",
-           "AIRFLOW_CONN_USERGROUP_DEFAULT": json.dumps(conn), "AIRFLOW_VAR_USERGROUP_CUSTOMER_ID": CUSTOMER}
+           "AIRFLOW_CONN_USERGROUP_DEFAULT": json.dumps(conn), "AIRFLOW_VAR_USERGROUP_CUSTOMER_ID": CUSTOMER,
+           "AIRFLOW_CONN_USERGROUP_OSSBSS": json.dumps({"conn_type": "usergroup_fake_ossbss"})}
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     if bytecode:
         env["PYTHONPYCACHEPREFIX"] = str(Path(home) / "pycache")

@@ -32,6 +32,9 @@ COMPONENTS = {"api-server": [], "scheduler": ["--skip-serve-logs"], "dag-process
               "triggerer": ["--skip-serve-logs"]}
 
 
+FAKE_OSSBSS = json.dumps({"conn_type": "usergroup_fake_ossbss"})  # the fake OSS/BSS, beside the store
+
+
 def embedded_store(home: Path) -> str:
     """The embedded store's connection: an SQLite file of its own in the Airflow home (never Airflow's)."""
     return json.dumps({"conn_type": "sqlite", "host": str(home / "usergroup.db")})
@@ -42,6 +45,8 @@ def tuned_settings(home: Path, port: int) -> dict[str, str]:
     return {
         # The store: the connection given in the environment, else the embedded one, chosen here explicitly.
         "AIRFLOW_CONN_USERGROUP_DEFAULT": os.environ.get("AIRFLOW_CONN_USERGROUP_DEFAULT") or embedded_store(home),
+        # The OSS/BSS: the connection given in the environment, else the fake (its conn type names the client).
+        "AIRFLOW_CONN_USERGROUP_OSSBSS": os.environ.get("AIRFLOW_CONN_USERGROUP_OSSBSS") or FAKE_OSSBSS,
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import PG_URL_ENV, ROOT, StoreTarget, oss_for, pg_url
+from helpers import FAKE_OSSBSS_CONN, PG_URL_ENV, ROOT, StoreTarget, oss_for, pg_url
 
 # Before anything imports Airflow: a private Airflow home with our DAGs and plugins, no examples.
 _HOME = Path(tempfile.mkdtemp(prefix="usergroup-test-airflow-"))
@@ -21,6 +21,7 @@ os.environ.update({
     "PYTHONWARNINGS": "ignore::UserWarning",
 })
 os.environ.pop("AIRFLOW_CONN_USERGROUP_DEFAULT", None)
+os.environ.pop("AIRFLOW_CONN_USERGROUP_OSSBSS", None)
 os.environ.pop("USERGROUP_FAKE_OSS_FAIL", None)
 
 
@@ -63,14 +64,19 @@ def store_target(request, tmp_path):
 
 @pytest.fixture
 def store(store_target, monkeypatch):
-    """A migrated store, also reachable as the `usergroup_default` Airflow connection."""
+    """A migrated store with the fake OSS/BSS's tables beside it, also reachable as the `usergroup_default`
+    Airflow connection; the `usergroup_ossbss` connection names the fake (as `usergroup db upgrade` and `make run`
+    have it)."""
     from usergroup.store.migrate import upgrade
     from usergroup.store.repository import Store
 
     engine = store_target.engine()
     upgrade(engine)
+    store = Store(engine)
+    oss_for(store).upgrade()
     monkeypatch.setenv("AIRFLOW_CONN_USERGROUP_DEFAULT", store_target.conn_json)
-    yield Store(engine)
+    monkeypatch.setenv("AIRFLOW_CONN_USERGROUP_OSSBSS", FAKE_OSSBSS_CONN)
+    yield store
     engine.dispose()
 
 

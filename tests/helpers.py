@@ -10,6 +10,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_URL_ENV = "USERGROUP_TEST_DATABASE_URL"
+FAKE_OSSBSS_CONN = json.dumps({"conn_type": "usergroup_fake_ossbss"})  # the usergroup_ossbss connection: the fake
 
 
 def pg_url() -> str | None:
@@ -43,8 +44,8 @@ class StoreTarget:
 
 
 def oss_for(store):
-    """The fake OSS/BSS beside a store (its own table on PostgreSQL, its own file beside SQLite's)."""
-    from usergroup.provisioning import FakeOssBss
+    """The fake OSS/BSS beside a store (its own tables on PostgreSQL, its own file beside SQLite's)."""
+    from usergroup.ossbss.fake import FakeOssBss
     from usergroup.store.engine import mapped_schema
 
     return FakeOssBss(store.engine.url, mapped_schema(store.engine) or "usergroup")

@@ -16,7 +16,7 @@ from localpg import LocalPostgres
 from sqlalchemy import text
 
 from devstack import DAG_ID, PostgresStack
-from helpers import StoreTarget, pg_url
+from helpers import FAKE_OSSBSS_CONN, StoreTarget, oss_for, pg_url
 from usergroup.store.migrate import upgrade
 from usergroup.store.repository import Store
 
@@ -58,7 +58,8 @@ class OwnPostgres(LocalPostgres):
 
 @contextmanager
 def own_store(prefix: str) -> Iterator[tuple[StoreTarget, Store]]:
-    """A migrated store in a schema of its own on the test PostgreSQL, dropped afterwards."""
+    """A migrated store (the fake OSS/BSS's tables beside it) in a schema of its own on the test PostgreSQL,
+    dropped afterwards."""
     url = pg_url()
     if not url:
         pytest.skip("USERGROUP_TEST_DATABASE_URL not set")
@@ -66,6 +67,7 @@ def own_store(prefix: str) -> Iterator[tuple[StoreTarget, Store]]:
                          f"{prefix}_{secrets.token_hex(4)}")
     engine = target.engine()
     upgrade(engine)
+    oss_for(Store(engine)).upgrade()
     try:
         yield target, Store(engine)
     finally:
@@ -79,6 +81,7 @@ def live_airflow(home: Path, target: StoreTarget, overrides: dict[str, str] | No
     """A live stack on the test PostgreSQL whose store is `target`, stopped (its database dropped) afterwards."""
     airflow = LiveAirflow(home, pg_url(), {
         "AIRFLOW_CONN_USERGROUP_DEFAULT": target.conn_json,
+        "AIRFLOW_CONN_USERGROUP_OSSBSS": FAKE_OSSBSS_CONN,
         "AIRFLOW__CORE__MAX_TASK_RETRY_DELAY": "1",  # the OSS/BSS steps' backoff (minutes) capped for the tests
         **(overrides or {}),
     })

@@ -10,7 +10,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from helpers import oss_for
 from usergroup.adapter import DEFAULT_CUSTOMER_ID, process_id_for, run_step, step_task
 from usergroup.domain import USER_GROUP_PRODUCT, SubscriptionLifecycle, Target, UserGroupInactive
-from usergroup.provisioning import OssBssError
+from usergroup.ossbss.errors import OssBssError
 from usergroup.step import step
 from usergroup.steps import done, resync, set_status, store_process_subscription
 from usergroup.store import tables

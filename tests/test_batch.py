@@ -86,7 +86,7 @@ def test_two_hundred_groups_with_five_that_fail_each_with_its_reason(store):
 
 
 def test_an_ossbss_without_a_batch_call_is_asked_per_group(store, monkeypatch):
-    from usergroup.provisioning import FakeOssBss
+    from usergroup.ossbss.fake import FakeOssBss
 
     monkeypatch.delattr(FakeOssBss, "provision_user_groups")
     monkeypatch.setenv("USERGROUP_FAKE_OSS_REFUSE", "^No ")

@@ -8,7 +8,7 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from helpers import create, create_user
+from helpers import FAKE_OSSBSS_CONN, create, create_user
 from usergroup.cli import main
 from usergroup.domain import USER_GROUP_PRODUCT, UserGroupInactive
 from usergroup.report import SUBSCRIPTION_COLUMNS
@@ -33,6 +33,7 @@ def one_subscription(store):
 
 def test_db_upgrade_creates_the_store(store_target, monkeypatch, capsys):
     monkeypatch.setenv("AIRFLOW_CONN_USERGROUP_DEFAULT", store_target.conn_json)
+    monkeypatch.setenv("AIRFLOW_CONN_USERGROUP_OSSBSS", FAKE_OSSBSS_CONN)
     assert main(["db", "upgrade"]) == 0
     assert main(["db", "upgrade"]) == 0
     out = capsys.readouterr().out

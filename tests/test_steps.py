@@ -5,7 +5,8 @@ from uuid import UUID, uuid4
 import pytest
 
 from usergroup.domain import USER_GROUP_PRODUCT, SubscriptionLifecycle, Target, UserGroup, UserGroupInactive
-from usergroup.provisioning import OssBssError
+from usergroup.ossbss.errors import OssBssError
+from usergroup.step import StepError
 from usergroup.steps import done, resync, set_status, store_process_subscription
 from usergroup.store import tables
 from usergroup.store.repository import DuplicateNameError
@@ -72,7 +73,7 @@ def test_provision_user_group_fails_on_demand(oss, monkeypatch):
 
 def test_a_step_refuses_a_subscription_in_the_wrong_lifecycle(oss):
     sub = UserGroupInactive.from_product_id(USER_GROUP_PRODUCT.product_id, uuid4())
-    with pytest.raises(TypeError, match="needs UserGroupProvisioning"):
+    with pytest.raises(StepError, match="needs UserGroupProvisioning"):
         provision_user_group({"subscription": sub.model_dump(mode="json")}, oss=oss)
 
 

@@ -21,7 +21,8 @@ from usergroup.engine.runner import (
     stopped_by_sigterm,
 )
 from usergroup.hook import UserGroupHook
-from usergroup.provisioning import FakeOssBss, OssBssClient
+from usergroup.ossbss.client import OssBssClient
+from usergroup.ossbss_hook import OssBssHook
 from usergroup.step import State, Step
 from usergroup.store.repository import ProcessAbortedError, Store
 
@@ -126,11 +127,12 @@ def step_task(step: Step, workflow: "Workflow", *, task_id: str | None = None, f
 
 
 def services(task_id: str) -> tuple[Store, OssBssClient]:
-    """The store and the OSS/BSS, through the `usergroup_default` connection."""
+    """The store, through the `usergroup_default` connection, and the OSS/BSS client the `usergroup_ossbss`
+    connection names."""
     hook = UserGroupHook()
     try:
-        return hook.store, FakeOssBss(*hook.url_and_schema, engine=hook.engine)
-    except ValueError as exc:  # no store connection, or a bad one: no retry cures it
+        return hook.store, OssBssHook(store=hook).client
+    except ValueError as exc:  # no store or OSS/BSS connection, or a bad one: no retry cures it
         raise AirflowFailException(f"{task_id}: {exc}") from None
 
 

@@ -1,5 +1,5 @@
-"""The `usergroup` command: upgrade the store; list and show subscriptions, their workflows and processes;
-recover; the fake OSS/BSS."""
+"""The `usergroup` command: upgrade the store (and the OSS/BSS client's tables); list and show subscriptions, their
+workflows and processes; recover; the OSS/BSS's groups (of a client that lists them: the fake)."""
 
 import argparse
 import json
@@ -33,12 +33,19 @@ def not_found(kind: str, ident: str) -> int:
 
 
 def db_upgrade(args) -> int:
+    """The store's schema, then the tables of the OSS/BSS client the `usergroup_ossbss` connection names, if it keeps
+    any (the fake does: beside the store's)."""
+    from usergroup.ossbss_hook import OssBssHook
     from usergroup.store.migrate import upgrade
 
     hook = quiet_hook()
     revision = upgrade(hook.engine)
     url, db_schema = hook.url_and_schema
     print(f"usergroup store {url.render_as_string(hide_password=True)} (schema {db_schema}) is at revision {revision}")
+    oss = OssBssHook(store=hook)
+    if upgrade_oss := getattr(oss.client, "upgrade", None):
+        print(f"OSS/BSS {oss.connection.conn_type} (connection {oss.ossbss_conn_id}): its tables are at revision "
+              f"{upgrade_oss()}")
     return 0
 
 
@@ -213,14 +220,24 @@ def workflows_list(args) -> int:
     return 0
 
 
-def ossbss(args):
-    from usergroup.provisioning import FakeOssBss
+def ossbss(args, call: str):
+    """The OSS/BSS client the `usergroup_ossbss` connection names, if it offers `call` (the fake does)."""
+    from usergroup.ossbss_hook import OssBssHook
 
-    return FakeOssBss(*quiet_hook().url_and_schema)
+    oss = OssBssHook(store=quiet_hook())
+    if not callable(getattr(oss.client, call, None)):
+        raise NotOffered(f"the OSS/BSS client of the connection {oss.ossbss_conn_id!r} (conn type "
+                         f"{oss.connection.conn_type!r}) offers no {call}(): `usergroup ossbss {args.command}` "
+                         "works on a client that does (the fake OSS/BSS)")
+    return oss.client
+
+
+class NotOffered(Exception):
+    """The OSS/BSS client does not offer what the command asks of it."""
 
 
 def ossbss_list(args) -> int:
-    groups = ossbss(args).groups()
+    groups = ossbss(args, "groups").groups()
     if args.json:
         return emit_json([{k: str(v) if k == "subscription_id" else v for k, v in g.items()} for g in groups])
     print(f"{'subscription_id':36}  {'group_id':>8}  group_name")
@@ -231,7 +248,7 @@ def ossbss_list(args) -> int:
 
 def ossbss_drift(args) -> int:
     """Change a group in the fake OSS/BSS behind the store's back, to see validate_user_group catch it."""
-    was = ossbss(args).drift(UUID(args.id), group_name=args.rename, remove=args.remove)
+    was = ossbss(args, "drift").drift(UUID(args.id), group_name=args.rename, remove=args.remove)
     change = "removed" if args.remove else f"renamed to {args.rename!r}"
     print(f"fake OSS/BSS: group {was['group_id']} ({was['group_name']!r}) of subscription {args.id} {change}")
     return 0
@@ -248,7 +265,8 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="usergroup", description="The User Group subscription store.")
     groups = p.add_subparsers(dest="group", required=True)
     db = groups.add_parser("db", help="the store's schema").add_subparsers(dest="command", required=True)
-    db.add_parser("upgrade", help="create or upgrade the store's schema").set_defaults(func=db_upgrade)
+    db.add_parser("upgrade", help="create or upgrade the store's schema, and the tables of the OSS/BSS client "
+                  "the usergroup_ossbss connection names (the fake's)").set_defaults(func=db_upgrade)
     subs = groups.add_parser("subscriptions", help="User Group subscriptions").add_subparsers(
         dest="command", required=True)
     ls = subs.add_parser("list", help="all subscriptions")
@@ -269,7 +287,8 @@ def parser() -> argparse.ArgumentParser:
                            "line")
     wf.add_argument("--chain", action="store_true", help="with each one's target and chain of tasks (or schedule)")
     wf.set_defaults(func=workflows_list)
-    oss = groups.add_parser("ossbss", help="the fake OSS/BSS (for tests and demos)").add_subparsers(
+    oss = groups.add_parser("ossbss", help="the OSS/BSS of the usergroup_ossbss connection, if it lists its groups "
+                            "(the fake, for tests and demos)").add_subparsers(
         dest="command", required=True)
     ol = oss.add_parser("list", help="the groups it holds")
     ol.add_argument("--json", action="store_true", help="an array of groups")

@@ -11,6 +11,11 @@ from usergroup.domain import SubscriptionModel
 State = dict[str, Any]
 
 
+class StepError(Exception):
+    """A step cannot run on this state (a parameter it lacks, a subscription in the wrong lifecycle): no retry
+    cures it."""
+
+
 @dataclass(frozen=True)
 class Step:
     name: str
@@ -28,7 +33,7 @@ class Step:
             elif name in services:
                 kwargs[name] = services[name]
             elif required:
-                raise KeyError(f"step {self.name}: {name!r} is neither in the state nor a service")
+                raise StepError(f"step {self.name}: {name!r} is neither in the state nor a service")
         return self.func(**kwargs) or {}
 
 
@@ -53,6 +58,6 @@ def _typed(annotation: Any, value: Any) -> Any:
         subscription = SubscriptionModel.from_state(value)
         if not isinstance(subscription, annotation):
             # The lifecycle in the state does not fit the step: say so instead of a pydantic dump.
-            raise TypeError(f"subscription is {type(subscription).__name__}, the step needs {annotation.__name__}")
+            raise StepError(f"subscription is {type(subscription).__name__}, the step needs {annotation.__name__}")
         return subscription
     return value

@@ -1,6 +1,7 @@
 """Static checks of the compose deployment: it parses, the topology is complete and healthy-checked, the image
 matches the pinned Airflow, the Airflow services agree on their environment, and no secret has a value."""
 
+import json
 import re
 import subprocess
 
@@ -16,7 +17,8 @@ LONG_RUNNING = ["postgres", "redis", "airflow-apiserver", "airflow-scheduler", "
                 "airflow-triggerer", "airflow-worker"]
 SHARED_ENV = ["AIRFLOW__CORE__EXECUTOR", "AIRFLOW__CELERY__BROKER_URL", "AIRFLOW__CELERY__RESULT_BACKEND",
               "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
-              "AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW_CONN_USERGROUP_DEFAULT"]
+              "AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW_CONN_USERGROUP_DEFAULT",
+              "AIRFLOW_CONN_USERGROUP_OSSBSS"]
 SECRET_KEYS = re.compile(r"PASSWORD|SECRET|FERNET|_KEY$", re.I)
 
 
@@ -61,6 +63,7 @@ def test_the_airflow_services_agree_on_their_environment():
     assert "@postgres:5432/airflow" in env["AIRFLOW__CELERY__RESULT_BACKEND"]
     assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-apiserver:8080/execution/"
     assert "db_schema=usergroup" in env["AIRFLOW_CONN_USERGROUP_DEFAULT"]
+    assert json.loads(env["AIRFLOW_CONN_USERGROUP_OSSBSS"]) == {"conn_type": "usergroup_fake_ossbss"}
 
 
 def test_no_secret_has_a_value_in_the_repository():

@@ -20,7 +20,7 @@ from sqlalchemy.engine import make_url
 
 from devstack import Stack, free_port
 from helpers import ROOT, pg_url
-from usergroup.provisioning import FakeOssBss
+from usergroup.ossbss.fake import FakeOssBss
 from usergroup.store import tables
 from usergroup.store.engine import create_store_engine
 from usergroup.store.repository import Store

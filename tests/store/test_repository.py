@@ -298,7 +298,7 @@ def test_db_schema_names_are_checked(bad):
 def test_0006_keeps_every_subscription_and_process_and_adds_the_user_products(store_target, monkeypatch):
     """A store as the release before the User product left it (0005), with groups in every state and their trail:
     after the upgrade each is read back as it was, the User products exist, and a user can join a group."""
-    from helpers import create_user, run_on
+    from helpers import create_user, oss_for, run_on
     from usergroup.store.repository import Store
     from usergroup.workflows.terminate_user_group import terminate_user_group
 
@@ -327,6 +327,7 @@ def test_0006_keeps_every_subscription_and_process_and_adds_the_user_products(st
             groups[status] = (sid, pid)
     assert upgrade(engine) == HEAD
     store = Store(engine)
+    oss_for(store).upgrade()  # the fake OSS/BSS's tables, as `usergroup db upgrade` migrates them beside the store
     with store.transaction() as repo:
         assert len(repo.list_subscriptions()) == 3 and len(repo.list_processes()) == 3
         for i, (status, (sid, pid)) in enumerate(groups.items()):

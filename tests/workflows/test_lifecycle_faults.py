@@ -7,7 +7,8 @@ from test_faults import CrashAfterCommit, TaskDied
 
 from helpers import create, oss_for, run_tasks, start_state
 from usergroup.adapter import run_step
-from usergroup.provisioning import FAIL_ENV, OssBssError
+from usergroup.ossbss.errors import OssBssError
+from usergroup.ossbss.fake import FAIL_ENV
 from usergroup.workflows.modify_user_group import modify_user_group
 from usergroup.workflows.terminate_user_group import terminate_user_group
 from usergroup.workflows.validate_user_group import validate_user_group

@@ -8,7 +8,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from helpers import CUSTOMER, at_once, counts, create, oss_for, run_on
 from usergroup.adapter import run_step
-from usergroup.provisioning import OssBssError
+from usergroup.ossbss.errors import OssBssError
 from usergroup.store import tables
 from usergroup.store.repository import StoreError
 from usergroup.workflows.create_user_group import create_user_group

@@ -12,11 +12,14 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+from pydantic import ValidationError
 from pydantic_core import to_jsonable_python
 from sqlalchemy.exc import IntegrityError
 
 from usergroup.domain import ProcessStatus, SubscriptionModel
-from usergroup.step import State, Step
+from usergroup.domain.errors import LifecycleError
+from usergroup.ossbss.errors import PermanentError
+from usergroup.step import State, Step, StepError
 from usergroup.store.mappings import mapping_for
 from usergroup.store.repository import (
     DuplicateNameError,
@@ -33,8 +36,9 @@ log = logging.getLogger(__name__)
 CHUNK_SIZE = 500  # processes per transaction
 TRACEBACK_TAIL = 4000
 
-# Errors that another try cannot cure: the process fails at once instead of being retried.
-PERMANENT_ERRORS = (StoreError, ValueError, TypeError, KeyError)
+# Errors that another try cannot cure, by our own classes: the process fails at once instead of being retried. Any
+# other error (the OSS/BSS's TransientError, a builtin one) is retried.
+PERMANENT_ERRORS = (StoreError, PermanentError, LifecycleError, StepError, ValidationError)
 
 
 @dataclass(frozen=True)

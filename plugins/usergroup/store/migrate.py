@@ -1,4 +1,5 @@
-"""Upgrade the store's schema with Alembic; the version table lives inside the schema."""
+"""Upgrade the store's schema with Alembic; the version table lives inside the schema. Tables kept beside the store
+(the fake OSS/BSS's) are migrated the same way, from migrations and a version table of their own."""
 
 from pathlib import Path
 
@@ -10,17 +11,20 @@ from sqlalchemy import Engine, text
 from usergroup.store.engine import mapped_schema
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+VERSION_TABLE = "alembic_version"
 
 
-def _config(connection, db_schema: str | None) -> Config:
+def _config(connection, db_schema: str | None, migrations: Path, version_table: str) -> Config:
     cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-    cfg.attributes.update(connection=connection, db_schema=db_schema)
+    cfg.set_main_option("script_location", str(migrations))
+    cfg.attributes.update(connection=connection, db_schema=db_schema, version_table=version_table)
     return cfg
 
 
-def upgrade(engine: Engine, revision: str = "head") -> str:
-    """Create the schema if needed and upgrade it to `revision`; return the revision now current."""
+def upgrade(engine: Engine, revision: str = "head", *, migrations: Path = MIGRATIONS,
+            version_table: str = VERSION_TABLE) -> str:
+    """Create the schema if needed and upgrade it to `revision`; return the revision now current. `migrations` and
+    `version_table` name another history kept in the same schema (the store's by default)."""
     db_schema = mapped_schema(engine)
     with engine.connect() as conn:
         sqlite = conn.dialect.name == "sqlite"
@@ -32,10 +36,10 @@ def upgrade(engine: Engine, revision: str = "head") -> str:
                     # One migrator at a time: CREATE SCHEMA IF NOT EXISTS alone races.
                     conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('usergroup.migrate'))"))
                     conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{db_schema}"'))
-                command.upgrade(_config(conn, db_schema), revision)
+                command.upgrade(_config(conn, db_schema, migrations, version_table), revision)
                 if sqlite and (broken := conn.exec_driver_sql("PRAGMA foreign_key_check").all()):
                     raise RuntimeError(f"the migration left rows referring to nothing: {broken[:5]}")
-                return current_revision(conn, db_schema)
+                return current_revision(conn, db_schema, version_table)
         finally:
             if sqlite:
                 _pragma(conn, "foreign_keys = ON")
@@ -46,6 +50,7 @@ def _pragma(conn, pragma: str) -> None:
     conn.connection.dbapi_connection.execute(f"PRAGMA {pragma}")
 
 
-def current_revision(connection, db_schema: str | None) -> str | None:
-    context = MigrationContext.configure(connection, opts={"version_table_schema": db_schema})
+def current_revision(connection, db_schema: str | None, version_table: str = VERSION_TABLE) -> str | None:
+    context = MigrationContext.configure(connection, opts={"version_table_schema": db_schema,
+                                                           "version_table": version_table})
     return context.get_current_revision()

@@ -10,7 +10,7 @@ from usergroup.domain.names import USERNAME_RULES, Username
 from usergroup.domain.schema import FieldSchema
 from usergroup.domain.subscription import products_of_type
 from usergroup.forms import Age, CanonicalUuid, SubscriptionId
-from usergroup.provisioning import OSSBSS_RETRIES, OssBssClient
+from usergroup.ossbss.client import OSSBSS_RETRIES, OssBssClient
 from usergroup.step import State, step
 from usergroup.steps import store_process_subscription
 from usergroup.workflow import create_workflow

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict
 from usergroup.domain import SubscriptionLifecycle, Target, UserGroupInactive, UserGroupProvisioning
 from usergroup.domain.names import GROUP_NAME_RULES, GroupName
 from usergroup.domain.schema import FieldSchema
-from usergroup.provisioning import OSSBSS_RETRIES, OssBssClient
+from usergroup.ossbss.client import OSSBSS_RETRIES, OssBssClient
 from usergroup.step import State, step
 from usergroup.steps import store_process_subscription
 from usergroup.workflow import create_workflow

@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from usergroup.domain.names import GROUP_NAME_RULES, GroupName
 from usergroup.domain.schema import FieldSchema
-from usergroup.provisioning import Answered, OssBssClient, provision_many
+from usergroup.ossbss.client import Answered, OssBssClient, provision_many
 from usergroup.sources import MAX_ITEMS, SourceError, names_of
 from usergroup.step import State
 from usergroup.workflow import Bulk

@@ -7,7 +7,7 @@ from usergroup.domain import User
 from usergroup.domain.names import USERNAME_RULES, Username
 from usergroup.domain.schema import FieldSchema
 from usergroup.forms import Age, UserSubscriptionForm
-from usergroup.provisioning import OSSBSS_RETRIES, OssBssClient
+from usergroup.ossbss.client import OSSBSS_RETRIES, OssBssClient
 from usergroup.step import State, step
 from usergroup.workflow import modify_workflow
 

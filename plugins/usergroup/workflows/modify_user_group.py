@@ -7,7 +7,7 @@ from usergroup.domain import UserGroup
 from usergroup.domain.names import GROUP_NAME_RULES, GroupName
 from usergroup.domain.schema import FieldSchema
 from usergroup.forms import SubscriptionForm
-from usergroup.provisioning import OSSBSS_RETRIES, OssBssClient
+from usergroup.ossbss.client import OSSBSS_RETRIES, OssBssClient
 from usergroup.step import State, step
 from usergroup.workflow import modify_workflow
 

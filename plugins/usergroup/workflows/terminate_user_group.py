@@ -3,7 +3,7 @@
 from uuid import UUID
 
 from usergroup.forms import SubscriptionForm
-from usergroup.provisioning import OSSBSS_RETRIES, OssBssClient
+from usergroup.ossbss.client import OSSBSS_RETRIES, OssBssClient
 from usergroup.step import State, step
 from usergroup.workflow import terminate_workflow
 

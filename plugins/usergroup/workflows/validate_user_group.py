@@ -2,12 +2,13 @@
 
 from usergroup.domain import UserGroup
 from usergroup.forms import SubscriptionForm
-from usergroup.provisioning import OSSBSS_RETRIES, OssBssClient
+from usergroup.ossbss.client import OSSBSS_RETRIES, OssBssClient
+from usergroup.ossbss.errors import PermanentError
 from usergroup.step import State, step
 from usergroup.workflow import validate_workflow
 
 
-class OssBssMismatchError(ValueError):
+class OssBssMismatchError(PermanentError):
     """The OSS/BSS disagrees with the subscription: no retry cures it, an operator acts."""
 
 

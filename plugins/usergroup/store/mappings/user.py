@@ -6,6 +6,7 @@ from typing import Any
 from sqlalchemy import Select, select
 
 from usergroup.domain import SubscriptionLifecycle, SubscriptionModel
+from usergroup.domain.errors import LifecycleError
 from usergroup.store.mappings import ProductMapping, UniqueName
 from usergroup.store.tables import user_blocks, user_group_blocks
 
@@ -33,8 +34,8 @@ class UserMapping(ProductMapping):
         # A user refused before its group was set (left `initial`) may be terminated without one, to clean it up.
         if user.group.owner_subscription_id is None and sub.status in (SubscriptionLifecycle.PROVISIONING,
                                                                        SubscriptionLifecycle.ACTIVE):
-            raise ValueError(f"subscription {sub.subscription_id} is {sub.status}: its user.group must be the block "
-                             "of an existing User Group subscription")
+            raise LifecycleError(f"subscription {sub.subscription_id} is {sub.status}: its user.group must be the "
+                                 "block of an existing User Group subscription")
         return {"group_subscription_id": user.group.owner_subscription_id, "username": user.username,
                 "age": user.age, "user_id": user.user_id}
 

@@ -1,13 +1,13 @@
-"""The OSS/BSS client interface and its fake, which keeps its groups (and a log of their changes) in tables of its
-own."""
+"""The fake OSS/BSS: it stands in for a real one in tests, demos, `make run` and `make up` (the conn type
+`usergroup_fake_ossbss` of the `usergroup_ossbss` connection), keeping its groups, users and a log of their changes in
+tables of its own, which `usergroup db upgrade` migrates (migrations/)."""
 
 import os
 import re
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Protocol
 from uuid import UUID
 
 from sqlalchemy import (
@@ -20,22 +20,25 @@ from sqlalchemy import (
     Table,
     Uuid,
     delete,
-    func,
     insert,
+    inspect,
     select,
     update,
 )
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from usergroup.store.engine import create_store_engine
+from usergroup.ossbss.errors import NotFoundError, PermanentError, RefusedByOssBssError, TransientError
+from usergroup.store.engine import create_store_engine, mapped_schema
 from usergroup.store.sql import insert_ignore, insert_ignore_many
 
-# The OSS/BSS may be away for minutes: its steps retry with exponential backoff (10 s, 20 s, ... at most 5 min apart).
-OSSBSS_RETRIES = {"retries": 6, "retry_delay": timedelta(seconds=10), "retry_exponential_backoff": 2.0,
-                  "max_retry_delay": timedelta(minutes=5), "execution_timeout": timedelta(minutes=10)}
 FAIL_ENV = "USERGROUP_FAKE_OSS_FAIL"
 REFUSE_ENV = "USERGROUP_FAKE_OSS_REFUSE"  # a regular expression: the group names it refuses to provision
 DELAY_ENV = "USERGROUP_FAKE_OSS_DELAY"  # seconds it takes to answer, after provisioning: a slow OSS/BSS
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+VERSION_TABLE = "fake_ossbss_version"  # its own Alembic version table: on PostgreSQL it sits beside the store's
+HEAD = "0001"  # the revision of migrations/ its tables must be at (a test keeps it equal to the scripts' head)
 
 fake_metadata = MetaData(schema="usergroup")
 fake_ossbss_groups = Table(
@@ -69,69 +72,58 @@ fake_ossbss_changes = Table(
 )
 
 
-class OssBssError(RuntimeError):
-    """The OSS/BSS did not answer: another try may."""
-
-
-class NotFoundError(OssBssError, ValueError):
-    """The OSS/BSS holds no group (user) for the subscription: no retry cures that."""
-
-
-class RefusedByOssBssError(ValueError):
-    """The OSS/BSS refused the request for this item (a name it does not take): no retry cures that."""
-
-
-class OssBssClient(Protocol):
-    def provision_user_group(self, subscription_id: UUID, group_name: str) -> int:
-        """Create (or find) the group for this subscription; return its id. Must be idempotent."""
-
-    # Optional: a client may also offer `provision_user_groups(groups: dict[UUID, str]) -> dict[UUID, int |
-    # Exception]`, the batch call (one answer per subscription); `provision_many` falls back to the call above.
-
-    def rename_user_group(self, subscription_id: UUID, group_name: str) -> bool:
-        """Give the subscription's group this name; False if it had it already. Idempotent."""
-
-    def deprovision_user_group(self, subscription_id: UUID) -> bool:
-        """Remove whatever group the OSS/BSS holds for this subscription; False if it held none. Idempotent."""
-
-    def read_user_group(self, subscription_id: UUID) -> dict | None:
-        """The group the OSS/BSS holds for this subscription ({group_id, group_name}), or None."""
-
-    def provision_user(self, subscription_id: UUID, group_id: int, username: str, age: int | None) -> int:
-        """Create (or find) the user for this subscription in the group; return its user id. Idempotent."""
-
-    def update_user(self, subscription_id: UUID, username: str, age: int | None) -> bool:
-        """Give the subscription's user this username and age; False if it had them already. Idempotent."""
-
-    def deprovision_user(self, subscription_id: UUID) -> bool:
-        """Remove whatever user the OSS/BSS holds for this subscription; False if it held none. Idempotent."""
+fake_ossbss_version = Table(VERSION_TABLE, fake_metadata, Column("version_num", String(32), primary_key=True))
 
 
 class FakeOssBss:
     """Stands in for the OSS/BSS. Like a real one it commits on its own connection, outside the step's
     transaction, and it is idempotent per subscription: asked again, it returns the same group (and counts
-    the call). On PostgreSQL its table sits beside the store's, on SQLite in a file of its own beside the
-    store's file. USERGROUP_FAKE_OSS_FAIL=1 makes every call fail, to demonstrate a failure and its resume;
-    USERGROUP_FAKE_OSS_DELAY=S makes it answer S seconds after it provisioned. On PostgreSQL it may share the
-    store's `engine` (its own connection from the same pool: no second engine to set up in a task)."""
+    the call). On PostgreSQL its tables sit beside the store's, on SQLite in a file of its own beside the
+    store's file (`<store>-fake-ossbss.db`: a fake writing into the store's file would wait for the step's own
+    transaction). `upgrade()` migrates them; a fake whose tables are not migrated fails every call (a
+    `PermanentError` saying so). USERGROUP_FAKE_OSS_FAIL=1 makes every call fail (a `TransientError`), to
+    demonstrate a failure and its resume; USERGROUP_FAKE_OSS_DELAY=S makes it answer S seconds after it
+    provisioned; USERGROUP_FAKE_OSS_REFUSE=REGEX makes it refuse the group names it matches (a `PermanentError`).
+    On PostgreSQL it may share the store's `engine` (its own connection from the same pool: no second engine to
+    set up in a task)."""
 
     def __init__(self, url: URL, db_schema: str, engine: Engine | None = None):
         self.url, self.db_schema, self._store_engine = url, db_schema, engine
 
     @cached_property
-    def engine(self) -> Engine:
+    def _place(self) -> Engine:
+        """The engine of where its tables are, migrated or not."""
         url = self.url
         if url.get_backend_name() == "sqlite":
             path = Path(url.database)
-            engine = create_store_engine(url.set(database=str(path.with_name(f"{path.stem}-fake-ossbss{path.suffix}"))),
-                                         self.db_schema)
-        else:
-            engine = self._store_engine or create_store_engine(url, self.db_schema)
-        with engine.begin() as conn:  # one creator at a time: tasks of a fresh store start together
-            if conn.dialect.name == "postgresql":
-                conn.execute(select(func.pg_advisory_xact_lock(func.hashtext("usergroup.fake_ossbss"))))
-            fake_metadata.create_all(conn, checkfirst=True)
+            return create_store_engine(url.set(database=str(path.with_name(f"{path.stem}-fake-ossbss{path.suffix}"))),
+                                       self.db_schema)
+        return self._store_engine or create_store_engine(url, self.db_schema)
+
+    @cached_property
+    def engine(self) -> Engine:
+        """Its engine, once its tables are known to be at the revision this code needs (one query)."""
+        engine = self._place
+        try:
+            with engine.connect() as conn:
+                revision = conn.execute(select(fake_ossbss_version.c.version_num)).scalar()
+        except (OperationalError, ProgrammingError):
+            with engine.connect() as conn:  # a missing table, or the database out of reach (raised: transient)
+                if inspect(conn).has_table(VERSION_TABLE, schema=mapped_schema(engine)):
+                    raise
+            revision = None
+        if revision != HEAD:
+            raise PermanentError(f"the fake OSS/BSS's tables are not migrated (at revision {revision}, this code needs "
+                                 f"{HEAD}): run `usergroup db upgrade`, which upgrades the store and the tables of the "
+                                 "OSS/BSS client the usergroup_ossbss connection names")
         return engine
+
+    def upgrade(self, revision: str = "head") -> str:
+        """Create or upgrade its tables (beside the store's: in its schema, or in its own SQLite file); the revision
+        they are now at. An earlier fake's tables, which it created itself on first use, are kept."""
+        from usergroup.store.migrate import upgrade  # Alembic: not imported by a task that only calls the fake
+
+        return upgrade(self._place, revision, migrations=MIGRATIONS, version_table=VERSION_TABLE)
 
     def provision_user_group(self, subscription_id: UUID, group_name: str) -> int:
         self._answer_or_fail(f"group {group_name!r} not provisioned")
@@ -277,7 +269,7 @@ class FakeOssBss:
     @staticmethod
     def _answer_or_fail(what: str) -> None:
         if os.environ.get(FAIL_ENV, "") not in ("", "0"):
-            raise OssBssError(f"fake OSS/BSS unavailable ({FAIL_ENV} is set): {what}")
+            raise TransientError(f"fake OSS/BSS unavailable ({FAIL_ENV} is set): {what}")
 
     @staticmethod
     def _refuse(group_name: str) -> None:
@@ -295,39 +287,6 @@ class FakeOssBss:
     def _log(conn, subscription_id: UUID, action: str, group_name: str | None) -> None:
         conn.execute(insert(fake_ossbss_changes).values(subscription_id=subscription_id, action=action,
                                                         group_name=group_name, at=datetime.now(UTC)))
-
-
-def provision_many(oss: OssBssClient, groups: dict[UUID, str]) -> dict[UUID, int | Exception]:
-    """Provision many groups: the client's batch call if it has one, else one call per group. An item's refusal
-    (a ValueError) is its answer; any other error (the OSS/BSS is away) is raised, for the whole batch."""
-    if batch := getattr(oss, "provision_user_groups", None):
-        return batch(groups)
-    answers: dict[UUID, int | Exception] = {}
-    for sid, name in groups.items():
-        try:
-            answers[UUID(str(sid))] = oss.provision_user_group(sid, name)
-        except ValueError as exc:
-            answers[UUID(str(sid))] = exc
-    return answers
-
-
-class Answered:
-    """The OSS/BSS as a step of a bulk run's chunk sees it: the provisioning asked for the whole chunk at once
-    (`provision_many`) answers each item's call; any other call, or one it has no answer for, goes through."""
-
-    def __init__(self, oss: OssBssClient, answers: dict[UUID, int | Exception]):
-        self._oss, self._answers = oss, answers
-
-    def provision_user_group(self, subscription_id: UUID, group_name: str) -> int:
-        answer = self._answers.get(UUID(str(subscription_id)))
-        if answer is None:
-            return self._oss.provision_user_group(subscription_id, group_name)
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
-
-    def __getattr__(self, name: str):
-        return getattr(self._oss, name)
 
 
 def _parts(rows: list, size: int = 1000):
