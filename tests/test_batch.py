@@ -213,7 +213,7 @@ def test_a_name_another_process_claims_is_refused_however_often_the_run_gives_it
 
 
 def test_a_run_stopped_mid_task_leaves_no_process_running(store, monkeypatch):
-    from usergroup.adapter import RunStopped
+    from usergroup.engine.runner import RunStopped
 
     monkeypatch.setattr(runner, "CHUNK_SIZE", 10)
     run = run_of(group_names=[f"Stopped {i}" for i in range(30)])

@@ -14,7 +14,6 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from usergroup.domain.subscription import products_of_type
 from usergroup.engine.runner import (
     PERMANENT_ERRORS,
-    RunStopped,
     TaskTry,
     record_failures,
     run_one,
@@ -32,7 +31,6 @@ if TYPE_CHECKING:
 PROCESS_NAMESPACE = UUID("0d8f6f3e-6a52-4f61-8b43-54d5b6a0c1a9")
 CUSTOMER_VARIABLE = "usergroup_customer_id"
 DEFAULT_CUSTOMER_ID = "8f4b1a52-2c7e-4d1c-9a3e-0b6f5d2e7c10"  # no CRM: one faked customer, configurable
-__all__ = ["PERMANENT_ERRORS", "RunStopped", "stopped_by_sigterm"]  # the engine's, as the task bodies see them
 
 
 def process_id_for(dag_id: str, run_id: str, item: UUID | str | None = None) -> UUID:

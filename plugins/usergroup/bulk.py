@@ -10,8 +10,8 @@ from usergroup.adapter import (
     opening_of,
     run_step,
     services,
-    stopped_by_sigterm,
 )
+from usergroup.engine.runner import stopped_by_sigterm
 from usergroup.store.repository import RefusedError
 from usergroup.workflow import Schedule, Workflow
 

@@ -90,27 +90,27 @@ class Chunk:
 
     def __init__(self, repo: Repository, task: TaskTry, states: dict[UUID, State], many: bool):
         self.repo, self.task, self.states, self.many = repo, task, states, many
-        self.claims: dict[tuple[str, str], dict[UUID, str]] = {}
+        self.asked: dict[tuple[str, str], dict[UUID, str]] = {}  # the names the states ask for, by scope
+        self.claims: dict[tuple[str, str], dict[UUID, str]] = {}  # why each of those is refused
         self.links: dict[UUID, UUID] = {}
         self.completed: set[UUID] = set()
 
     def claim_name(self, product_type: str, scope: UUID | str, name: str, process_id: UUID | str,
                    subscription_id: UUID | str | None = None) -> None:
-        pid = UUID(str(process_id))
-        names = self._names(product_type, scope)
+        pid, key = UUID(str(process_id)), (product_type, str(scope))
+        if key not in self.asked:  # read once per scope: a chunk's steps claim one name each
+            unique = mapping_for(product_type).unique_name
+            self.asked[key] = {UUID(s["process_id"]): s[unique.field] for s in self.states.values()
+                               if str(s.get(unique.scope_input)) == str(scope) and isinstance(s.get(unique.field), str)}
+        names = self.asked[key]
         if subscription_id is not None or names.get(pid) != name:  # a rename, or a name not in the states
             return self.repo.claim_name(product_type, scope, name, pid, subscription_id)
-        if (key := (product_type, str(scope))) not in self.claims:
+        if key not in self.claims:
             run = (self.task.dag_id, self.task.run_id) if self.many else None
             self.claims[key] = self.repo.claim_names(product_type, scope, names, run=run)
         if (refusal := self.claims[key].get(pid)) is not None:
             raise DuplicateNameError(refusal)
         return None
-
-    def _names(self, product_type: str, scope: UUID | str) -> dict[UUID, str]:
-        unique = mapping_for(product_type).unique_name
-        return {UUID(s["process_id"]): s[unique.field] for s in self.states.values()
-                if str(s.get(unique.scope_input)) == str(scope) and isinstance(s.get(unique.field), str)}
 
     def link_subscription(self, process_id: UUID | str, subscription_id: UUID | str, workflow_target: str) -> None:
         self.links[UUID(str(process_id))] = UUID(str(subscription_id))
