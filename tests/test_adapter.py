@@ -11,7 +11,7 @@ from helpers import oss_for
 from usergroup.adapter import DEFAULT_CUSTOMER_ID, process_id_for, run_step, step_task
 from usergroup.domain import USER_GROUP_PRODUCT, SubscriptionLifecycle, Target, UserGroupInactive
 from usergroup.ossbss.errors import OssBssError
-from usergroup.step import step
+from usergroup.step import StepContext, step
 from usergroup.steps import done, resync, set_status, store_process_subscription
 from usergroup.store import tables
 from usergroup.store.repository import OutOfSyncError
@@ -59,9 +59,9 @@ def test_a_failing_step_commits_nothing_and_records_the_failure(store):
     state = run(create_subscription, initial_state(), store, start=START)
 
     @step("Half-done step")
-    def half_done(subscription: UserGroupInactive, repository):
+    def half_done(subscription: UserGroupInactive, ctx: StepContext):
         subscription.note = "half done"
-        repository.save_subscription(subscription)
+        ctx.store.repo.save_subscription(subscription)  # written behind the chunk's back
         raise OssBssError("the OSS went away")
 
     with pytest.raises(OssBssError):  # transient: Airflow retries it
@@ -265,7 +265,7 @@ def test_two_live_tries_of_one_step_commit_once(store):
     inside, results, errors = [], [], []
     both_in = threading.Event()
 
-    @step("Slow step")
+    @step("Slow step", returns=("slow",))
     def slow(process_id):
         inside.append(1)
         if len(inside) == 2:

@@ -20,7 +20,7 @@ from usergroup.ossbss import CLIENTS, Connection, StorePlace, UnknownClientError
 from usergroup.ossbss.errors import NotFoundError, OssBssError, PermanentError, RefusedByOssBssError, TransientError
 from usergroup.ossbss.fake import FAIL_ENV, HEAD, MIGRATIONS, VERSION_TABLE, FakeOssBss, fake_metadata
 from usergroup.ossbss_hook import OssBssConnectionError, OssBssHook
-from usergroup.step import StepError, step
+from usergroup.step import StepContext, StepError, step
 from usergroup.steps import resync
 from usergroup.store.engine import mapped_schema
 from usergroup.workflows.create_user_group import create_subscription, create_user_group, provision_user_group
@@ -188,7 +188,7 @@ def test_an_unknown_conn_type_fails_the_task_at_once_naming_it(store, monkeypatc
 
 def _failing(exc: BaseException):
     @step("Call the OSS/BSS")
-    def call_the_ossbss(subscription_id: UUID, oss) -> dict:
+    def call_the_ossbss(subscription_id: UUID, ctx: StepContext) -> dict:
         raise exc
 
     return call_the_ossbss

@@ -6,7 +6,7 @@ import pytest
 
 from usergroup.domain import USER_GROUP_PRODUCT, SubscriptionLifecycle, Target, UserGroup, UserGroupInactive
 from usergroup.ossbss.errors import OssBssError
-from usergroup.step import StepError
+from usergroup.step import StepContext, StepError
 from usergroup.steps import done, resync, set_status, store_process_subscription
 from usergroup.store import tables
 from usergroup.store.repository import DuplicateNameError
@@ -25,8 +25,8 @@ def initial_state(name="Research Lab") -> dict:
 def test_create_subscription_returns_subscription_and_id_deterministically(store):
     state = initial_state()
     with store.transaction() as repo:
-        result = create_subscription(state, repository=repo)
-        again = create_subscription(state, repository=repo)
+        result = create_subscription(state, StepContext(store=repo))
+        again = create_subscription(state, StepContext(store=repo))
     sub = result["subscription"]
     assert type(sub) is UserGroupInactive and sub.status == SubscriptionLifecycle.INITIAL
     assert result["subscription_id"] == str(sub.subscription_id) == again["subscription_id"]
@@ -41,7 +41,7 @@ def test_create_subscription_refuses_a_duplicate_name_naming_the_holder(store):
     with store.transaction() as repo:
         held = repo.save_subscription(sub)
     with pytest.raises(DuplicateNameError, match=str(held.subscription_id)), store.transaction() as repo:
-        create_subscription({**state, "group_name": "RESEARCH LAB"}, repository=repo)
+        create_subscription({**state, "group_name": "RESEARCH LAB"}, StepContext(store=repo))
 
 
 def test_initialize_subscription_names_describes_and_moves_to_provisioning():
@@ -56,8 +56,8 @@ def test_provision_user_group_stores_a_stable_group_id(oss):
     sub = UserGroupInactive.from_product_id(USER_GROUP_PRODUCT.product_id, uuid4())
     sub = initialize_subscription({"subscription": sub.model_dump(mode="json"), "group_name": "Lab"})["subscription"]
     state = {"subscription": sub.model_dump(mode="json")}
-    first = provision_user_group(state, oss=oss)
-    second = provision_user_group(state, oss=oss)
+    first = provision_user_group(state, StepContext(oss=oss))
+    second = provision_user_group(state, StepContext(oss=oss))
     assert first["group_id"] == second["group_id"] == first["subscription"].user_group.group_id > 0
     (group,) = oss.groups()  # the fake kept one group, and was asked twice
     assert group["subscription_id"] == sub.subscription_id and group["calls"] == 2
@@ -74,7 +74,7 @@ def test_provision_user_group_fails_on_demand(oss, monkeypatch):
 def test_a_step_refuses_a_subscription_in_the_wrong_lifecycle(oss):
     sub = UserGroupInactive.from_product_id(USER_GROUP_PRODUCT.product_id, uuid4())
     with pytest.raises(StepError, match="needs UserGroupProvisioning"):
-        provision_user_group({"subscription": sub.model_dump(mode="json")}, oss=oss)
+        provision_user_group({"subscription": sub.model_dump(mode="json")}, StepContext(oss=oss))
 
 
 def test_set_status_active_sets_start_date_and_resync_sets_insync():
@@ -100,12 +100,12 @@ def test_store_process_subscription_and_done_write_the_trail(store):
     with store.transaction() as repo:
         repo.start_process(pid, workflow_name="create_user_group", workflow_target="CREATE", dag_id="d",
                            run_id="r", created_by=None, input_state=state)
-        sub = repo.save_subscription(create_subscription(state, repository=repo)["subscription"])
+        sub = repo.save_subscription(create_subscription(state, StepContext(store=repo))["subscription"])
         step = store_process_subscription(Target.CREATE)
         assert step.name == "store_process_subscription"
-        assert step({**state, "subscription_id": str(sub.subscription_id)}, repository=repo) == {}
+        assert step({**state, "subscription_id": str(sub.subscription_id)}, StepContext(store=repo)) == {}
         repo.enter_step(pid, "done")  # the adapter does this before every step
-        assert done(state, repository=repo) == {}
+        assert done(state, StepContext(store=repo)) == {}
     with store.transaction() as repo:
         (process,) = repo.processes_of(sub.subscription_id)
         assert process["status"] == "completed" and process["link_target"] == "CREATE"

@@ -24,6 +24,7 @@ from usergroup.ossbss.client import OssBssClient
 from usergroup.ossbss_hook import OssBssHook
 from usergroup.step import State, Step
 from usergroup.store.repository import ProcessAbortedError, Store
+from usergroup.workflow import Init
 
 if TYPE_CHECKING:
     from usergroup.workflow import Workflow
@@ -53,16 +54,11 @@ def initial_state(workflow: "Workflow", params: dict[str, Any], dag_run: Any, cu
         raise AirflowFailException(f"Airflow Variable {CUSTOMER_VARIABLE} is not a UUID: {customer_id!r}") from None
     products = products_of_type(workflow.product_type)  # a create's form may choose one of several
     product_id = getattr(validated, "product", None) or (products[0].product_id if len(products) == 1 else None)
-    return to_jsonable_python({
-        "process_id": process_id_for(dag_run.dag_id, dag_run.run_id,
-                                     validated.subscription_id if per_subscription else None),
-        "workflow_name": workflow.name,
-        "workflow_target": str(workflow.target),
-        "product_type": workflow.product_type,
-        "product_id": product_id,
-        "customer_id": customer,
-        **validated.model_dump(),
-    })
+    init = Init(process_id=process_id_for(dag_run.dag_id, dag_run.run_id,
+                                          validated.subscription_id if per_subscription else None),
+                workflow_name=workflow.name, workflow_target=str(workflow.target), product_type=workflow.product_type,
+                product_id=product_id, customer_id=customer)
+    return to_jsonable_python({**init, **validated.model_dump()})
 
 
 def run_step(step: Step, state: State, *, store: Store, oss: OssBssClient, try_number: int,

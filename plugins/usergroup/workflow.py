@@ -2,14 +2,26 @@
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
+from uuid import UUID
 
 from pydantic import BaseModel
 
 from usergroup.domain import SubscriptionLifecycle, Target
 from usergroup.params import params_of
-from usergroup.step import Step
+from usergroup.step import Step, StepError
 from usergroup.steps import check_subscription, done, resync, set_status, store_process_subscription, unsync
+
+
+class Init(TypedDict):
+    """orchestrator-core's `init`: what a process's state holds before its form's fields and its steps' returns."""
+
+    process_id: UUID
+    workflow_name: str
+    workflow_target: str
+    product_type: str
+    product_id: UUID | None  # None where the form chooses the product
+    customer_id: UUID
 
 
 @dataclass(frozen=True)
@@ -22,6 +34,16 @@ class Workflow:
     steps: tuple[Step, ...]
     tags: tuple[str, ...] = ()
     checks: tuple[Step, ...] = ()  # the input's checks against the store, run by the first task before its step
+
+    def __post_init__(self):
+        """Each step's arguments are in the state when it runs: `Init`, the form's fields, or an earlier step's
+        returns. A misspelled parameter fails here, where the DAG is parsed."""
+        known = set(Init.__annotations__) | set(self.form.model_fields)
+        for s in (*self.checks, *self.steps):
+            if missing := s.takes - known:
+                raise StepError(f"workflow {self.name}: step {s.name} takes {', '.join(sorted(missing))}, which "
+                                "neither the process, the form nor an earlier step gives")
+            known |= s.returns
 
     @property
     def params(self) -> dict[str, dict[str, Any]]:
@@ -71,6 +93,11 @@ class Bulk:
     items: Callable[[dict[str, Any]], list[dict[str, Any]]]
     prepare: dict[str, Callable[..., Any]] = field(default_factory=dict)
     tags: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        if unknown := set(self.prepare) - {s.name for s in self.workflow.steps}:
+            raise StepError(f"bulk {self.name}: prepare names {', '.join(sorted(unknown))}, not a step of "
+                            f"{self.workflow.name}")
 
     @property
     def params(self) -> dict[str, dict[str, Any]]:

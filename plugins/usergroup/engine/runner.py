@@ -16,10 +16,11 @@ from pydantic import ValidationError
 from pydantic_core import to_jsonable_python
 from sqlalchemy.exc import IntegrityError
 
-from usergroup.domain import ProcessStatus, SubscriptionModel
+from usergroup.domain import ProcessStatus, SubscriptionModel, Target
 from usergroup.domain.errors import LifecycleError
+from usergroup.domain.product import Product
 from usergroup.ossbss.errors import PermanentError
-from usergroup.step import State, Step, StepError
+from usergroup.step import State, Step, StepContext, StepError
 from usergroup.store.mappings import mapping_for
 from usergroup.store.repository import (
     DuplicateNameError,
@@ -84,9 +85,9 @@ def stopped_by_sigterm() -> Iterator[None]:
 
 
 class Chunk:
-    """The store as the steps of one chunk see it (their `repository`): a name claim is answered from one claim of
+    """The store as the steps of one chunk see it (`step.StepStore`): a name claim is answered from one claim of
     every name the chunk's processes ask for in that scope, the links and completions the steps ask for are
-    written with the chunk's trail; anything else is the repository's own."""
+    written with the chunk's trail; the reads and locks are the repository's own."""
 
     def __init__(self, repo: Repository, task: TaskTry, states: dict[UUID, State], many: bool):
         self.repo, self.task, self.states, self.many = repo, task, states, many
@@ -118,8 +119,21 @@ class Chunk:
     def complete_process(self, process_id: UUID | str) -> None:
         self.completed.add(UUID(str(process_id)))
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.repo, name)
+    def get_subscription(self, subscription_id: UUID) -> SubscriptionModel | None:
+        return self.repo.get_subscription(subscription_id)
+
+    def product_of(self, subscription_id: UUID) -> Product | None:
+        return self.repo.product_of(subscription_id)
+
+    def refusal_context(self, sub: SubscriptionModel) -> dict[str, Any]:
+        return self.repo.refusal_context(sub)
+
+    def lock_in_sync(self, subscription_id: UUID, product_type: str) -> SubscriptionModel:
+        return self.repo.lock_in_sync(subscription_id, product_type)
+
+    def unsync(self, subscription_id: UUID, process_id: UUID, target: Target,
+               seen_version: int | None = None) -> SubscriptionModel:
+        return self.repo.unsync(subscription_id, process_id, target, seen_version)
 
 
 def run_one(task: TaskTry, state: State, *, store: Store, oss: Any, opening: dict[str, Any] | None = None,
@@ -138,9 +152,9 @@ def run_one(task: TaskTry, state: State, *, store: Store, oss: Any, opening: dic
         with store.transaction() as repo:
             if opening is not None:
                 if checks and repo.completed_step(pid, task.task_id, task.map_index) is None:
-                    chunk = Chunk(repo, task, {pid: state}, many=False)
+                    context = StepContext(store=Chunk(repo, task, {pid: state}, many=False), oss=oss)
                     for check in checks:
-                        state = {**state, **to_jsonable_python(check(state, repository=chunk, oss=oss))}
+                        state = {**state, **to_jsonable_python(check(state, context))}
                 repo.open_processes([{"process_id": pid, "input_state": state, **opening}])
             row = repo.enter_step(pid, task.task_id, task.map_index)
             if row.done_try is not None:
@@ -258,11 +272,12 @@ def _steps(repo: Repository, task: TaskTry, oss: Any, todo: dict[UUID, State], m
     while True:
         left = {pid: s for pid, s in todo.items() if pid not in failures}
         chunk = Chunk(repo, task, left, many)
+        context = StepContext(store=chunk, oss=oss)
         savepoint = repo.conn.begin_nested() if many else None
         updates, new = {}, {}
         for pid, state in left.items():
             try:
-                updates[pid] = task.step(state, repository=chunk, oss=oss)
+                updates[pid] = task.step(state, context)
             except PERMANENT_ERRORS as exc:
                 if not many:
                     raise

@@ -10,8 +10,8 @@ from usergroup.domain.names import USERNAME_RULES, Username
 from usergroup.domain.schema import FieldSchema
 from usergroup.domain.subscription import products_of_type
 from usergroup.forms import Age, CanonicalUuid, SubscriptionId
-from usergroup.ossbss.client import OSSBSS_RETRIES, OssBssClient
-from usergroup.step import State, step
+from usergroup.ossbss.client import OSSBSS_RETRIES
+from usergroup.step import State, StepContext, step
 from usergroup.steps import store_process_subscription
 from usergroup.workflow import create_workflow
 
@@ -35,39 +35,39 @@ class CreateUserForm(BaseModel):
     age: Age = None
 
 
-@step("Check the user group and the username")
-def check_user_group(user_group_id: UUID, username: str, process_id: UUID, repository) -> State:
+@step("Check the user group and the username", returns=("customer_id",))
+def check_user_group(user_group_id: UUID, username: str, process_id: UUID, ctx: StepContext) -> State:
     """Refused at the first task, writing nothing, unless the group is an active User Group in sync and no other
     user of it (or unfinished process) has the username; the user is the group's customer's."""
-    group = repository.lock_in_sync(user_group_id, "UserGroup")
-    repository.claim_name("User", user_group_id, username, process_id)
+    group = ctx.store.lock_in_sync(user_group_id, "UserGroup")
+    ctx.store.claim_name("User", user_group_id, username, process_id)
     return {"customer_id": str(group.customer_id)}
 
 
-@step("Create subscription")
+@step("Create subscription", returns=("subscription", "subscription_id"))
 def create_subscription(product_id: UUID, customer_id: UUID, process_id: UUID) -> State:
     subscription = UserInactive.from_product_id(
-        product_id, customer_id, subscription_id=uuid5(UUID(str(process_id)), "subscription"))
+        product_id, customer_id, subscription_id=uuid5(process_id, "subscription"))
     return {"subscription": subscription, "subscription_id": str(subscription.subscription_id)}
 
 
-@step("Initialize subscription")
+@step("Initialize subscription", returns=("subscription",))
 def initialize_subscription(subscription: UserInactive, user_group_id: UUID, username: str, age: int | None,
-                            repository) -> State:
+                            ctx: StepContext) -> State:
     """The user's group is the group's own block, referred to, not copied. The group is locked while this
     commits, so a terminate of the group either waits and then sees this user (and is refused), or went first
     and this is refused: no user ever points at a terminated group."""
-    group = repository.lock_in_sync(user_group_id, "UserGroup")
+    group = ctx.store.lock_in_sync(user_group_id, "UserGroup")
     subscription.user.group = group.user_group
     subscription.user.username, subscription.user.age = username, age
     subscription.description = f"User {username} from group {group.user_group.group_name} ({subscription.affiliation})"
     return {"subscription": UserProvisioning.from_other_lifecycle(subscription, SubscriptionLifecycle.PROVISIONING)}
 
 
-@step("Provision user", **OSSBSS_RETRIES)
-def provision_user(subscription: UserProvisioning, oss: OssBssClient) -> State:
+@step("Provision user", returns=("subscription", "user_id"), **OSSBSS_RETRIES)
+def provision_user(subscription: UserProvisioning, ctx: StepContext) -> State:
     user = subscription.user
-    user.user_id = oss.provision_user(subscription.subscription_id, user.group.group_id, user.username, user.age)
+    user.user_id = ctx.oss.provision_user(subscription.subscription_id, user.group.group_id, user.username, user.age)
     return {"subscription": subscription, "user_id": user.user_id}
 
 

@@ -8,8 +8,8 @@ from pydantic import BaseModel, ConfigDict
 from usergroup.domain import SubscriptionLifecycle, Target, UserGroupInactive, UserGroupProvisioning
 from usergroup.domain.names import GROUP_NAME_RULES, GroupName
 from usergroup.domain.schema import FieldSchema
-from usergroup.ossbss.client import OSSBSS_RETRIES, OssBssClient
-from usergroup.step import State, step
+from usergroup.ossbss.client import OSSBSS_RETRIES
+from usergroup.step import State, StepContext, step
 from usergroup.steps import store_process_subscription
 from usergroup.workflow import create_workflow
 
@@ -22,17 +22,16 @@ class CreateUserGroupForm(BaseModel):
     group_name: Annotated[GroupName, FieldSchema("Group name", f"The name of the new user group: {GROUP_NAME_RULES}")]
 
 
-@step("Create subscription")
+@step("Create subscription", returns=("subscription", "subscription_id"))
 def create_subscription(product_id: UUID, customer_id: UUID, group_name: str, process_id: UUID,
-                        repository) -> State:
-    repository.claim_name("UserGroup", customer_id, group_name, process_id)
+                        ctx: StepContext) -> State:
+    ctx.store.claim_name("UserGroup", customer_id, group_name, process_id)
     subscription = UserGroupInactive.from_product_id(
-        product_id, customer_id, subscription_id=uuid5(UUID(str(process_id)), "subscription")
-    )
+        product_id, customer_id, subscription_id=uuid5(process_id, "subscription"))
     return {"subscription": subscription, "subscription_id": str(subscription.subscription_id)}
 
 
-@step("Initialize subscription")
+@step("Initialize subscription", returns=("subscription",))
 def initialize_subscription(subscription: UserGroupInactive, group_name: str) -> State:
     subscription.user_group.group_name = group_name
     subscription.description = f"User Group {group_name}"
@@ -40,9 +39,9 @@ def initialize_subscription(subscription: UserGroupInactive, group_name: str) ->
     return {"subscription": subscription}
 
 
-@step("Provision user group", **OSSBSS_RETRIES)
-def provision_user_group(subscription: UserGroupProvisioning, oss: OssBssClient) -> State:
-    group_id = oss.provision_user_group(subscription.subscription_id, subscription.user_group.group_name)
+@step("Provision user group", returns=("subscription", "group_id"), **OSSBSS_RETRIES)
+def provision_user_group(subscription: UserGroupProvisioning, ctx: StepContext) -> State:
+    group_id = ctx.oss.provision_user_group(subscription.subscription_id, subscription.user_group.group_name)
     subscription.user_group.group_id = group_id
     return {"subscription": subscription, "group_id": group_id}
 

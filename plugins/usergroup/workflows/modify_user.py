@@ -7,8 +7,8 @@ from usergroup.domain import User
 from usergroup.domain.names import USERNAME_RULES, Username
 from usergroup.domain.schema import FieldSchema
 from usergroup.forms import Age, UserSubscriptionForm
-from usergroup.ossbss.client import OSSBSS_RETRIES, OssBssClient
-from usergroup.step import State, step
+from usergroup.ossbss.client import OSSBSS_RETRIES
+from usergroup.step import State, StepContext, step
 from usergroup.workflow import modify_workflow
 
 
@@ -17,24 +17,24 @@ class ModifyUserForm(UserSubscriptionForm):
     age: Age = None
 
 
-@step("Check the new username is free")
-def check_username(subscription_id: UUID, username: str, process_id: UUID, repository) -> State:
+@step("Check the new username is free", returns=("user_group_id",))
+def check_username(subscription_id: UUID, username: str, process_id: UUID, ctx: StepContext) -> State:
     """Refused at the first task if another user of the group has the username, or another unfinished process
     asks for it there."""
-    group = repository.get_subscription(subscription_id).user.group.owner_subscription_id
-    repository.claim_name("User", group, username, process_id, subscription_id)
+    group = ctx.store.get_subscription(subscription_id).user.group.owner_subscription_id
+    ctx.store.claim_name("User", group, username, process_id, subscription_id)
     return {"user_group_id": str(group)}
 
 
-@step("Modify user subscription", **OSSBSS_RETRIES)
-def modify_user_subscription(subscription: User, user_group_id: UUID, username: str, age: int | None = None, *,
-                             process_id: UUID, repository, oss: OssBssClient) -> State:
+@step("Modify user subscription", returns=("subscription",), **OSSBSS_RETRIES)
+def modify_user_subscription(subscription: User, user_group_id: UUID, username: str, process_id: UUID,
+                             ctx: StepContext, age: int | None = None) -> State:
     """Update the user in the OSS/BSS (a retry changes nothing twice), then in the subscription. An age not given
     stays as it is."""
-    repository.claim_name("User", user_group_id, username, process_id, subscription.subscription_id)
+    ctx.store.claim_name("User", user_group_id, username, process_id, subscription.subscription_id)
     user = subscription.user
     age = user.age if age is None else age
-    oss.update_user(subscription.subscription_id, username, age)
+    ctx.oss.update_user(subscription.subscription_id, username, age)
     user.username, user.age = username, age
     subscription.description = f"User {username} from group {user.group.group_name} ({subscription.affiliation})"
     return {"subscription": subscription}

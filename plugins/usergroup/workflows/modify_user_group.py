@@ -7,8 +7,8 @@ from usergroup.domain import UserGroup
 from usergroup.domain.names import GROUP_NAME_RULES, GroupName
 from usergroup.domain.schema import FieldSchema
 from usergroup.forms import SubscriptionForm
-from usergroup.ossbss.client import OSSBSS_RETRIES, OssBssClient
-from usergroup.step import State, step
+from usergroup.ossbss.client import OSSBSS_RETRIES
+from usergroup.step import State, StepContext, step
 from usergroup.workflow import modify_workflow
 
 
@@ -18,21 +18,21 @@ class ModifyUserGroupForm(SubscriptionForm):
 
 @step("Check the new name is free")
 def check_group_name(subscription_id: UUID, customer_id: UUID, group_name: str, process_id: UUID,
-                     repository) -> State:
+                     ctx: StepContext) -> State:
     """Refused at the first task if another group of the customer has the name, or another unfinished process
     asks for it; from this task's commit on, this process is the claim others see."""
-    repository.claim_name("UserGroup", customer_id, group_name, process_id, subscription_id)
+    ctx.store.claim_name("UserGroup", customer_id, group_name, process_id, subscription_id)
     return {}
 
 
-@step("Modify user group subscription", **OSSBSS_RETRIES)
+@step("Modify user group subscription", returns=("subscription", "previous_group_name"), **OSSBSS_RETRIES)
 def modify_user_group_subscription(subscription: UserGroup, customer_id: UUID, group_name: str, process_id: UUID,
-                                   repository, oss: OssBssClient) -> State:
+                                   ctx: StepContext) -> State:
     """Rename the group in the OSS/BSS (a retry renames nothing twice), then in the subscription. The name is
     claimed again under the customer's lock, so nothing took it since the first task."""
-    repository.claim_name("UserGroup", customer_id, group_name, process_id, subscription.subscription_id)
+    ctx.store.claim_name("UserGroup", customer_id, group_name, process_id, subscription.subscription_id)
     previous = subscription.user_group.group_name
-    oss.rename_user_group(subscription.subscription_id, group_name)
+    ctx.oss.rename_user_group(subscription.subscription_id, group_name)
     subscription.user_group.group_name = group_name
     subscription.description = f"User Group {group_name}"
     return {"subscription": subscription, "previous_group_name": previous}

@@ -3,15 +3,15 @@
 from uuid import UUID
 
 from usergroup.forms import SubscriptionForm
-from usergroup.ossbss.client import OSSBSS_RETRIES, OssBssClient
-from usergroup.step import State, step
+from usergroup.ossbss.client import OSSBSS_RETRIES
+from usergroup.step import State, StepContext, step
 from usergroup.workflow import terminate_workflow
 
 
-@step("Deprovision user group", **OSSBSS_RETRIES)
-def deprovision_user_group(subscription_id: UUID, oss: OssBssClient) -> State:
+@step("Deprovision user group", returns=("deprovisioned",), **OSSBSS_RETRIES)
+def deprovision_user_group(subscription_id: UUID, ctx: StepContext) -> State:
     """Remove whatever the OSS/BSS holds for the subscription (a group a stopped create made too)."""
-    return {"deprovisioned": oss.deprovision_user_group(subscription_id)}
+    return {"deprovisioned": ctx.oss.deprovision_user_group(subscription_id)}
 
 
 terminate_user_group = terminate_workflow(

@@ -2,9 +2,9 @@
 
 from usergroup.domain import UserGroup
 from usergroup.forms import SubscriptionForm
-from usergroup.ossbss.client import OSSBSS_RETRIES, OssBssClient
+from usergroup.ossbss.client import OSSBSS_RETRIES
 from usergroup.ossbss.errors import PermanentError
-from usergroup.step import State, step
+from usergroup.step import State, StepContext, step
 from usergroup.workflow import validate_workflow
 
 
@@ -13,9 +13,9 @@ class OssBssMismatchError(PermanentError):
 
 
 @step("Check user group in OSS/BSS", **OSSBSS_RETRIES)
-def check_user_group_in_ossbss(subscription: UserGroup, oss: OssBssClient) -> State:
+def check_user_group_in_ossbss(subscription: UserGroup, ctx: StepContext) -> State:
     block, sid = subscription.user_group, subscription.subscription_id
-    found = oss.read_user_group(sid)
+    found = ctx.oss.read_user_group(sid)
     if found is None:
         raise OssBssMismatchError(f"group_id: expected {block.group_id}, found none: the OSS/BSS holds no group for "
                               f"subscription {sid}")
