@@ -20,7 +20,7 @@ from pathlib import Path
 import requests
 from localpg import LocalPostgres, free_port
 
-from usergroup.render import STORE_POOL
+from usergroup.settings import settings
 from usergroup.workflow import Schedule
 from usergroup.workflows import declared
 
@@ -127,7 +127,8 @@ class Stack:
         if self.pg.running():  # the airflow command, the usergroup command, anything with this home reaches it
             _pin_metadata(self.home / "airflow.cfg", self.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
         subprocess.run([str(BIN / "usergroup"), "db", "upgrade"], env=self.env, check=True, capture_output=True)
-        self.airflow("pools", "set", STORE_POOL, str(self.store_slots), "usergroup tasks on the store at once")
+        pool = settings().store_pool
+        self.airflow("pools", "set", pool, str(self.store_slots), "usergroup tasks on the store at once")
         self.airflow("dags", "reserialize")
         ours = "|".join(map(re.escape, self.unpaused()))  # those of them in the DAG folder
         self.airflow("dags", "unpause", "--treat-dag-id-as-regex", "--yes", f"^({ours})$")

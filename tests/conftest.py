@@ -22,11 +22,38 @@ os.environ.update({
 })
 os.environ.pop("AIRFLOW_CONN_USERGROUP_DEFAULT", None)
 os.environ.pop("AIRFLOW_CONN_USERGROUP_OSSBSS", None)
-os.environ.pop("USERGROUP_FAKE_OSS_FAIL", None)
+for _knob in [k for k in os.environ if k.startswith("USERGROUP_") and k != PG_URL_ENV]:  # the defaults, not the shell's
+    os.environ.pop(_knob)
 
 
 def pytest_sessionfinish(session, exitstatus):
     subprocess.run(["rm", "-rf", str(_HOME)], check=False)
+
+
+@pytest.fixture(autouse=True)
+def _settings_of_this_test():
+    """Settings are read once per process: each test reads them anew (and `knobs` sets them)."""
+    from usergroup.settings import settings
+
+    settings.cache_clear()
+    yield
+    settings.cache_clear()
+
+
+@pytest.fixture
+def knobs(monkeypatch):
+    """Set `USERGROUP_*` environment variables (None: unset) as a new process would read them."""
+    from usergroup.settings import settings
+
+    def set_(**env):
+        for name, value in env.items():
+            if value is None:
+                monkeypatch.delenv(name, raising=False)
+            else:
+                monkeypatch.setenv(name, value)
+        settings.cache_clear()
+
+    return set_
 
 
 @pytest.fixture(scope="session")

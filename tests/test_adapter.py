@@ -8,9 +8,10 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
 from helpers import oss_for
-from usergroup.adapter import DEFAULT_CUSTOMER_ID, process_id_for, run_step, step_task
+from usergroup.adapter import process_id_for, run_step, step_task
 from usergroup.domain import USER_GROUP_PRODUCT, SubscriptionLifecycle, Target, UserGroupInactive
 from usergroup.ossbss.errors import OssBssError
+from usergroup.settings import settings
 from usergroup.step import StepContext, step
 from usergroup.steps import done, resync, set_status, store_process_subscription
 from usergroup.store import tables
@@ -132,7 +133,7 @@ def test_the_task_bodies_run_the_whole_workflow(store, monkeypatch):
     for task_ in rest:
         state = task_.function(state, params={}, dag_run=dag_run, ti=ti)
     assert state["process_id"] == str(process_id_for("create_user_group", "manual__body"))
-    assert state["customer_id"] == DEFAULT_CUSTOMER_ID
+    assert state["customer_id"] == str(settings().default_customer_id)
     with store.transaction() as repo:
         sub = repo.get_subscription(state["subscription_id"])
         assert sub.status == "active" and sub.insync and sub.user_group.group_id == state["group_id"]

@@ -9,7 +9,6 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from helpers import at_once, counts, create, oss_for
 from usergroup.adapter import process_id_for
-from usergroup.engine import runner
 from usergroup.render import bulk_dag
 from usergroup.store.repository import Repository
 from usergroup.workflows.create_user_group import create_user_group
@@ -85,11 +84,11 @@ def test_two_hundred_groups_with_five_that_fail_each_with_its_reason(store):
     assert len(groups) == 197 and {g["calls"] for g in groups} == {1}
 
 
-def test_an_ossbss_without_a_batch_call_is_asked_per_group(store, monkeypatch):
+def test_an_ossbss_without_a_batch_call_is_asked_per_group(store, monkeypatch, knobs):
     from usergroup.ossbss.fake import FakeOssBss
 
     monkeypatch.delattr(FakeOssBss, "provision_user_groups")
-    monkeypatch.setenv("USERGROUP_FAKE_OSS_REFUSE", "^No ")
+    knobs(USERGROUP_FAKE_OSS_REFUSE="^No ")
     failed = run_all(run_of(group_names=["One by one 1", "No thanks", "One by one 2"]))
     assert set(failed) == {"provision_user_group", "done"}
     assert "'No thanks' (at provision_user_group: RefusedByOssBssError" in failed["done"]
@@ -103,8 +102,8 @@ def test_the_xcom_is_a_summary_whatever_the_number_of_groups(store):
     assert max(len(json.dumps(s)) for s in summaries) < 200
 
 
-def test_a_clear_after_the_cause_is_fixed_runs_only_what_did_not_complete(store, monkeypatch):
-    monkeypatch.setenv("USERGROUP_FAKE_OSS_REFUSE", "^Refused")
+def test_a_clear_after_the_cause_is_fixed_runs_only_what_did_not_complete(store, monkeypatch, knobs):
+    knobs(USERGROUP_FAKE_OSS_REFUSE="^Refused")
     run = run_of(group_names=[f"Fine {i}" for i in range(30)] + ["Refused 1", "Refused 2"])
     failed = run_all(run)
     assert set(failed) == {"provision_user_group", "done"} and "Refused 1" in failed["provision_user_group"]
@@ -112,7 +111,7 @@ def test_a_clear_after_the_cause_is_fixed_runs_only_what_did_not_complete(store,
     assert procs["Refused 1"]["status"] == "failed" and "refuses group 'Refused 1'" in procs["Refused 1"][
         "failed_reason"]
     before = counts(store)
-    monkeypatch.delenv("USERGROUP_FAKE_OSS_REFUSE")
+    knobs(USERGROUP_FAKE_OSS_REFUSE=None)
     assert run_all(run, try_number=2, tasks=TASKS[3:]) == {}  # the failed task cleared with its downstream tasks
     assert {p["status"] for p in processes_of(store).values()} == {"completed"}
     after = counts(store)
@@ -128,8 +127,8 @@ class Killed(BaseException):
     """The task's process dies (as a SIGKILL would end it): nothing after this point runs."""
 
 
-def test_a_crash_after_a_chunk_commit_and_the_retry_create_nothing_twice(store, monkeypatch):
-    monkeypatch.setattr(runner, "CHUNK_SIZE", 10)
+def test_a_crash_after_a_chunk_commit_and_the_retry_create_nothing_twice(store, monkeypatch, knobs):
+    knobs(USERGROUP_CHUNK_SIZE="10")
     run = run_of(group_names=[f"Crash {i}" for i in range(35)])
     original, locks = Repository.lock, 0
 
@@ -200,10 +199,10 @@ def test_bad_input_is_refused_before_anything_is_written(store, conf, error):
     assert counts(store) == before
 
 
-def test_a_name_another_process_claims_is_refused_however_often_the_run_gives_it(store, monkeypatch):
-    monkeypatch.setenv("USERGROUP_FAKE_OSS_REFUSE", "^Held")
+def test_a_name_another_process_claims_is_refused_however_often_the_run_gives_it(store, monkeypatch, knobs):
+    knobs(USERGROUP_FAKE_OSS_REFUSE="^Held")
     run_all(run_of("holder", group_names=["Held 5"]))  # failed at provisioning: its process still claims the name
-    monkeypatch.delenv("USERGROUP_FAKE_OSS_REFUSE")
+    knobs(USERGROUP_FAKE_OSS_REFUSE=None)
     run_all(run_of("again", group_names=["Held 5", "held 5", "Free 5"]))
     procs = processes_of(store, "again")
     assert "'Held 5' is already used by subscription" in procs["Held 5"]["failed_reason"]
@@ -212,10 +211,10 @@ def test_a_name_another_process_claims_is_refused_however_often_the_run_gives_it
     assert procs["Free 5"]["status"] == "completed" and active_names(store) == ["Free 5"]
 
 
-def test_a_run_stopped_mid_task_leaves_no_process_running(store, monkeypatch):
+def test_a_run_stopped_mid_task_leaves_no_process_running(store, monkeypatch, knobs):
     from usergroup.engine.runner import RunStopped
 
-    monkeypatch.setattr(runner, "CHUNK_SIZE", 10)
+    knobs(USERGROUP_CHUNK_SIZE="10")
     run = run_of(group_names=[f"Stopped {i}" for i in range(30)])
     run_task("create_subscription", run)
     original, locks = Repository.lock, 0

@@ -18,7 +18,7 @@ from usergroup.cli import main
 from usergroup.domain import USER_GROUP_PRODUCT, UserGroupInactive
 from usergroup.ossbss import CLIENTS, Connection, StorePlace, UnknownClientError, client_for
 from usergroup.ossbss.errors import NotFoundError, OssBssError, PermanentError, RefusedByOssBssError, TransientError
-from usergroup.ossbss.fake import FAIL_ENV, HEAD, MIGRATIONS, VERSION_TABLE, FakeOssBss, fake_metadata
+from usergroup.ossbss.fake import HEAD, MIGRATIONS, VERSION_TABLE, FakeOssBss, fake_metadata
 from usergroup.ossbss_hook import OssBssConnectionError, OssBssHook
 from usergroup.step import StepContext, StepError, step
 from usergroup.steps import resync
@@ -66,8 +66,8 @@ def test_renaming_a_group_it_does_not_hold_is_a_permanent_error(oss):
     assert issubclass(NotFoundError, PermanentError)  # the adapter fails the task at once: no retry cures it
 
 
-def test_an_unavailable_oss_fails_every_call(oss, monkeypatch):
-    monkeypatch.setenv(FAIL_ENV, "1")
+def test_an_unavailable_oss_fails_every_call(oss, knobs):
+    knobs(USERGROUP_FAKE_OSS_FAIL="1")
     for call in (lambda: oss.provision_user_group(uuid4(), "X"), lambda: oss.rename_user_group(uuid4(), "X"),
                  lambda: oss.deprovision_user_group(uuid4()), lambda: oss.read_user_group(uuid4())):
         with pytest.raises(TransientError, match="unavailable"):
@@ -225,15 +225,14 @@ def test_a_permanent_error_fails_the_task_at_once(store, exc):
         assert repo.get_process(state["process_id"])["status"] == "failed"
 
 
-def test_the_fakes_errors_through_a_real_step(store, monkeypatch):
+def test_the_fakes_errors_through_a_real_step(store, knobs):
     """Unavailable (USERGROUP_FAKE_OSS_FAIL) is retried; a refused name (USERGROUP_FAKE_OSS_REFUSE) fails at once;
     a step given a subscription in the wrong lifecycle fails at once (a StepError, not a builtin TypeError)."""
     state = create(store, "Refused Lab", upto=3)
-    monkeypatch.setenv(FAIL_ENV, "1")
+    knobs(USERGROUP_FAKE_OSS_FAIL="1")
     with pytest.raises(TransientError, match="unavailable"):
         run_step(provision_user_group, state, store=store, oss=oss_for(store), try_number=1)
-    monkeypatch.delenv(FAIL_ENV)
-    monkeypatch.setenv("USERGROUP_FAKE_OSS_REFUSE", "^Refused")
+    knobs(USERGROUP_FAKE_OSS_FAIL=None, USERGROUP_FAKE_OSS_REFUSE="^Refused")
     with pytest.raises(AirflowFailException, match="the OSS/BSS refuses group 'Refused Lab'"):
         run_step(provision_user_group, state, store=store, oss=oss_for(store), try_number=2)
     sub = UserGroupInactive.from_product_id(USER_GROUP_PRODUCT.product_id, uuid4())

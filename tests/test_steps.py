@@ -63,11 +63,11 @@ def test_provision_user_group_stores_a_stable_group_id(oss):
     assert group["subscription_id"] == sub.subscription_id and group["calls"] == 2
 
 
-def test_provision_user_group_fails_on_demand(oss, monkeypatch):
-    monkeypatch.setenv("USERGROUP_FAKE_OSS_FAIL", "1")
+def test_provision_user_group_fails_on_demand(oss, knobs):
+    knobs(USERGROUP_FAKE_OSS_FAIL="1")
     with pytest.raises(OssBssError, match="unavailable"):
         oss.provision_user_group(uuid4(), "x")
-    monkeypatch.setenv("USERGROUP_FAKE_OSS_FAIL", "0")
+    knobs(USERGROUP_FAKE_OSS_FAIL="0")
     assert oss.provision_user_group(uuid4(), "x") > 0
 
 

@@ -22,6 +22,7 @@ from usergroup.engine.runner import (
 from usergroup.hook import UserGroupHook
 from usergroup.ossbss.client import OssBssClient
 from usergroup.ossbss_hook import OssBssHook
+from usergroup.settings import Settings, settings
 from usergroup.step import State, Step
 from usergroup.store.repository import ProcessAbortedError, Store
 from usergroup.workflow import Init
@@ -30,14 +31,17 @@ if TYPE_CHECKING:
     from usergroup.workflow import Workflow
 
 PROCESS_NAMESPACE = UUID("0d8f6f3e-6a52-4f61-8b43-54d5b6a0c1a9")
-CUSTOMER_VARIABLE = "usergroup_customer_id"
-DEFAULT_CUSTOMER_ID = "8f4b1a52-2c7e-4d1c-9a3e-0b6f5d2e7c10"  # no CRM: one faked customer, configurable
 
 
 def process_id_for(dag_id: str, run_id: str, item: UUID | str | None = None) -> UUID:
     """One process per DAG run (per item, a subscription or a bulk run's input, in a run that runs a workflow for
     many), the same on every try (and, for a subscription, whichever mapped task instance runs it)."""
     return uuid5(PROCESS_NAMESPACE, f"{dag_id}/{run_id}" + (f"/{item}" if item else ""))
+
+
+def customer_id() -> str:
+    """The customer of the subscriptions a run makes: the Airflow Variable `usergroup_customer_id`, if set."""
+    return Variable.get(Settings.customer_variable, default=str(settings().default_customer_id))
 
 
 def initial_state(workflow: "Workflow", params: dict[str, Any], dag_run: Any, customer_id: str,
@@ -51,7 +55,8 @@ def initial_state(workflow: "Workflow", params: dict[str, Any], dag_run: Any, cu
     try:
         customer = UUID(customer_id)
     except ValueError:
-        raise AirflowFailException(f"Airflow Variable {CUSTOMER_VARIABLE} is not a UUID: {customer_id!r}") from None
+        raise AirflowFailException(f"Airflow Variable {Settings.customer_variable} is not a UUID: "
+                                   f"{customer_id!r}") from None
     products = products_of_type(workflow.product_type)  # a create's form may choose one of several
     product_id = getattr(validated, "product", None) or (products[0].product_id if len(products) == 1 else None)
     init = Init(process_id=process_id_for(dag_run.dag_id, dag_run.run_id,
@@ -97,8 +102,7 @@ def step_task(step: Step, workflow: "Workflow", *, task_id: str | None = None, f
             if unknown := sorted(set(getattr(dag_run, "conf", None) or {}) - set(workflow.params)):
                 raise AirflowFailException(f"Invalid input: {', '.join(map(repr, unknown))} not a parameter of "
                                            f"{workflow.name} (its parameters: {', '.join(workflow.params)})")
-            customer_id = Variable.get(CUSTOMER_VARIABLE, default=DEFAULT_CUSTOMER_ID)
-            state = initial_state(workflow, dict(params or {}), dag_run, customer_id)
+            state = initial_state(workflow, dict(params or {}), dag_run, customer_id())
         store, oss = services(task_id)
         row = {"task_id": task_id, "map_index": getattr(ti, "map_index", -1), "try_number": ti.try_number,
                "hostname": getattr(ti, "hostname", None)}

@@ -5,16 +5,14 @@ import logging
 import resource
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
-from airflow.sdk import Variable, task
+from airflow.sdk import task
 from airflow.sdk.exceptions import AirflowFailException
 
 from usergroup.adapter import (
-    CUSTOMER_VARIABLE,
-    DEFAULT_CUSTOMER_ID,
+    customer_id,
     initial_state,
     opening_of,
     process_id_for,
@@ -22,6 +20,7 @@ from usergroup.adapter import (
 )
 from usergroup.domain.names import name_key
 from usergroup.engine.runner import NoItemsError, RunStopped, TaskTry, run_many, stopped_by_sigterm
+from usergroup.settings import settings
 from usergroup.step import State, Step
 from usergroup.store.mappings import mapping_for
 from usergroup.store.repository import Store
@@ -29,7 +28,6 @@ from usergroup.workflow import Bulk
 
 log = logging.getLogger(__name__)
 
-BULK_TIMEOUT = timedelta(hours=1)  # a task runs its step for up to 10,000 items
 NAMED = 20  # failed items a task's error names; the rest are counted
 
 
@@ -81,7 +79,7 @@ def bulk_task(bulk: Bulk, step: Step, task_id: str, index: int):
 
     body.__name__ = body.__qualname__ = task_id
     body.__doc__ = step.description
-    options = {**step.task_options, "execution_timeout": BULK_TIMEOUT}
+    options = {**step.task_options, "execution_timeout": settings().bulk_timeout}
     return task(task_id=task_id, task_display_name=step.description, trigger_rule="all_success" if index == 0
                 else "all_done", **options)(body)
 
@@ -105,11 +103,11 @@ def item_states(bulk: Bulk, params: dict[str, Any], dag_run: Any) -> tuple[list[
     """Each item's initial state (its own process id, from the run and its place), and why those that give a
     name an earlier item gave (ignoring case and look-alikes) are refused."""
     workflow = bulk.workflow
-    customer_id = Variable.get(CUSTOMER_VARIABLE, default=DEFAULT_CUSTOMER_ID)
+    customer = customer_id()
     unique = mapping_for(workflow.product_type).unique_name
     states, refused, first = [], {}, {}
     for n, fields in enumerate(bulk.items(params), start=1):
-        state = {**initial_state(workflow, fields, dag_run, customer_id),
+        state = {**initial_state(workflow, fields, dag_run, customer),
                  "process_id": str(process_id_for(dag_run.dag_id, dag_run.run_id, f"item-{n}"))}
         states.append(state)
         if unique is not None and isinstance(name := state.get(unique.field), str):

@@ -1,11 +1,10 @@
 """A workflow run for many subscriptions: one mapped task instance, one process, per subscription."""
 
-from airflow.sdk import Variable, task
+from airflow.sdk import task
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from usergroup.adapter import (
-    CUSTOMER_VARIABLE,
-    DEFAULT_CUSTOMER_ID,
+    customer_id,
     initial_state,
     opening_of,
     run_step,
@@ -40,8 +39,7 @@ def workflow_task(workflow: Workflow):
     aborted)."""
 
     def body(subscription_id: str, *, dag_run=None, ti=None):
-        customer_id = Variable.get(CUSTOMER_VARIABLE, default=DEFAULT_CUSTOMER_ID)
-        state = initial_state(workflow, {"subscription_id": subscription_id}, dag_run, customer_id,
+        state = initial_state(workflow, {"subscription_id": subscription_id}, dag_run, customer_id(),
                               per_subscription=True)
         store, oss = services(workflow.name)
         opening = {**opening_of(workflow, dag_run), "map_index": ti.map_index}  # the instance that opened it

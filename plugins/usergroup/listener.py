@@ -13,10 +13,10 @@ from sqlalchemy import event
 from sqlalchemy.orm import object_session
 
 from usergroup.reconcile import EndedRun, settle
+from usergroup.settings import settings
 from usergroup.workflow import Bulk, Schedule, Workflow
 
 log = logging.getLogger(__name__)
-LOCK_TIMEOUT = 2  # seconds
 
 
 def ended_run(dag_run, declared: Workflow | Schedule | Bulk, state: str, msg: str = "") -> EndedRun:
@@ -79,8 +79,8 @@ def _settle_or_raise(workflow: Workflow | Schedule | Bulk, run: EndedRun) -> Non
 
     state = run.state
     # Never hold up the scheduler or the api-server: a step that still holds the process (a person marked the
-    # run while it ran; Airflow is about to stop it) records its own end, so give up after LOCK_TIMEOUT.
-    engine = create_store_engine(*UserGroupHook().url_and_schema, lock_timeout=LOCK_TIMEOUT)
+    # run while it ran; Airflow is about to stop it) records its own end, so give up after the listener_lock_timeout.
+    engine = create_store_engine(*UserGroupHook().url_and_schema, lock_timeout=settings().listener_lock_timeout)
     try:
         with Store(engine).transaction() as repo:
             if said := settle(repo, workflow, run):

@@ -1,28 +1,22 @@
 """Render a workflow declaration as an Airflow DAG: one task per step, chained, its form as the params."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from airflow.sdk import DAG, Param, dag
 
 from usergroup.adapter import step_task
 from usergroup.batch import bulk_task
 from usergroup.bulk import select_task, workflow_task
+from usergroup.settings import settings
 from usergroup.workflow import Bulk, Schedule, Workflow
 
-# Every task touches the store: the pool bounds how many do at once, whatever Airflow's parallelism is.
-STORE_POOL = "usergroup_store"
-TASK_DEFAULTS = {
-    "retries": 2,
-    "retry_delay": timedelta(seconds=5),
-    "execution_timeout": timedelta(minutes=5),
-    "pool": STORE_POOL,
-}
 SCHEDULES_START = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def workflow_dag(workflow: Workflow) -> DAG:
     @dag(dag_id=workflow.name, schedule=None, catchup=False, doc_md=workflow.description, tags=list(workflow.tags),
-         default_args=TASK_DEFAULTS, params={name: Param(**schema) for name, schema in workflow.params.items()})
+         default_args=settings().task_defaults,
+         params={name: Param(**schema) for name, schema in workflow.params.items()})
     def render():
         state = None
         for index, (step, task_id) in enumerate(zip(workflow.steps, workflow.task_ids, strict=True)):
@@ -36,7 +30,8 @@ def schedule_dag(schedule: Schedule) -> DAG:
     """`select_subscriptions` >> the workflow, mapped over them; one run at a time."""
 
     @dag(dag_id=schedule.name, schedule=schedule.schedule, start_date=SCHEDULES_START, catchup=False,
-         max_active_runs=1, doc_md=schedule.description, tags=list(schedule.tags), default_args=TASK_DEFAULTS)
+         max_active_runs=1, doc_md=schedule.description, tags=list(schedule.tags),
+         default_args=settings().task_defaults)
     def render():
         workflow_task(schedule.workflow).expand(subscription_id=select_task(schedule)())
 
@@ -48,7 +43,7 @@ def bulk_dag(bulk: Bulk) -> DAG:
     item that failed there does not hold the others back)."""
 
     @dag(dag_id=bulk.name, schedule=None, catchup=False, doc_md=bulk.description, tags=list(bulk.tags),
-         default_args=TASK_DEFAULTS, params={name: Param(**schema) for name, schema in bulk.params.items()})
+         default_args=settings().task_defaults, params={name: Param(**schema) for name, schema in bulk.params.items()})
     def render():
         previous = None
         for index, (step, task_id) in enumerate(zip(bulk.workflow.steps, bulk.workflow.task_ids, strict=True)):

@@ -6,9 +6,7 @@ from typing import Any
 
 from airflow.sdk import ObjectStoragePath, Variable
 
-MAX_ITEMS = 10_000
-MAX_BYTES = 16 * 1024 * 1024  # 10,000 names of 255 characters of 4 bytes, and their line ends, fit
-SOURCES_VARIABLE = "usergroup_bulk_sources"  # comma-separated: the places a `source` may be read from
+from usergroup.settings import Settings, settings
 
 
 class SourceError(ValueError):
@@ -19,7 +17,7 @@ def allowed_sources() -> list[str]:
     """Where a `source` may be: the Airflow Variable's prefixes, else the Airflow home's `bulk/` folder and S3."""
     home = Path(os.environ.get("AIRFLOW_HOME") or Path.home() / "airflow").resolve()
     default = f"file://{home}/bulk/,s3://"
-    return [p.strip() for p in Variable.get(SOURCES_VARIABLE, default=default).split(",") if p.strip()]
+    return [p.strip() for p in Variable.get(Settings.sources_variable, default=default).split(",") if p.strip()]
 
 
 def read_names(source: str, allowed: list[str]) -> list[str]:
@@ -27,20 +25,21 @@ def read_names(source: str, allowed: list[str]) -> list[str]:
     if it is in one of the `allowed` places (a local path after resolving `..` and links)."""
     if not any(_within(source, prefix) for prefix in allowed):
         raise SourceError(f"source {source!r} is not in a place bulk runs may read from ({', '.join(allowed)}; "
-                          f"the Airflow Variable {SOURCES_VARIABLE} lists them)")
+                          f"the Airflow Variable {Settings.sources_variable} lists them)")
     # A local file is read at the path that was checked (a link changed since cannot lead elsewhere).
     read = f"file://{_local(source)}" if source.startswith("file://") else source
+    limit = settings().max_source_bytes
     try:
         with ObjectStoragePath(read).open("rb") as f:
-            data = f.read(MAX_BYTES + 1)
+            data = f.read(limit + 1)
     except ImportError as exc:
         raise SourceError(f"source {source!r} cannot be read here: {exc} (s3:// needs the Amazon provider and "
                           "s3fs)") from None
     except Exception as exc:  # noqa: BLE001 - any storage's error: missing, denied, unreachable
         raise SourceError(f"source {source!r} cannot be read: {type(exc).__name__}: {exc}") from None
-    if len(data) > MAX_BYTES:
-        raise SourceError(f"source {source!r} is larger than {MAX_BYTES // 2**20} MiB: at most {MAX_ITEMS:,} "
-                          "names a run")
+    if len(data) > limit:
+        raise SourceError(f"source {source!r} is larger than {limit / 2**20:g} MiB: at most "
+                          f"{settings().max_items:,} names a run")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -61,7 +60,7 @@ def _local(uri: str) -> Path:
 
 
 def names_of(params: dict[str, Any], field: str) -> list[str]:
-    """The names a run gives: `<field>s` (a list) or `source`, exactly one of the two, 1 to MAX_ITEMS names."""
+    """The names a run gives: `<field>s` (a list) or `source`, exactly one of the two, 1 to `max_items` names."""
     listed, source = params.get(f"{field}s"), params.get("source")
     if (listed is None) == (source is None):
         raise SourceError(f"give either {field}s (a list of names) or source (the URI of a text file with one "
@@ -74,6 +73,6 @@ def names_of(params: dict[str, Any], field: str) -> list[str]:
         raise SourceError("source must be a URI (a string)")
     else:
         names = read_names(source, allowed_sources())
-    if not 1 <= len(names) <= MAX_ITEMS:
-        raise SourceError(f"{len(names):,} names given: a run takes 1 to {MAX_ITEMS:,}")
+    if not 1 <= len(names) <= settings().max_items:
+        raise SourceError(f"{len(names):,} names given: a run takes 1 to {settings().max_items:,}")
     return names

@@ -10,7 +10,7 @@ from airflow.dag_processing.dagbag import DagBag
 
 from helpers import ROOT
 from usergroup.bulk import SELECT_TASK
-from usergroup.render import STORE_POOL
+from usergroup.settings import settings
 from usergroup.workflow import Bulk, Schedule
 from usergroup.workflows import all_workflows, declared
 
@@ -47,7 +47,7 @@ def test_a_bulk_run_has_its_workflows_tasks_each_after_the_last_has_ended(bag, n
     assert dag.params.get_param("group_names").schema["items"]["pattern"]  # each name checked at the trigger
     assert type(dag.timetable).__name__ == "NullTimetable" and {"usergroup", "bulk"} <= set(dag.tags)
     for t in dag.tasks:
-        assert t.pool == STORE_POOL and t.retries >= 1 and t.multiple_outputs is False
+        assert t.pool == settings().store_pool and t.retries >= 1 and t.multiple_outputs is False
         assert timedelta(minutes=10) <= t.execution_timeout <= timedelta(hours=1)
 
 
@@ -61,7 +61,7 @@ def test_a_schedule_selects_then_maps_its_workflow_over_the_selection(bag, name)
     assert dag.catchup is False and dag.max_active_runs == 1
     assert {"usergroup", "orchestrator"} <= set(dag.tags) and dag.doc_md == schedule.description
     for t in dag.tasks:
-        assert t.pool == STORE_POOL and t.retries >= 1
+        assert t.pool == settings().store_pool and t.retries >= 1
         assert timedelta(0) < t.execution_timeout <= timedelta(minutes=30)
 
 
@@ -85,7 +85,7 @@ def test_schedule_tags_docs_retries_timeouts_pool(bag, name):
     for t in dag.tasks:
         assert t.retries >= 1 and t.retry_delay > timedelta(0)
         assert timedelta(0) < t.execution_timeout <= timedelta(minutes=30)
-        assert t.pool == STORE_POOL
+        assert t.pool == settings().store_pool
         assert t.multiple_outputs is False  # the state goes through XCom as one JSON value
     assert list(dag.params.keys()) == list(workflow.params)
 

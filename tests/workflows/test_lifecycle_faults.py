@@ -8,7 +8,6 @@ from test_faults import CrashAfterCommit, TaskDied
 from helpers import create, oss_for, run_tasks, start_state
 from usergroup.adapter import run_step
 from usergroup.ossbss.errors import OssBssError
-from usergroup.ossbss.fake import FAIL_ENV
 from usergroup.workflows.modify_user_group import modify_user_group
 from usergroup.workflows.terminate_user_group import terminate_user_group
 from usergroup.workflows.validate_user_group import validate_user_group
@@ -84,12 +83,12 @@ def test_the_oss_call_made_then_the_commit_lost(store, monkeypatch, name, call):
     assert len([c for c in oss_for(store).changes(sid) if c["action"] != "provision"]) == 1
 
 
-def test_the_oss_down_during_deprovision_then_cleared(store, monkeypatch):
+def test_the_oss_down_during_deprovision_then_cleared(store, knobs):
     """Every try fails while the OSS/BSS is down: the run fails and the subscription stays out of sync, held by
     it; once the OSS/BSS is back, clearing the task (a new try) terminates it."""
     sid, state = begin(store, "terminate_user_group")
     state = run_tasks(store, terminate_user_group, state, upto=2, run_id="faults")
-    monkeypatch.setenv(FAIL_ENV, "1")
+    knobs(USERGROUP_FAKE_OSS_FAIL="1")
     for try_number in (1, 2, 3):
         with pytest.raises(OssBssError, match="unavailable"):
             run_step(terminate_user_group.steps[2], state, store=store, oss=oss_for(store), try_number=try_number)
@@ -99,7 +98,7 @@ def test_the_oss_down_during_deprovision_then_cleared(store, monkeypatch):
     with pytest.raises(AirflowFailException, match=f"held by process {state['process_id']}"):
         run_tasks(store, validate_user_group, start_state(validate_user_group, "v", subscription_id=sid), upto=1,
                   run_id="v")
-    monkeypatch.delenv(FAIL_ENV)
+    knobs(USERGROUP_FAKE_OSS_FAIL=None)
     state = run_step(terminate_user_group.steps[2], state, store=store, oss=oss_for(store), try_number=4)
     run_tasks(store, terminate_user_group, state, after=3, run_id="faults")
     with store.transaction() as repo:

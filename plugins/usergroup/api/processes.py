@@ -7,12 +7,13 @@ from uuid import UUID, uuid4
 from fastapi import APIRouter, Body, HTTPException, Response
 from pydantic_core import to_jsonable_python
 
-from usergroup.adapter import CUSTOMER_VARIABLE, DEFAULT_CUSTOMER_ID, initial_state, process_id_for
+from usergroup.adapter import initial_state, process_id_for
 from usergroup.api.deps import Reader, User, may_run, page_range, process_or_404, store
 from usergroup.api.forms import FormError, invalid, validate_pages
 from usergroup.api.views import process_json
 from usergroup.domain import ProcessStatus
 from usergroup.runs import RunBusyError, abort, clear_failed_tasks
+from usergroup.settings import Settings, settings
 from usergroup.store.repository import StoreError
 from usergroup.workflows import all_workflows
 
@@ -38,7 +39,8 @@ def new_process(workflow_key: str, user: User, pages: Annotated[Any, Body()]) ->
     conf = validate_pages(workflow, pages)
     run_id, name = f"api__{uuid4()}", user.get_name()
     run = SimpleNamespace(dag_id=workflow.name, run_id=run_id)
-    state = initial_state(workflow, conf, run, Variable.get(CUSTOMER_VARIABLE, default_var=DEFAULT_CUSTOMER_ID))
+    customer = Variable.get(Settings.customer_variable, default_var=str(settings().default_customer_id))
+    state = initial_state(workflow, conf, run, customer)
     refuse_as_the_first_task_would(workflow, state)
     process_id = process_id_for(workflow.name, run_id)
     with store().transaction() as repo:

@@ -20,6 +20,7 @@ from usergroup.domain import ProcessStatus, SubscriptionModel, Target
 from usergroup.domain.errors import LifecycleError
 from usergroup.domain.product import Product
 from usergroup.ossbss.errors import PermanentError
+from usergroup.settings import settings
 from usergroup.step import State, Step, StepContext, StepError
 from usergroup.store.mappings import mapping_for
 from usergroup.store.repository import (
@@ -34,7 +35,6 @@ from usergroup.store.repository import (
 
 log = logging.getLogger(__name__)
 
-CHUNK_SIZE = 500  # processes per transaction
 TRACEBACK_TAIL = 4000
 
 # Errors that another try cannot cure, by our own classes: the process fails at once instead of being retried. Any
@@ -195,7 +195,7 @@ def run_many(task: TaskTry, *, store: Store, oss: Any, previous: str | None = No
     aborted, is not run again. An item's permanent error fails its process only, in its chunk's transaction;
     any other error fails the chunk (nothing of it is committed) and is raised. `prepare` answers a service for a
     whole chunk at once (a batch call). Returns how many ran, and the failures (input state, why) by process."""
-    ran, failed = 0, {}
+    ran, failed, size = 0, {}, settings().chunk_size
 
     def chunk(repo: Repository, rows: dict[UUID, Any]) -> None:
         nonlocal ran
@@ -209,8 +209,8 @@ def run_many(task: TaskTry, *, store: Store, oss: Any, previous: str | None = No
             failed.update({pid: (todo[pid], why) for pid, (why, _) in failures.items()})
 
     if opening is not None:
-        for start in range(0, len(states), CHUNK_SIZE):
-            part = {UUID(s["process_id"]): s for s in states[start:start + CHUNK_SIZE]}
+        for start in range(0, len(states), size):
+            part = {UUID(s["process_id"]): s for s in states[start:start + size]}
             with store.transaction() as repo:
                 repo.open_processes([{"process_id": pid, "input_state": s, **opening} for pid, s in part.items()])
                 chunk(repo, repo.lock(list(part), task.task_id))
@@ -218,7 +218,7 @@ def run_many(task: TaskTry, *, store: Store, oss: Any, previous: str | None = No
     after = None
     while True:
         with store.transaction() as repo:
-            ids = repo.run_chunk(task.dag_id, task.run_id, after, CHUNK_SIZE)
+            ids = repo.run_chunk(task.dag_id, task.run_id, after, size)
             if not ids:
                 if after is None:
                     raise NoItemsError("the run has no items")

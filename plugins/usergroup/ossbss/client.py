@@ -1,14 +1,12 @@
 """The OSS/BSS client interface the steps call, its retry policy, and the batch provisioning of a bulk run."""
 
-from datetime import timedelta
 from typing import Protocol
 from uuid import UUID
 
 from usergroup.ossbss.errors import PermanentError
+from usergroup.settings import settings
 
-# The OSS/BSS may be away for minutes: its steps retry with exponential backoff (10 s, 20 s, ... at most 5 min apart).
-OSSBSS_RETRIES = {"retries": 6, "retry_delay": timedelta(seconds=10), "retry_exponential_backoff": 2.0,
-                  "max_retry_delay": timedelta(minutes=5), "execution_timeout": timedelta(minutes=10)}
+OSSBSS_RETRIES = settings().ossbss_task_options  # the task options of the steps that call the OSS/BSS
 
 
 class OssBssClient(Protocol):

@@ -2,8 +2,6 @@
 `usergroup_fake_ossbss` of the `usergroup_ossbss` connection), keeping its groups, users and a log of their changes in
 tables of its own, which `usergroup db upgrade` migrates (migrations/)."""
 
-import os
-import re
 import time
 from datetime import UTC, datetime
 from functools import cached_property
@@ -29,12 +27,9 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from usergroup.ossbss.errors import NotFoundError, PermanentError, RefusedByOssBssError, TransientError
+from usergroup.settings import settings
 from usergroup.store.engine import create_store_engine, mapped_schema
 from usergroup.store.sql import insert_ignore, insert_ignore_many
-
-FAIL_ENV = "USERGROUP_FAKE_OSS_FAIL"
-REFUSE_ENV = "USERGROUP_FAKE_OSS_REFUSE"  # a regular expression: the group names it refuses to provision
-DELAY_ENV = "USERGROUP_FAKE_OSS_DELAY"  # seconds it takes to answer, after provisioning: a slow OSS/BSS
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 VERSION_TABLE = "fake_ossbss_version"  # its own Alembic version table: on PostgreSQL it sits beside the store's
@@ -136,7 +131,7 @@ class FakeOssBss:
             conn.execute(update(fake_ossbss_groups).where(fake_ossbss_groups.c.subscription_id == subscription_id)
                          .values(calls=fake_ossbss_groups.c.calls + 1))
             group_id = self._read(conn, subscription_id)["group_id"]
-        time.sleep(float(os.environ.get(DELAY_ENV) or 0))
+        time.sleep(settings().fake_oss_delay)
         return group_id
 
     def provision_user_groups(self, groups: dict[UUID, str]) -> dict[UUID, int | Exception]:
@@ -162,7 +157,7 @@ class FakeOssBss:
                 conn.execute(update(t).where(t.c.subscription_id.in_(ids)).values(calls=t.c.calls + 1))
                 answers.update((r.subscription_id, r.group_id) for r in conn.execute(
                     select(t.c.subscription_id, t.c.group_id).where(t.c.subscription_id.in_(ids))))
-        time.sleep(float(os.environ.get(DELAY_ENV) or 0))
+        time.sleep(settings().fake_oss_delay)
         return answers
 
     def rename_user_group(self, subscription_id: UUID, group_name: str) -> bool:
@@ -206,7 +201,7 @@ class FakeOssBss:
             conn.execute(update(users).where(users.c.subscription_id == subscription_id)
                          .values(calls=users.c.calls + 1))
             user_id = conn.execute(select(users.c.user_id).where(users.c.subscription_id == subscription_id)).scalar()
-        time.sleep(float(os.environ.get(DELAY_ENV) or 0))
+        time.sleep(settings().fake_oss_delay)
         return user_id
 
     def update_user(self, subscription_id: UUID, username: str, age: int | None) -> bool:
@@ -268,13 +263,14 @@ class FakeOssBss:
 
     @staticmethod
     def _answer_or_fail(what: str) -> None:
-        if os.environ.get(FAIL_ENV, "") not in ("", "0"):
-            raise TransientError(f"fake OSS/BSS unavailable ({FAIL_ENV} is set): {what}")
+        if settings().fake_oss_fail:
+            raise TransientError(f"fake OSS/BSS unavailable (USERGROUP_FAKE_OSS_FAIL is set): {what}")
 
     @staticmethod
     def _refuse(group_name: str) -> None:
-        if (pattern := os.environ.get(REFUSE_ENV)) and re.search(pattern, group_name):
-            raise RefusedByOssBssError(f"the OSS/BSS refuses group {group_name!r} (it matches {REFUSE_ENV})")
+        if (pattern := settings().fake_oss_refuse) and pattern.search(group_name):
+            raise RefusedByOssBssError(f"the OSS/BSS refuses group {group_name!r} (it matches "
+                                       "USERGROUP_FAKE_OSS_REFUSE)")
 
     @staticmethod
     def _read(conn, subscription_id: UUID, lock: bool = False) -> dict | None:

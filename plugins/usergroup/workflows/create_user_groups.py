@@ -8,12 +8,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from usergroup.domain.names import GROUP_NAME_RULES, GroupName
 from usergroup.domain.schema import FieldSchema
 from usergroup.ossbss.client import Answered, OssBssClient, provision_many
-from usergroup.sources import MAX_ITEMS, SourceError, names_of
+from usergroup.settings import settings
+from usergroup.sources import SourceError, names_of
 from usergroup.step import State
 from usergroup.workflow import Bulk
 from usergroup.workflows.create_user_group import CreateUserGroupForm, create_user_group
 
 SHOWN = 10  # bad names an error lists
+MAX_ITEMS = settings().max_items
 
 
 class CreateUserGroupsForm(BaseModel):
