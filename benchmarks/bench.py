@@ -96,9 +96,10 @@ def statements_per_create(store_url: str, db_schema: str) -> int:
     (in this process, transactions' BEGIN and COMMIT not counted)."""
     from sqlalchemy import event
 
-    from usergroup.adapter import DEFAULT_CUSTOMER_ID, process_id_for, run_step
+    from usergroup.adapter import process_id_for, run_step
     from usergroup.domain import USER_GROUP_PRODUCT
     from usergroup.ossbss.fake import FakeOssBss
+    from usergroup.settings import settings
     from usergroup.store.engine import create_store_engine
     from usergroup.store.repository import Store
     from usergroup.workflows.create_user_group import create_user_group as workflow
@@ -111,7 +112,7 @@ def statements_per_create(store_url: str, db_schema: str) -> int:
     run_id = f"statements-{uuid4()}"
     state = {"process_id": str(process_id_for(OURS, run_id)), "workflow_name": OURS, "workflow_target": "CREATE",
              "product_type": "UserGroup", "product_id": str(USER_GROUP_PRODUCT.product_id),
-             "customer_id": DEFAULT_CUSTOMER_ID, "group_name": f"Statements {run_id}"}
+             "customer_id": str(settings().default_customer_id), "group_name": f"Statements {run_id}"}
     start = {"workflow_name": OURS, "workflow_target": "CREATE", "dag_id": OURS, "run_id": run_id,
              "created_by": "bench"}
     for i, (s, task_id) in enumerate(zip(workflow.steps, workflow.task_ids, strict=True)):
@@ -245,9 +246,9 @@ def main() -> int:
         print(f"bench: scale, {SCALE_ROWS} existing subscriptions", file=sys.stderr, flush=True)
         empty = [bench.latency(OURS) for _ in range(1 if ONLY_UI else SCALE_RUNS)]
         pages_empty = page_seconds(stack)
-        from usergroup.adapter import DEFAULT_CUSTOMER_ID
+        from usergroup.settings import settings
 
-        fill_store(store_url, store_schema, DEFAULT_CUSTOMER_ID, SCALE_ROWS)
+        fill_store(store_url, store_schema, str(settings().default_customer_id), SCALE_ROWS)
         pages_full = page_seconds(stack)
         full = [] if ONLY_UI else [bench.latency(OURS) for _ in range(SCALE_RUNS)]
     finally:
