@@ -207,8 +207,9 @@ class Repository:
                     own: dict[UUID, UUID] | None = None, run: tuple[str, str] | None = None) -> dict[UUID, str]:
         """Why each process's name may not be claimed in `scope` (a customer's groups, a group's users), by process:
         another non-terminated subscription of `product_type` holds it (a rename of the process's `own`
-        subscription may change the case of its own name), another unfinished process (not one of `names`, nor of
-        `run`) asks for it, or an earlier process of `names` asks for it too (the first one claims it). Names are
+        subscription may change the case of its own name), or another unfinished process (not of `run`) asks for
+        it: of `names` that ask for one name, the first claims it (a bulk run's own repeats are refused before,
+        naming their items: `batch.item_states`). Names are
         compared by `name_key` (without case, look-alikes folded). Claims in one scope are serialized (a
         transaction lock on PostgreSQL; SQLite's BEGIN IMMEDIATE serializes all writers), so of two concurrent
         claims of one name exactly one passes; the process row committed with the step is the claim others see."""
@@ -219,7 +220,7 @@ class Repository:
         refused: dict[UUID, str] = {}
         for pid, name in names.items():
             if (first := keys.setdefault(name_key(name), pid)) != pid:
-                refused[pid] = f"{unique.field} {name!r} is given twice in this run (as {names[first]!r} too)"
+                refused[pid] = f"{unique.field} {name!r} is being claimed by process {first}"
         holders = self.conn.execute(
             select(table.c.name_key, subscriptions.c.subscription_id, subscriptions.c.status)
             .join(subscriptions, subscriptions.c.subscription_id == table.c.subscription_id)
