@@ -14,6 +14,7 @@ from usergroup.api.views import process_json
 from usergroup.domain import ProcessStatus
 from usergroup.runs import RunBusyError, abort, clear_failed_tasks
 from usergroup.settings import Settings, settings
+from usergroup.step import StepContext
 from usergroup.store.repository import StoreError
 from usergroup.workflows import all_workflows
 
@@ -125,7 +126,7 @@ def refuse_as_the_first_task_would(workflow, state: dict) -> None:
     try:
         with store().rolled_back() as repo:
             for check in workflow.checks:
-                state = {**state, **to_jsonable_python(check(state, repository=repo, oss=None))}
+                state = {**state, **to_jsonable_python(check(state, StepContext(store=repo)))}
     except (StoreError, ValueError) as exc:
         raise FormError(400, invalid([{"loc": [], "msg": str(exc), "type": "value_error"}])) from None
 
