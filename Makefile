@@ -64,11 +64,13 @@ down:
 # Everything: ruff, then every test, the live stacks and the browser included.
 test: venv browser
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The edit-test loop: everything but the live stacks (about 9 minutes on 2 cores).
 test-fast: venv
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest -m "not live" -n 3 $(PYTEST_ARGS)
 
 # The browser test drives a headless Chromium: Debian's (installed here if apt can), else Playwright's own.
@@ -92,6 +94,7 @@ bench-ui: venv
 
 lint: venv
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache
 
 clean:
 	rm -rf $(VENV) $(CURDIR)/.airflow

@@ -96,13 +96,14 @@ def statements_per_create(store_url: str, db_schema: str) -> int:
     (in this process, transactions' BEGIN and COMMIT not counted)."""
     from sqlalchemy import event
 
-    from usergroup.adapter import process_id_for, run_step
+    from usergroup.airflow.tasks import run_step
     from usergroup.domain import USER_GROUP_PRODUCT
+    from usergroup.engine.process_id import process_id_for
     from usergroup.ossbss.fake import FakeOssBss
     from usergroup.settings import settings
-    from usergroup.store.engine import create_store_engine
+    from usergroup.store.connect import create_store_engine
     from usergroup.store.repository import Store
-    from usergroup.workflows.create_user_group import create_user_group as workflow
+    from usergroup.workflows.user_group.create_user_group import create_user_group as workflow
 
     engine = create_store_engine(store_url, db_schema)
     oss = FakeOssBss(engine.url, db_schema)
@@ -163,7 +164,7 @@ def fill_store(store_url: str, db_schema: str, customer_id: str, rows: int) -> N
     from sqlalchemy import insert
 
     from usergroup.domain import USER_GROUP_PRODUCT
-    from usergroup.store.engine import create_store_engine
+    from usergroup.store.connect import create_store_engine
     from usergroup.store.tables import processes, processes_subscriptions, subscriptions, user_group_blocks
 
     engine = create_store_engine(store_url, db_schema)

@@ -68,7 +68,7 @@ def child_task(task_id: str, state_file: str, run_id: str, group_name: str) -> d
     from sqlalchemy.dialects.postgresql.psycopg2 import PGDialect_psycopg2
     from sqlalchemy.sql.compiler import SQLCompiler
 
-    import usergroup.adapter
+    import usergroup.airflow.tasks
     from usergroup.ossbss.fake import FakeOssBss
 
     cpu = dict.fromkeys(PHASES, 0.0)
@@ -103,8 +103,8 @@ def child_task(task_id: str, state_file: str, run_id: str, group_name: str) -> d
     PGDialect_psycopg2.initialize = timed("dialect_init", PGDialect_psycopg2.initialize)
     SQLCompiler.__init__ = timed("compile", SQLCompiler.__init__, "compiles")
     BaseHook.get_connection = classmethod(timed("get_connection", BaseHook.get_connection.__func__))
-    usergroup.adapter.services = timed("services", usergroup.adapter.services)
-    usergroup.adapter.run_step = timed("run_step", usergroup.adapter.run_step)
+    usergroup.airflow.tasks.services = timed("services", usergroup.airflow.tasks.services)
+    usergroup.airflow.tasks.run_step = timed("run_step", usergroup.airflow.tasks.run_step)
     oss_engine = FakeOssBss.engine
     FakeOssBss.engine = property(lambda self: self.__dict__.get("_engine") or self.__dict__.setdefault(
         "_engine", timed("oss_engine", oss_engine.func)(self)))
@@ -161,7 +161,7 @@ def child_env(url: str, home: str, bytecode: bool) -> dict[str, str]:
 
 def task_ids() -> list[str]:
     sys.path.insert(0, str(ROOT / "plugins"))
-    from usergroup.workflows.create_user_group import create_user_group
+    from usergroup.workflows.user_group.create_user_group import create_user_group
 
     return create_user_group.task_ids
 

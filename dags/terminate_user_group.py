@@ -1,6 +1,6 @@
 """terminate_user_group: orchestrator-core's terminate UserGroup workflow as an Airflow DAG, one task per step."""
 
-from usergroup.render import workflow_dag
-from usergroup.workflows.terminate_user_group import terminate_user_group
+from usergroup.airflow.dags import workflow_dag
+from usergroup.workflows.user_group.terminate_user_group import terminate_user_group
 
 dag = workflow_dag(terminate_user_group)

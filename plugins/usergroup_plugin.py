@@ -4,8 +4,8 @@ Airflow's login, shown inside Airflow's UI (a nav entry, and a Process tab on ev
 
 from airflow.plugins_manager import AirflowPlugin
 
-from usergroup import listener
-from usergroup.api import api
+from usergroup.airflow import listener
+from usergroup.interfaces.app import api
 
 
 class UserGroupPlugin(AirflowPlugin):

@@ -20,9 +20,9 @@ from pathlib import Path
 import requests
 from localpg import LocalPostgres, free_port
 
+from usergroup.engine.discovery import declared
+from usergroup.engine.workflow import Schedule
 from usergroup.settings import settings
-from usergroup.workflow import Schedule
-from usergroup.workflows import declared
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent

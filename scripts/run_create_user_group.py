@@ -48,8 +48,8 @@ def main() -> int:
         say(f"airflow dags test exited {result.returncode}")
         return result.returncode
 
-    from usergroup.cli import quiet_hook
-    from usergroup.report import subscription_json
+    from usergroup.interfaces.cli.main import quiet_hook
+    from usergroup.interfaces.views import subscription_record
 
     with quiet_hook().store.transaction() as repo:
         runs = [p for p in repo.list_processes(dag_id=DAG_ID) if p["started_at"] >= since]
@@ -57,7 +57,7 @@ def main() -> int:
             say("the run left no process in the store")
             return 1
         (subscription_id,) = repo.subscriptions_of(runs[-1]["process_id"])
-        view = subscription_json(repo, repo.get_subscription(subscription_id))
+        view = subscription_record(repo, repo.get_subscription(subscription_id))
     print(json.dumps(view, indent=2, ensure_ascii=False))
     ok = view["status"] == "active" and view["insync"] is True
     say(f"subscription {view['subscription_id']} is {view['status']}, insync={view['insync']}")

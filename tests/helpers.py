@@ -38,7 +38,7 @@ class StoreTarget:
                            "extra": {"db_schema": self.db_schema}})
 
     def engine(self):
-        from usergroup.store.engine import create_store_engine
+        from usergroup.store.connect import create_store_engine
 
         return create_store_engine(self.url, self.db_schema)
 
@@ -46,7 +46,7 @@ class StoreTarget:
 def oss_for(store):
     """The fake OSS/BSS beside a store (its own tables on PostgreSQL, its own file beside SQLite's)."""
     from usergroup.ossbss.fake import FakeOssBss
-    from usergroup.store.engine import mapped_schema
+    from usergroup.store.connect import mapped_schema
 
     return FakeOssBss(store.engine.url, mapped_schema(store.engine) or "usergroup")
 
@@ -68,7 +68,7 @@ def run_tasks(store, workflow, state: dict, upto: int | None = None, run_id: str
               **kw) -> dict:
     """The tasks of `workflow` after the first `after` and up to `upto` (all by default), as its DAG runs them,
     in this process."""
-    from usergroup.adapter import run_step
+    from usergroup.airflow.tasks import run_step
 
     pairs = list(zip(workflow.steps, workflow.task_ids, strict=True))[:upto]
     for i, (s, task_id) in list(enumerate(pairs))[after:]:
@@ -81,7 +81,7 @@ def run_tasks(store, workflow, state: dict, upto: int | None = None, run_id: str
 
 def start_state(workflow, run_id: str, **fields) -> dict:
     """The initial state the first task of `workflow` builds for a run with these form fields."""
-    from usergroup.adapter import process_id_for
+    from usergroup.engine.process_id import process_id_for
 
     return {"process_id": str(process_id_for(workflow.name, run_id)), "workflow_name": workflow.name,
             "workflow_target": str(workflow.target), "product_type": workflow.product_type,
@@ -93,7 +93,7 @@ def create(store, name: str, upto: int | None = None) -> dict:
     """Run create_user_group for `name` (its first `upto` tasks); the final state."""
     from uuid import uuid4
 
-    from usergroup.workflows.create_user_group import create_user_group
+    from usergroup.workflows.user_group.create_user_group import create_user_group
 
     run_id = f"create-{uuid4()}"
     return run_tasks(store, create_user_group, start_state(create_user_group, run_id, group_name=name), upto,
@@ -105,7 +105,7 @@ def create_user(store, group_id: str, username: str, upto: int | None = None, ag
     """Run create_user for `username` in the group (its first `upto` tasks); the final state."""
     from uuid import uuid4
 
-    from usergroup.workflows.create_user import create_user as workflow
+    from usergroup.workflows.user.create_user import create_user as workflow
 
     run_id = f"create-user-{uuid4()}"
     state = start_state(workflow, run_id, product=product, user_group_id=group_id, username=username, age=age)
@@ -170,8 +170,8 @@ def app_client(name: str, monkeypatch):
     from airflow.api_fastapi.core_api.security import get_user
     from fastapi.testclient import TestClient
 
-    from usergroup.api import deps
-    from usergroup.api.app import create_app
+    from usergroup.interfaces import deps
+    from usergroup.interfaces.routes import create_app
 
     deps.store.cache_clear()
     monkeypatch.setattr(deps, "get_auth_manager", Roles)

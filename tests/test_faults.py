@@ -6,11 +6,11 @@ from uuid import uuid4
 import pytest
 
 from helpers import oss_for
-from usergroup.adapter import run_step
+from usergroup.airflow.tasks import run_step
 from usergroup.domain import USER_GROUP_PRODUCT
 from usergroup.store import tables
 from usergroup.store.repository import Repository, Store
-from usergroup.workflows.create_user_group import create_user_group
+from usergroup.workflows.user_group.create_user_group import create_user_group
 
 STEPS = create_user_group.steps
 START = {"workflow_name": "create_user_group", "workflow_target": "CREATE", "dag_id": "create_user_group",

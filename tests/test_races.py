@@ -6,11 +6,11 @@ from uuid import uuid4
 from airflow.sdk.exceptions import AirflowFailException
 
 from helpers import oss_for
-from usergroup.adapter import run_step
+from usergroup.airflow.tasks import run_step
 from usergroup.domain import USER_GROUP_PRODUCT
 from usergroup.store import tables
-from usergroup.store.repository import DuplicateNameError
-from usergroup.workflows.create_user_group import create_subscription
+from usergroup.store.errors import DuplicateNameError
+from usergroup.workflows.user_group.create_user_group import create_subscription
 
 RUNS = 10
 

@@ -9,10 +9,10 @@ import pytest
 from airflow.dag_processing.dagbag import DagBag
 
 from helpers import ROOT
-from usergroup.bulk import SELECT_TASK
+from usergroup.airflow.schedule import SELECT_TASK
+from usergroup.engine.discovery import all_workflows, declared
+from usergroup.engine.workflow import Bulk, Schedule
 from usergroup.settings import settings
-from usergroup.workflow import Bulk, Schedule
-from usergroup.workflows import all_workflows, declared
 
 WORKFLOWS = all_workflows()
 SCHEDULES = {name: s for name, s in declared().items() if isinstance(s, Schedule)}
@@ -111,7 +111,7 @@ def test_create_user_group_params_schema(bag):
 def test_the_dag_file_does_no_io_at_import(dag_file):
     """Parse the DAG file with our engine factory, connection lookups and sockets refusing to work."""
     code = (
-        "import sys, socket, airflow.sdk, usergroup.store.engine as e, usergroup.hook as h\n"
+        "import sys, socket, airflow.sdk, usergroup.store.connect as e, usergroup.airflow.hook as h\n"
         "def refuse(*a, **k): raise AssertionError('I/O at import')\n"
         "e.create_engine = refuse\n"
         "h.UserGroupHook.get_connection = classmethod(refuse)\n"

@@ -22,7 +22,7 @@ from devstack import Stack, free_port
 from helpers import ROOT, pg_url
 from usergroup.ossbss.fake import FakeOssBss
 from usergroup.store import tables
-from usergroup.store.engine import create_store_engine
+from usergroup.store.connect import create_store_engine
 from usergroup.store.repository import Store
 
 pytestmark = pytest.mark.live  # a live stack: not in `make test-fast`

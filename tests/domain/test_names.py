@@ -8,7 +8,7 @@ from pydantic import ValidationError
 
 from usergroup.domain import UserGroupBlockInactive
 from usergroup.domain.names import GROUP_NAME_MAX_LENGTH, GROUP_NAME_PATTERN, check_group_name, name_key
-from usergroup.workflows.create_user_group import CreateUserGroupForm
+from usergroup.workflows.user_group.create_user_group import CreateUserGroupForm
 
 ACCEPTED = [
     "Research Lab",

@@ -7,7 +7,7 @@ import pytest
 
 from helpers import dags_test
 from usergroup.store import tables
-from usergroup.workflows.create_user_group import create_user_group
+from usergroup.workflows.user_group.create_user_group import create_user_group
 
 STEPS = create_user_group.task_ids
 NAMES = ["Research Lab", "O'Brien \"q\" <b>html</b>'); DROP TABLE subscriptions;--", "Zürich 研究室 👩‍🔬 \\ $HOME"]

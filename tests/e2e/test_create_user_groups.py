@@ -6,7 +6,7 @@ import json
 import pytest
 
 from helpers import create, dags_test, oss_for
-from usergroup.workflows.create_user_group import create_user_group
+from usergroup.workflows.user_group.create_user_group import create_user_group
 
 DAG_ID = "create_user_groups"
 

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from helpers import USER_EXTERNAL, counts, create, dags_test, oss_for
-from usergroup.workflows import all_workflows
+from usergroup.engine.discovery import all_workflows
 
 
 def run(dag_id: str, **conf) -> str:

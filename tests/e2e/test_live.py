@@ -16,7 +16,7 @@ from live import LiveAirflow, OwnPostgres, live_airflow, own_store
 from usergroup.store import tables
 from usergroup.store.migrate import upgrade
 from usergroup.store.repository import Store
-from usergroup.workflows.create_user_group import create_user_group
+from usergroup.workflows.user_group.create_user_group import create_user_group
 
 pytestmark = pytest.mark.live  # a live stack: not in `make test-fast`
 

@@ -7,8 +7,8 @@ import pytest
 
 from helpers import create, oss_for, run_on
 from live import Client, live_airflow, own_store
-from usergroup.workflows.create_user_group import create_user_group
-from usergroup.workflows.terminate_user_group import terminate_user_group
+from usergroup.workflows.user_group.create_user_group import create_user_group
+from usergroup.workflows.user_group.terminate_user_group import terminate_user_group
 
 pytestmark = pytest.mark.live  # a live stack: not in `make test-fast`
 

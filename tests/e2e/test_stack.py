@@ -18,9 +18,9 @@ import requests
 from devstack import Stack, free_port
 from helpers import ROOT
 from live import chromium
-from usergroup.store.engine import create_store_engine
+from usergroup.engine.discovery import all_workflows
+from usergroup.store.connect import create_store_engine
 from usergroup.store.repository import Store
-from usergroup.workflows import all_workflows
 
 pytestmark = pytest.mark.live  # a live stack: not in `make test-fast`
 

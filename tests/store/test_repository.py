@@ -11,14 +11,10 @@ from sqlalchemy import inspect, text
 from usergroup.domain import USER_GROUP_PRODUCT, ProcessStatus, UserGroupInactive
 from usergroup.domain.subscription import PRODUCTS
 from usergroup.store import tables
-from usergroup.store.engine import check_db_schema
+from usergroup.store.connect import check_db_schema
+from usergroup.store.errors import DuplicateNameError, ProcessAbortedError, StaleSubscriptionError, StoreError
+from usergroup.store.mappings.user_group import user_group_blocks
 from usergroup.store.migrate import current_revision, upgrade
-from usergroup.store.repository import (
-    DuplicateNameError,
-    ProcessAbortedError,
-    StaleSubscriptionError,
-    StoreError,
-)
 
 CUSTOMER = uuid4()
 HEAD = "0007"
@@ -111,11 +107,11 @@ def test_0003_keys_names_in_nfc_and_keeps_existing_twins(store_target):
             conn.execute(tables.subscriptions.insert().values(
                 subscription_id=sub.subscription_id, product_id=USER_GROUP_PRODUCT.product_id, customer_id=customer,
                 description="d", status="initial", insync=False, version=1))
-            conn.execute(tables.user_group_blocks.insert().values(
+            conn.execute(user_group_blocks.insert().values(
                 subscription_id=sub.subscription_id, group_name=name, customer_id=customer, name_key=name.casefold()))
     assert upgrade(engine) == HEAD
     with engine.connect() as conn:
-        keys = sorted((str(r.customer_id), r.name_key) for r in conn.execute(tables.user_group_blocks.select()))
+        keys = sorted((str(r.customer_id), r.name_key) for r in conn.execute(user_group_blocks.select()))
     assert (str(CUSTOMER), "caf\u00e9") in keys  # the lone decomposed name: now the composed key
     assert {k for c, k in keys if c == str(other)} == {"caf\u00e9", "cafe\u0301", "plain"}  # twins kept
     engine.dispose()
@@ -136,11 +132,11 @@ def test_0005_keys_names_without_selectors_in_nfkc_and_keeps_existing_twins(stor
                 subscription_id=sub.subscription_id, product_id=USER_GROUP_PRODUCT.product_id, customer_id=customer,
                 description="d", status="initial", insync=False, version=1))
             old_key = re.sub("[\u200d\ufe00-\ufe0f]", "", unicodedata.normalize("NFC", name).casefold())
-            conn.execute(tables.user_group_blocks.insert().values(
+            conn.execute(user_group_blocks.insert().values(
                 subscription_id=sub.subscription_id, group_name=name, customer_id=customer, name_key=old_key))
     assert upgrade(engine) == HEAD
     with engine.connect() as conn:
-        keys = sorted((str(r.customer_id), r.name_key) for r in conn.execute(tables.user_group_blocks.select()))
+        keys = sorted((str(r.customer_id), r.name_key) for r in conn.execute(user_group_blocks.select()))
     assert {k for c, k in keys if c == str(CUSTOMER)} == {"bravo", "caf\u00e9"}
     assert {k for c, k in keys if c == str(other)} == {"foo bar", "foo\u00a0bar"}  # twins kept
     engine.dispose()
@@ -234,7 +230,7 @@ def test_a_failed_transaction_writes_nothing(store):
         raise RuntimeError("crash inside the unit of work")
     with store.transaction() as repo:
         assert repo.count(tables.subscriptions) == 0
-        assert repo.count(tables.user_group_blocks) == 0
+        assert repo.count(user_group_blocks) == 0
 
 
 def test_process_trail_is_idempotent(store):
@@ -300,7 +296,7 @@ def test_0006_keeps_every_subscription_and_process_and_adds_the_user_products(st
     after the upgrade each is read back as it was, the User products exist, and a user can join a group."""
     from helpers import create_user, oss_for, run_on
     from usergroup.store.repository import Store
-    from usergroup.workflows.terminate_user_group import terminate_user_group
+    from usergroup.workflows.user_group.terminate_user_group import terminate_user_group
 
     engine = store_target.engine()
     upgrade(engine, "0005")
@@ -312,7 +308,7 @@ def test_0006_keeps_every_subscription_and_process_and_adds_the_user_products(st
                 subscription_id=sid, product_id=USER_GROUP_PRODUCT.product_id, customer_id=CUSTOMER,
                 description=f"User Group Old {i}", status=status, insync=status != "provisioning",
                 start_date=t, version=4))
-            conn.execute(tables.user_group_blocks.insert().values(
+            conn.execute(user_group_blocks.insert().values(
                 subscription_id=sid, group_name=f"Old {i}", group_id=100 + i, customer_id=CUSTOMER,
                 name_key=None if status == "terminated" else f"old {i}"))
             conn.execute(tables.processes.insert().values(
@@ -392,8 +388,8 @@ def test_a_page_of_subscriptions_is_searched_filtered_sorted_and_counted_in_sql(
     assert page(query=str(subs[3].subscription_id)[:13].upper())[0] == ["Chemistry"]
     assert page(query="<script>")[0] == ["<script>alert(1)</script>"]
     with store.transaction() as repo:  # a block's value counts, not only the description
-        repo.conn.execute(tables.user_group_blocks.update().where(
-            tables.user_group_blocks.c.subscription_id == subs[3].subscription_id).values(group_name="Zebra"))
+        repo.conn.execute(user_group_blocks.update().where(
+            user_group_blocks.c.subscription_id == subs[3].subscription_id).values(group_name="Zebra"))
     assert page(query="zebra user")[0] == ["Zebra"]
     first, total = page(sort="description", descending=True, offset=0, limit=2)
     second, _ = page(sort="description", descending=True, offset=2, limit=2)

@@ -6,11 +6,11 @@ from airflow.sdk.exceptions import AirflowFailException
 from test_faults import CrashAfterCommit, TaskDied
 
 from helpers import create, oss_for, run_tasks, start_state
-from usergroup.adapter import run_step
+from usergroup.airflow.tasks import run_step
 from usergroup.ossbss.errors import OssBssError
-from usergroup.workflows.modify_user_group import modify_user_group
-from usergroup.workflows.terminate_user_group import terminate_user_group
-from usergroup.workflows.validate_user_group import validate_user_group
+from usergroup.workflows.user_group.modify_user_group import modify_user_group
+from usergroup.workflows.user_group.terminate_user_group import terminate_user_group
+from usergroup.workflows.user_group.validate_user_group import validate_user_group
 
 WORKFLOWS = {w.name: w for w in (modify_user_group, terminate_user_group, validate_user_group)}
 CASES = [(w.name, task_id) for w in WORKFLOWS.values() for task_id in w.task_ids]

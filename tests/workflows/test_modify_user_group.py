@@ -7,8 +7,8 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
 from helpers import CUSTOMER, at_once, counts, create, create_user, oss_for, run_on, run_tasks, start_state
-from usergroup.workflows.modify_user_group import modify_user_group
-from usergroup.workflows.terminate_user_group import terminate_user_group
+from usergroup.workflows.user_group.modify_user_group import modify_user_group
+from usergroup.workflows.user_group.terminate_user_group import terminate_user_group
 
 
 def modify(store, subscription_id: str, group_name: str, version: int | None = None, **kw) -> dict:
@@ -138,7 +138,7 @@ def test_a_retry_refused_at_the_first_task_ends_the_process_its_first_try_opened
     subscription is terminated meanwhile; try 2 is refused: the process is aborted and the name is free."""
     from sqlalchemy.exc import OperationalError
 
-    from usergroup.adapter import StoreUnavailableError, run_step
+    from usergroup.airflow.tasks import StoreUnavailableError, run_step
     from usergroup.store.repository import Repository
 
     sid = create(store, "Retry Lab")["subscription_id"]

@@ -7,12 +7,12 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
 from helpers import CUSTOMER, at_once, counts, create, oss_for, run_on
-from usergroup.adapter import run_step
+from usergroup.airflow.tasks import run_step
 from usergroup.ossbss.errors import OssBssError
 from usergroup.store import tables
-from usergroup.store.repository import StoreError
-from usergroup.workflows.create_user_group import create_user_group
-from usergroup.workflows.terminate_user_group import terminate_user_group
+from usergroup.store.errors import StoreError
+from usergroup.workflows.user_group.create_user_group import create_user_group
+from usergroup.workflows.user_group.terminate_user_group import terminate_user_group
 
 
 def terminate(store, subscription_id: str, version: int | None = None, run_id: str | None = None) -> dict:

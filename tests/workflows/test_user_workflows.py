@@ -8,15 +8,15 @@ from airflow.sdk.exceptions import AirflowFailException
 from test_faults import CrashAfterCommit, TaskDied
 
 from helpers import USER_EXTERNAL, at_once, counts, create, create_user, oss_for, run_on, run_tasks
-from usergroup.adapter import run_step
-from usergroup.report import subscription_json
-from usergroup.store import tables
-from usergroup.workflows import subscription_workflows
-from usergroup.workflows.create_user import create_user as create_user_workflow
-from usergroup.workflows.modify_user import modify_user
-from usergroup.workflows.modify_user_group import modify_user_group
-from usergroup.workflows.terminate_user import terminate_user
-from usergroup.workflows.terminate_user_group import terminate_user_group
+from usergroup.airflow.tasks import run_step
+from usergroup.engine.discovery import subscription_workflows
+from usergroup.interfaces.views import subscription_record
+from usergroup.store.mappings.user import user_blocks
+from usergroup.workflows.user.create_user import create_user as create_user_workflow
+from usergroup.workflows.user.modify_user import modify_user
+from usergroup.workflows.user.terminate_user import terminate_user
+from usergroup.workflows.user_group.modify_user_group import modify_user_group
+from usergroup.workflows.user_group.terminate_user_group import terminate_user_group
 
 
 def load(store, sid: str):
@@ -32,14 +32,14 @@ def test_a_user_refers_to_its_group_and_sees_it_renamed(store):
     assert (user.user.username, user.user.age, user.user.user_id) == ("alice", 30, oss_for(store).users()[0]["user_id"])
     assert str(user.user.group.owner_subscription_id) == gid and user.user.group.group_name == "Physics"
     assert user.description == "User alice from group Physics (internal)"
-    assert "group_name" not in tables.user_blocks.c  # a reference, never a copy
+    assert "group_name" not in user_blocks.c  # a reference, never a copy
 
     run_on(store, modify_user_group, gid, group_name="Astro Physics")
     user = load(store, done["subscription_id"])
     assert user.user.group.group_name == "Astro Physics"  # at once, nothing copied
     assert user.description == "User alice from group Physics (internal)"  # written at create, as orchestrator-core
     with store.transaction() as repo:
-        view = subscription_json(repo, user)
+        view = subscription_record(repo, user)
     assert view["affiliation"] == "internal" and view["user"]["group"]["group_name"] == "Astro Physics"
     assert "user_group" not in view and [p["workflow_target"] for p in view["processes"]] == ["CREATE"]
 

@@ -5,8 +5,8 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
 from helpers import counts, create, oss_for, run_on
-from usergroup.workflows.terminate_user_group import terminate_user_group
-from usergroup.workflows.validate_user_group import validate_user_group
+from usergroup.workflows.user_group.terminate_user_group import terminate_user_group
+from usergroup.workflows.user_group.validate_user_group import validate_user_group
 
 
 def validate(store, subscription_id: str, **kw) -> dict:

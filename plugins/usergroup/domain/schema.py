@@ -10,7 +10,7 @@ class FieldSchema:
     """A field's title, description and JSON schema keywords (`pattern`, `minLength`, `enum`...), in an `Annotated`
     type: `Annotated[str, AfterValidator(check), FieldSchema(pattern=...)]`. `options` (value -> label) is a choice:
     its `enum` and, as Airflow's trigger form shows them, its `values_display`. Pydantic ignores it: neither the
-    validation nor pydantic's own JSON schema (the REST API's form) sees it; `usergroup.params` reads it. Several
+    validation nor pydantic's own JSON schema (the REST API's form) sees it; `usergroup.engine.params` reads it. Several
     on one field (the type's, then the field's) merge, the later winning."""
 
     __slots__ = ("title", "description", "keywords")

@@ -1,1 +1,2 @@
-"""The engine: the one runner of steps over the store and the OSS/BSS; no Airflow."""
+"""The engine: steps, workflow declarations, the generic steps, the one runner, settling a run's processes;
+no Airflow."""

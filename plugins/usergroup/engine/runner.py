@@ -19,19 +19,18 @@ from sqlalchemy.exc import IntegrityError
 from usergroup.domain import ProcessStatus, SubscriptionModel, Target
 from usergroup.domain.errors import LifecycleError
 from usergroup.domain.product import Product
+from usergroup.engine.step import State, Step, StepContext, StepError
 from usergroup.ossbss.errors import PermanentError
 from usergroup.settings import settings
-from usergroup.step import State, Step, StepContext, StepError
-from usergroup.store.mappings import mapping_for
-from usergroup.store.repository import (
+from usergroup.store.errors import (
     DuplicateNameError,
     ProcessAbortedError,
     RefusedError,
-    Repository,
     StaleSubscriptionError,
-    Store,
     StoreError,
 )
+from usergroup.store.mappings import mapping_for
+from usergroup.store.repository import Repository, Store
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from usergroup.ossbss.errors import NotFoundError, PermanentError, RefusedByOssBssError, TransientError
 from usergroup.settings import settings
-from usergroup.store.engine import create_store_engine, mapped_schema
+from usergroup.store.connect import create_store_engine, mapped_schema
 from usergroup.store.sql import insert_ignore, insert_ignore_many
 
 MIGRATIONS = Path(__file__).parent / "migrations"

@@ -1,5 +1,6 @@
-"""Dialect-aware INSERT ... ON CONFLICT for PostgreSQL and SQLite, of one row or of many."""
+"""Dialect-aware INSERT ... ON CONFLICT for PostgreSQL and SQLite, of one row or of many; the time a row is written."""
 
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Column, Connection, Table
@@ -39,3 +40,7 @@ def upsert_many(conn: Connection, table: Table, rows: list[dict[str, Any]], keys
         stmt = stmt.on_conflict_do_update(index_elements=keys, set_={k: stmt.excluded[k] for k in rows[0]
                                                                      if k not in keys})
         conn.execute(stmt.returning(table.c[keys[0]]), rows).all()
+
+
+def now() -> datetime:
+    return datetime.now(UTC)

@@ -4,7 +4,6 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     JSON,
-    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -79,34 +78,6 @@ subscriptions = Table(
     Column("note", Text),
     Column("version", Integer, nullable=False),
     Index("ix_subscriptions_start_date", "start_date", "subscription_id"),  # the Subscriptions page's order
-)
-
-user_group_blocks = Table(
-    "user_group_blocks",
-    metadata,
-    Column("subscription_id", Uuid, ForeignKey(subscriptions.c.subscription_id), primary_key=True),
-    Column("group_name", String(255)),
-    Column("group_id", BigInteger),
-    # Uniqueness of names per customer, case-insensitive, among non-terminated subscriptions:
-    # name_key is the case-folded name while the subscription is not terminated, else NULL.
-    Column("customer_id", Uuid, nullable=False),
-    Column("name_key", String(1024)),
-    UniqueConstraint("customer_id", "name_key", name="uq_user_group_blocks_customer_name"),
-)
-
-user_blocks = Table(
-    "user_blocks",
-    metadata,
-    Column("subscription_id", Uuid, ForeignKey(subscriptions.c.subscription_id), primary_key=True),
-    # The user's group: a reference to the block of a User Group subscription (its owner), never a copy.
-    # NULL until the create's initialize_subscription sets it.
-    Column("group_subscription_id", Uuid, ForeignKey(user_group_blocks.c.subscription_id), index=True),
-    Column("username", String(255)),
-    Column("age", Integer),
-    Column("user_id", BigInteger),
-    # Usernames are unique per group among non-terminated users: the key while not terminated, else NULL.
-    Column("name_key", String(1024)),
-    UniqueConstraint("group_subscription_id", "name_key", name="uq_user_blocks_group_name"),
 )
 
 processes = Table(

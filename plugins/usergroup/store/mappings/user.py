@@ -3,12 +3,28 @@ now), its username unique per group."""
 
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import BigInteger, Column, ForeignKey, Integer, Select, String, Table, UniqueConstraint, Uuid, select
 
 from usergroup.domain import SubscriptionLifecycle, SubscriptionModel
 from usergroup.domain.errors import LifecycleError
 from usergroup.store.mappings import ProductMapping, UniqueName
-from usergroup.store.tables import user_blocks, user_group_blocks
+from usergroup.store.mappings.user_group import user_group_blocks
+from usergroup.store.tables import metadata, subscriptions
+
+user_blocks = Table(
+    "user_blocks",
+    metadata,
+    Column("subscription_id", Uuid, ForeignKey(subscriptions.c.subscription_id), primary_key=True),
+    # The user's group: a reference to the block of a User Group subscription (its owner), never a copy.
+    # NULL until the create's initialize_subscription sets it.
+    Column("group_subscription_id", Uuid, ForeignKey(user_group_blocks.c.subscription_id), index=True),
+    Column("username", String(255)),
+    Column("age", Integer),
+    Column("user_id", BigInteger),
+    # Usernames are unique per group among non-terminated users: the key while not terminated, else NULL.
+    Column("name_key", String(1024)),
+    UniqueConstraint("group_subscription_id", "name_key", name="uq_user_blocks_group_name"),
+)
 
 
 class UserMapping(ProductMapping):

@@ -2,11 +2,24 @@
 
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import BigInteger, Column, ForeignKey, Select, String, Table, UniqueConstraint, Uuid, select
 
 from usergroup.domain import SubscriptionModel
 from usergroup.store.mappings import ProductMapping, UniqueName
-from usergroup.store.tables import user_group_blocks
+from usergroup.store.tables import metadata, subscriptions
+
+user_group_blocks = Table(
+    "user_group_blocks",
+    metadata,
+    Column("subscription_id", Uuid, ForeignKey(subscriptions.c.subscription_id), primary_key=True),
+    Column("group_name", String(255)),
+    Column("group_id", BigInteger),
+    # Uniqueness of names per customer, case-insensitive, among non-terminated subscriptions:
+    # name_key is the case-folded name while the subscription is not terminated, else NULL.
+    Column("customer_id", Uuid, nullable=False),
+    Column("name_key", String(1024)),
+    UniqueConstraint("customer_id", "name_key", name="uq_user_group_blocks_customer_name"),
+)
 
 
 class UserGroupMapping(ProductMapping):

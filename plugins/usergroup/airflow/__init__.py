@@ -1,0 +1,1 @@
+"""The Airflow glue, the only package that imports Airflow: hooks, DAG rendering, task factories, runs, the listener."""

@@ -1,0 +1,1 @@
+"""orchestrator-core's REST API for our products and workflows (mounted at /orchestrator/api)."""

@@ -1,0 +1,332 @@
+"""The `usergroup` command: upgrade the store (and the OSS/BSS client's tables); list and show subscriptions, their
+workflows and processes; recover; the OSS/BSS's groups (of a client that lists them: the fake)."""
+
+import argparse
+import json
+import logging
+import sys
+from uuid import UUID
+
+from usergroup.domain import ProcessStatus
+from usergroup.interfaces.views import SUBSCRIPTION_COLUMNS, process_record, subscription_record
+
+
+def quiet_hook():
+    """The hook, with Airflow's log lines sent to stderr."""
+    from airflow.sdk.log import configure_logging  # imports Airflow: keep `--help` fast
+
+    from usergroup.airflow.hook import UserGroupHook
+
+    configure_logging(output=sys.__stderr__)  # stdout is for the result (`--json` must parse)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    return UserGroupHook()
+
+
+def emit_json(view) -> int:
+    print(json.dumps(view, indent=2, ensure_ascii=False))
+    return 0
+
+
+def not_found(kind: str, ident: str) -> int:
+    print(f"usergroup: no {kind} {ident}", file=sys.stderr)
+    return 1
+
+
+def db_upgrade(args) -> int:
+    """The store's schema, then the tables of the OSS/BSS client the `usergroup_ossbss` connection names, if it keeps
+    any (the fake does: beside the store's)."""
+    from usergroup.airflow.ossbss_hook import OssBssHook
+    from usergroup.store.migrate import upgrade
+
+    hook = quiet_hook()
+    revision = upgrade(hook.engine)
+    url, db_schema = hook.url_and_schema
+    print(f"usergroup store {url.render_as_string(hide_password=True)} (schema {db_schema}) is at revision {revision}")
+    oss = OssBssHook(store=hook)
+    if upgrade_oss := getattr(oss.client, "upgrade", None):
+        print(f"OSS/BSS {oss.connection.conn_type} (connection {oss.ossbss_conn_id}): its tables are at revision "
+              f"{upgrade_oss()}")
+    return 0
+
+
+def subscriptions_list(args) -> int:
+    with quiet_hook().store.transaction() as repo:
+        subs = repo.list_subscriptions()
+        if args.json:
+            return emit_json([subscription_record(repo, s) for s in subs])
+    from usergroup.store.mappings import mapping_for
+
+    print(f"{'subscription_id':36}  {'product':14}  {'status':12}  {'insync':6}  name")
+    for s in subs:
+        mapping = mapping_for(s.product.product_type)
+        name = getattr(getattr(s, mapping.block), mapping.unique_name.field) if mapping.unique_name else None
+        print(f"{s.subscription_id!s:36}  {s.product.name:14}  {s.status:12}  {s.insync!s:6}  {name or ''}")
+    return 0
+
+
+def subscriptions_show(args) -> int:
+    with quiet_hook().store.transaction() as repo:
+        sub = repo.get_subscription(args.id)
+        if sub is None:
+            return not_found("subscription", args.id)
+        view = subscription_record(repo, sub)
+    if args.json:
+        return emit_json(view)
+    for key in ("subscription_id", "product", "customer_id", "description", "status", "insync", "start_date",
+                "end_date", "note", "version"):
+        print(f"{key:16} {view[key]}")
+    for key in sorted(view.keys() - {*SUBSCRIPTION_COLUMNS, "product", "processes"}):  # the product type's own
+        for name, value in _flat(key, view[key]):
+            print(f"{name:16} {value}")
+    for p in view["processes"]:
+        steps = ", ".join(f"{s['name']}:{s['status']}" for s in p["steps"])
+        print(f"process          {p['process_id']} {p['workflow_target']} {p['status']} [{steps}]")
+    return 0
+
+
+def _flat(key: str, value) -> list[tuple[str, object]]:
+    """A block's fields as `user.group.group_name`: value pairs."""
+    if not isinstance(value, dict):
+        return [(key, value)]
+    return [pair for k, v in value.items() for pair in _flat(f"{key}.{k}", v)]
+
+
+def subscriptions_workflows(args) -> int:
+    """Which workflows may run on the subscription now, and why not (orchestrator-core's
+    `GET /subscriptions/workflows/{id}`)."""
+    from usergroup.engine.discovery import subscription_workflows
+
+    with quiet_hook().store.transaction() as repo:
+        sub = repo.get_subscription(args.id)
+        if sub is None:
+            return not_found("subscription", args.id)
+        view = subscription_workflows(repo, sub)
+    if args.json:
+        return emit_json(view)
+    for target, entries in view.items():
+        for entry in entries if isinstance(entries, list) else ():
+            verdict = f"refused: {entry['message']} ({entry['reason']})" if "reason" in entry else "allowed"
+            print(f"{target:9}  {entry['name']:22}  {verdict}")
+    return 0
+
+
+def subscriptions_set_in_sync(args) -> int:
+    with quiet_hook().store.transaction() as repo:
+        sub, changed = repo.set_in_sync(UUID(args.id))
+    print(f"subscription {sub.subscription_id} is {'in sync' if changed else 'already in sync, left as it is'} "
+          f"(version {sub.version})")
+    return 0
+
+
+def processes_abort(args) -> int:
+    """Stop the process's Airflow run, then abort the process in the store (`runs.abort`)."""
+    from usergroup.airflow.runs import abort
+
+    store = quiet_hook().store
+    with store.transaction() as repo:
+        process = repo.get_process(args.id)
+    if process is None:
+        return not_found("process", args.id)
+    if process["status"] == ProcessStatus.COMPLETED:
+        print(f"usergroup: process {args.id} is completed: only an unfinished process can be aborted", file=sys.stderr)
+        return 1
+    done, airflow_error = abort(store, process, args.reason)
+    print(f"process {args.id} is aborted" + (f" ({done})" if process["map_index"] >= 0 else ""))
+    if airflow_error:
+        print(f"usergroup: its Airflow run {process['run_id']} of {process['dag_id']} could not be marked failed "
+              f"({airflow_error}); mark it failed in Airflow (no step of the process runs any more)", file=sys.stderr)
+        return 1
+    if process["map_index"] < 0:
+        print(done)
+    return 0
+
+
+def processes_reconcile(args) -> int:
+    """Bring every process in line with its ended DAG run (what the listener does as runs end), e.g. after the
+    store was out of reach when a run failed."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    from usergroup.airflow.listener import ended_run
+    from usergroup.engine.discovery import declared
+    from usergroup.engine.settle import settle
+
+    store = quiet_hook().store
+    with create_session() as session:
+        workflows = declared()
+        runs = session.scalars(select(DagRun).where(DagRun.dag_id.in_(list(workflows)),
+                                                    DagRun.state.in_(["success", "failed"]))).all()
+        ended = [ended_run(r, workflows[r.dag_id], str(r.state)) for r in runs]
+    changed = 0
+    with store.transaction() as repo:
+        for run in ended:
+            if said := settle(repo, workflows[run.dag_id], run):
+                changed += 1
+                print(said)
+    print(f"{changed} of {len(ended)} ended runs needed their process brought in line")
+    return 0
+
+
+def processes_list(args) -> int:
+    with quiet_hook().store.transaction() as repo:
+        views = [process_record(repo, p) for p in repo.list_processes(status=args.status)]
+    if args.json:
+        return emit_json(views)
+    print(f"{'process_id':36}  {'workflow':20}  {'target':8}  {'status':9}  {'last_step':26}  failed_reason")
+    for p in views:
+        print(f"{p['process_id']:36}  {p['workflow_name']:20}  {p['workflow_target']:8}  {p['status']:9}  "
+              f"{p['last_step'] or '':26}  {p['failed_reason'] or ''}")
+    return 0
+
+
+def processes_show(args) -> int:
+    with quiet_hook().store.transaction() as repo:
+        process = repo.get_process(args.id)
+        if process is None:
+            return not_found("process", args.id)
+        view = process_record(repo, process, detail=True)
+    if args.json:
+        return emit_json(view)
+    for key in ("process_id", "workflow_name", "workflow_target", "status", "last_step", "failed_reason",
+                "created_by", "dag_id", "run_id", "started_at", "last_modified_at", "subscriptions"):
+        print(f"{key:17} {view[key]}")
+    for st in view["steps"]:
+        print(f"step              {st['task_id']:28} try {st['try_number']}  {st['status']:9} {st['completed_at']}"
+              f"{'  ' + st['note'] if st['note'] else ''}")
+        if st["error"]:
+            print("                  " + st["error"].splitlines()[0])
+    return 0
+
+
+def workflows_list(args) -> int:
+    """The workflows, schedules and bulk runs this package declares: their DAG ids, one a line (deployments
+    unpause them from it)."""
+    from usergroup.domain.subscription import products_of_type
+    from usergroup.engine.discovery import declared
+    from usergroup.engine.workflow import Bulk, Schedule
+
+    for name, w in sorted(declared().items()):
+        if not args.chain:
+            print(name)
+        elif isinstance(w, Schedule):
+            products = " or ".join(p.name for p in products_of_type(w.workflow.product_type))
+            print(f"{name}\t{w.schedule}\t{w.workflow.name} for each active {products} in sync")
+        elif isinstance(w, Bulk):
+            print(f"{name}\tbulk\t{w.workflow.name} for each of many, each task for all: "
+                  f"{' >> '.join(w.workflow.task_ids)}")
+        else:
+            print(f"{name}\t{w.target}\t{' >> '.join(w.task_ids)}")
+    return 0
+
+
+def ossbss(args, call: str):
+    """The OSS/BSS client the `usergroup_ossbss` connection names, if it offers `call` (the fake does)."""
+    from usergroup.airflow.ossbss_hook import OssBssHook
+
+    oss = OssBssHook(store=quiet_hook())
+    if not callable(getattr(oss.client, call, None)):
+        raise NotOffered(f"the OSS/BSS client of the connection {oss.ossbss_conn_id!r} (conn type "
+                         f"{oss.connection.conn_type!r}) offers no {call}(): `usergroup ossbss {args.command}` "
+                         "works on a client that does (the fake OSS/BSS)")
+    return oss.client
+
+
+class NotOffered(Exception):
+    """The OSS/BSS client does not offer what the command asks of it."""
+
+
+def ossbss_list(args) -> int:
+    groups = ossbss(args, "groups").groups()
+    if args.json:
+        return emit_json([{k: str(v) if k == "subscription_id" else v for k, v in g.items()} for g in groups])
+    print(f"{'subscription_id':36}  {'group_id':>8}  group_name")
+    for g in groups:
+        print(f"{g['subscription_id']!s:36}  {g['group_id']:>8}  {g['group_name']}")
+    return 0
+
+
+def ossbss_drift(args) -> int:
+    """Change a group in the fake OSS/BSS behind the store's back, to see validate_user_group catch it."""
+    was = ossbss(args, "drift").drift(UUID(args.id), group_name=args.rename, remove=args.remove)
+    change = "removed" if args.remove else f"renamed to {args.rename!r}"
+    print(f"fake OSS/BSS: group {was['group_id']} ({was['group_name']!r}) of subscription {args.id} {change}")
+    return 0
+
+
+def _uuid(value: str) -> str:
+    try:
+        return str(UUID(value))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an id (a UUID)") from None
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="usergroup", description="The User Group subscription store.")
+    groups = p.add_subparsers(dest="group", required=True)
+    db = groups.add_parser("db", help="the store's schema").add_subparsers(dest="command", required=True)
+    db.add_parser("upgrade", help="create or upgrade the store's schema, and the tables of the OSS/BSS client "
+                  "the usergroup_ossbss connection names (the fake's)").set_defaults(func=db_upgrade)
+    subs = groups.add_parser("subscriptions", help="User Group subscriptions").add_subparsers(
+        dest="command", required=True)
+    ls = subs.add_parser("list", help="all subscriptions")
+    ls.add_argument("--json", action="store_true", help="an array of subscription objects")
+    ls.set_defaults(func=subscriptions_list)
+    show = subs.add_parser("show", help="one subscription with its processes")
+    show.add_argument("id", type=_uuid, help="the subscription id")
+    show.add_argument("--json", action="store_true", help="one subscription object")
+    show.set_defaults(func=subscriptions_show)
+    swf = subs.add_parser("workflows", help="which workflows may run on the subscription now, and why not")
+    swf.add_argument("id", type=_uuid, help="the subscription id")
+    swf.add_argument("--json", action="store_true", help="per target, each workflow with its reason if refused")
+    swf.set_defaults(func=subscriptions_workflows)
+    sync = subs.add_parser("set-in-sync", help="operator recovery: mark a subscription in sync again")
+    sync.add_argument("id", type=_uuid, help="the subscription id")
+    sync.set_defaults(func=subscriptions_set_in_sync)
+    wf = groups.add_parser("workflows", help="the workflows and schedules (DAG ids) this package declares, one a "
+                           "line")
+    wf.add_argument("--chain", action="store_true", help="with each one's target and chain of tasks (or schedule)")
+    wf.set_defaults(func=workflows_list)
+    oss = groups.add_parser("ossbss", help="the OSS/BSS of the usergroup_ossbss connection, if it lists its groups "
+                            "(the fake, for tests and demos)").add_subparsers(
+        dest="command", required=True)
+    ol = oss.add_parser("list", help="the groups it holds")
+    ol.add_argument("--json", action="store_true", help="an array of groups")
+    ol.set_defaults(func=ossbss_list)
+    od = oss.add_parser("drift", help="change a group behind the store's back (validate_user_group then fails)")
+    od.add_argument("id", type=_uuid, help="the subscription whose group drifts")
+    how = od.add_mutually_exclusive_group(required=True)
+    how.add_argument("--rename", metavar="NAME", help="give the group another name")
+    how.add_argument("--remove", action="store_true", help="remove the group")
+    od.set_defaults(func=ossbss_drift)
+    procs = groups.add_parser("processes", help="the process trail").add_subparsers(dest="command", required=True)
+    pl = procs.add_parser("list", help="all processes")
+    pl.add_argument("--status", choices=[s.value for s in ProcessStatus], help="only processes in this status")
+    pl.add_argument("--json", action="store_true", help="an array of process objects")
+    pl.set_defaults(func=processes_list)
+    ps = procs.add_parser("show", help="one process: its steps, tries and errors")
+    ps.add_argument("id", type=_uuid, help="the process id")
+    ps.add_argument("--json", action="store_true", help="one process object, with each step's state")
+    ps.set_defaults(func=processes_show)
+    pr = procs.add_parser("reconcile", help="bring every process in line with its ended DAG run (after the store "
+                          "was out of reach when a run ended)")
+    pr.set_defaults(func=processes_reconcile)
+    pa = procs.add_parser("abort", help="abort an unfinished process: no step of it runs any more, and its DAG run "
+                          "is marked failed if it is still going")
+    pa.add_argument("id", type=_uuid, help="the process id")
+    pa.add_argument("--reason", default="aborted by an operator", help="recorded as the process's reason")
+    pa.set_defaults(func=processes_abort)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except Exception as exc:  # a clear one-line error, not a traceback, for what the user can fix
+        print(f"usergroup: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""What the routes share: the store, paging, a subscription or process or 404, and Airflow's permissions
+(reads need DAG read access, acting on a workflow the right to run its DAG)."""
+
+from functools import cache
+from typing import Annotated, Any
+from uuid import UUID
+
+from airflow.api_fastapi.app import get_auth_manager
+from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
+from airflow.api_fastapi.core_api.security import get_user
+from fastapi import Depends, HTTPException
+
+from usergroup.domain import SubscriptionModel
+from usergroup.store.repository import Repository, Store
+
+
+def authorize(user, method: str, dag_id: str | None = None, entity: DagAccessEntity | None = None,
+              what: str = "") -> None:
+    allowed = get_auth_manager().is_authorized_dag(method=method, access_entity=entity,
+                                                   details=DagDetails(id=dag_id), user=user)
+    if not allowed:
+        what = what or ("read the DAGs" if method == "GET" else f"run {dag_id or 'workflows'}")
+        raise HTTPException(403, f"forbidden: {user.get_name()} may not {what}")
+
+
+User = Annotated[object, Depends(get_user)]
+
+
+def reader(user: User):
+    authorize(user, "GET")
+    return user
+
+
+Reader = Annotated[object, Depends(reader)]
+
+
+def may_run(user, dag_id: str) -> None:
+    authorize(user, "POST", dag_id, DagAccessEntity.RUN)
+
+
+def may_set_in_sync(user) -> None:
+    authorize(user, "PUT", None, DagAccessEntity.RUN, "set subscriptions in sync")
+
+
+@cache
+def store() -> Store:
+    """The store behind the `usergroup_default` connection, one engine per api-server process."""
+    from usergroup.airflow.hook import UserGroupHook
+
+    return UserGroupHook().store
+
+
+MAX_ROW = 2**31 - 1
+
+
+def page_range(value: str | None) -> tuple[int, int | None]:
+    """orchestrator-core's `range=start,end` (end exclusive); all (end None) by default."""
+    if not value:
+        return 0, None
+    try:
+        start, end = map(int, value.split(","))
+    except ValueError:
+        raise HTTPException(400, f"range {value!r}: give start,end") from None
+    if not 0 <= start <= end <= MAX_ROW:
+        raise HTTPException(400, f"range {value!r}: 0 <= start <= end <= {MAX_ROW}")
+    return start, end
+
+
+def subscription_or_404(repo: Repository, subscription_id: UUID) -> SubscriptionModel:
+    if (sub := repo.get_subscription(subscription_id)) is None:
+        raise HTTPException(404, f"no subscription {subscription_id}")
+    return sub
+
+
+def process_or_404(repo: Repository, process_id: UUID, lock: bool = False) -> dict[str, Any]:
+    if (process := repo.get_process(process_id, lock=lock)) is None:
+        raise HTTPException(404, f"no process {process_id}")
+    return process

@@ -1,0 +1,1 @@
+"""The User's workflows, one module each (orchestrator-core's workflows/user)."""
