@@ -61,17 +61,19 @@ up: venv
 down:
 	@test ! -x $(BIN)/python || $(BIN)/python scripts/devstack.py down
 
-# Everything: ruff, then every test, the live stacks and the browser included.
+# Everything: ruff, the import contracts, then every test, the live stacks and the browser included, on two
+# workers; the live modules share one xdist group ("live"), so one worker runs every live stack, one at a time.
 test: venv browser
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports --no-cache
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
-# The edit-test loop: everything but the live stacks (about 9 minutes on 2 cores).
+# The edit-test loop: everything but the live stacks (marker live) and the tests that spawn Airflow processes
+# (marker slow: `airflow dags test`, `make run`), on two workers.
 test-fast: venv
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports --no-cache
-	$(BIN)/python -m pytest -m "not live" -n 3 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not live and not slow" -n 2 $(PYTEST_ARGS)
 
 # The browser test drives a headless Chromium: Debian's (installed here if apt can), else Playwright's own.
 browser: venv

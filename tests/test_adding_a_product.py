@@ -8,7 +8,11 @@ import shutil
 import subprocess
 import sys
 
+import pytest
+
 from helpers import FAKE_OSSBSS_CONN, ROOT
+
+pytestmark = pytest.mark.slow  # spawns Airflow processes (`airflow dags test`): make test, not make test-fast
 
 DOMAIN = '''"""The Toy product: a label, one class per lifecycle, each stricter than the last."""
 

@@ -8,6 +8,8 @@ import pytest
 
 from helpers import ROOT
 
+pytestmark = pytest.mark.slow  # spawns Airflow processes (`airflow dags test`): make test, not make test-fast
+
 TRICKY = "O'Brien; $(shell id) `id` \"q\" \\ Zürich 研究"
 
 

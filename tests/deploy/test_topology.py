@@ -25,7 +25,7 @@ from usergroup.store import tables
 from usergroup.store.connect import create_store_engine
 from usergroup.store.repository import Store
 
-pytestmark = pytest.mark.live  # a live stack: not in `make test-fast`
+pytestmark = [pytest.mark.live, pytest.mark.xdist_group("live")]  # live: not in test-fast; one worker
 
 RUNS, WORKERS = 30, ["worker-1", "worker-2"]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yaml").read_text())

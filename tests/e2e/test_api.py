@@ -8,7 +8,7 @@ import requests
 from helpers import USER_GROUP, USER_INTERNAL
 from live import Client, live_airflow, own_store
 
-pytestmark = pytest.mark.live
+pytestmark = [pytest.mark.live, pytest.mark.xdist_group("live")]  # live: not in test-fast; one worker
 
 
 @pytest.fixture(scope="module")

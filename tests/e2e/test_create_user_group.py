@@ -9,6 +9,8 @@ from helpers import dags_test
 from usergroup.store import tables
 from usergroup.workflows.user_group.create_user_group import create_user_group
 
+pytestmark = pytest.mark.slow  # spawns Airflow processes (`airflow dags test`): make test, not make test-fast
+
 STEPS = create_user_group.task_ids
 NAMES = ["Research Lab", "O'Brien \"q\" <b>html</b>'); DROP TABLE subscriptions;--", "Zürich 研究室 👩‍🔬 \\ $HOME"]
 

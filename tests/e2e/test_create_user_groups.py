@@ -8,6 +8,8 @@ import pytest
 from helpers import create, dags_test, oss_for
 from usergroup.workflows.user_group.create_user_group import create_user_group
 
+pytestmark = pytest.mark.slow  # spawns Airflow processes (`airflow dags test`): make test, not make test-fast
+
 DAG_ID = "create_user_groups"
 
 

@@ -8,6 +8,8 @@ import pytest
 from helpers import USER_EXTERNAL, counts, create, dags_test, oss_for
 from usergroup.engine.discovery import all_workflows
 
+pytestmark = pytest.mark.slow  # spawns Airflow processes (`airflow dags test`): make test, not make test-fast
+
 
 def run(dag_id: str, **conf) -> str:
     result = dags_test(json.dumps(conf), dag_id=dag_id)

@@ -18,7 +18,7 @@ from usergroup.store.migrate import upgrade
 from usergroup.store.repository import Store
 from usergroup.workflows.user_group.create_user_group import create_user_group
 
-pytestmark = pytest.mark.live  # a live stack: not in `make test-fast`
+pytestmark = [pytest.mark.live, pytest.mark.xdist_group("live")]  # live: not in test-fast; one worker
 
 USERGROUP = str(Path(sys.executable).parent / "usergroup")
 STEP_NAMES = create_user_group.task_ids

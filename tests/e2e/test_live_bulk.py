@@ -10,7 +10,7 @@ from live import Client, live_airflow, own_store
 from usergroup.workflows.user_group.create_user_group import create_user_group
 from usergroup.workflows.user_group.terminate_user_group import terminate_user_group
 
-pytestmark = pytest.mark.live  # a live stack: not in `make test-fast`
+pytestmark = [pytest.mark.live, pytest.mark.xdist_group("live")]  # live: not in test-fast; one worker
 
 DAG_ID = "create_user_groups"
 

@@ -13,7 +13,7 @@ from helpers import USER_EXTERNAL, USER_INTERNAL, create, oss_for
 from live import LiveAirflow, live_airflow, own_store
 from usergroup.store.repository import Store
 
-pytestmark = pytest.mark.live  # a live stack: not in `make test-fast`
+pytestmark = [pytest.mark.live, pytest.mark.xdist_group("live")]  # live: not in test-fast; one worker
 
 
 @pytest.fixture(scope="module")

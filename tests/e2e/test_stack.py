@@ -22,7 +22,7 @@ from usergroup.engine.discovery import all_workflows
 from usergroup.store.connect import create_store_engine
 from usergroup.store.repository import Store
 
-pytestmark = pytest.mark.live  # a live stack: not in `make test-fast`
+pytestmark = [pytest.mark.live, pytest.mark.xdist_group("live")]  # live: not in test-fast; one worker
 
 ARTIFACTS = ROOT / "artifacts"
 

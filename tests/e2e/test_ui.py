@@ -11,7 +11,7 @@ import requests
 from helpers import ROOT, USER_GROUP, USER_INTERNAL, create, oss_for
 from live import Client, chromium, live_airflow, logged_in, own_store
 
-pytestmark = pytest.mark.live
+pytestmark = [pytest.mark.live, pytest.mark.xdist_group("live")]  # live: not in test-fast; one worker
 
 ARTIFACTS = ROOT / "artifacts"
 SCRIPT = "<script>alert(1)</script>"
