@@ -44,8 +44,11 @@ def embedded_store(home: Path) -> str:
 def tuned_settings(home: Path, port: int) -> dict[str, str]:
     base = f"http://127.0.0.1:{port}"
     return {
-        # The store and the OSS/BSS are the home's connections (connections.json, written by `up`, see
-        # scripts/homeconn.py); an AIRFLOW_CONN_USERGROUP_DEFAULT/_OSSBSS in the environment still wins.
+        # The store and the OSS/BSS are also the home's connections (connections.json, written by `up`, see
+        # scripts/homeconn.py) for commands run with only AIRFLOW_HOME. The components still get them exported:
+        # the task processes (worker side) do not read the home's [secrets] backend (issue 22, open).
+        "AIRFLOW_CONN_USERGROUP_DEFAULT": os.environ.get("AIRFLOW_CONN_USERGROUP_DEFAULT") or embedded_store(home),
+        "AIRFLOW_CONN_USERGROUP_OSSBSS": os.environ.get("AIRFLOW_CONN_USERGROUP_OSSBSS") or FAKE_OSSBSS,
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
@@ -123,7 +126,7 @@ class Stack:
         _ = self.password
         # The home carries its connections (the embedded store unless one is given, the fake OSS/BSS) and its
         # DAG folder: `usergroup ...` and `airflow ...` with only AIRFLOW_HOME set reach this stack's store.
-        homeconn.setup(self.home, None, None, "AIRFLOW_CONN_USERGROUP_DEFAULT" in self.env,
+        homeconn.setup(self.home, None, None, os.environ.get("AIRFLOW_CONN_USERGROUP_DEFAULT") is not None,
                        {"dags_folder": str(ROOT / "dags"), "plugins_folder": str(ROOT / "plugins"),
                         "load_examples": "False"})
         self.metadata()
