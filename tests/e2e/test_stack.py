@@ -38,6 +38,7 @@ def stack():
         yield stack.up()
     finally:
         stack.down()
+        stack.pg.purge()  # as root its data lives outside the home, under /var/tmp
         shutil.rmtree(home, ignore_errors=True)
 
 
