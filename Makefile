@@ -13,14 +13,18 @@ export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__CORE__UNIT_TEST_MODE := False
 export PYTHONWARNINGS := ignore::UserWarning
-# The store: the usergroup_default connection from the environment, else the embedded SQLite file in the
-# Airflow home, chosen here explicitly (the hook never falls back to a file on its own).
-AIRFLOW_CONN_USERGROUP_DEFAULT ?= {"conn_type": "sqlite", "host": "$(abspath $(AIRFLOW_HOME))/usergroup.db"}
+# The store and the OSS/BSS: the usergroup_default and usergroup_ossbss connections live in the Airflow home
+# ($(AIRFLOW_HOME)/connections.json, read by the secrets backend its airflow.cfg names; scripts/homeconn.py), so
+# `usergroup ...` and `airflow ...` find them with only AIRFLOW_HOME set. `make run` writes the defaults there
+# (the embedded SQLite store $(AIRFLOW_HOME)/usergroup.db, the fake OSS/BSS) where none is set. An
+# AIRFLOW_CONN_USERGROUP_DEFAULT/_OSSBSS given to make still wins (and then no default store is written).
+ifneq ($(origin AIRFLOW_CONN_USERGROUP_DEFAULT),undefined)
 export AIRFLOW_CONN_USERGROUP_DEFAULT
-# The OSS/BSS: the usergroup_ossbss connection from the environment, else the fake (its conn type names the client;
-# its tables beside the store's, migrated by `usergroup db upgrade`).
-AIRFLOW_CONN_USERGROUP_OSSBSS ?= {"conn_type": "usergroup_fake_ossbss"}
+HOMECONN_STORE := --no-store
+endif
+ifneq ($(origin AIRFLOW_CONN_USERGROUP_OSSBSS),undefined)
 export AIRFLOW_CONN_USERGROUP_OSSBSS
+endif
 
 # NAME is user text: never expanded by make, never pasted into a shell line (see scripts/run_create_user_group.py).
 unexport NAME
@@ -46,6 +50,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 # Progress goes to stderr: `make run` prints only the subscription's JSON on stdout.
 airflow-home: venv
 	@mkdir -p $(AIRFLOW_HOME)
+	@$(BIN)/python scripts/homeconn.py setup $(HOMECONN_STORE) --dags-folder $(CURDIR)/dags --plugins-folder $(CURDIR)/plugins
 	@echo "make run: Airflow home $(AIRFLOW_HOME): migrating its metadata database" >&2
 	@$(BIN)/airflow db migrate > $(AIRFLOW_HOME)/db-migrate.log 2>&1 || { tail -20 $(AIRFLOW_HOME)/db-migrate.log >&2; exit 1; }
 	@$(BIN)/usergroup db upgrade >&2
@@ -98,5 +103,7 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports --no-cache
 
+# Also the private PostgreSQL's data, wherever it lives (as root: a folder under /var/tmp).
 clean:
+	@test ! -x $(BIN)/python || $(BIN)/python scripts/devstack.py down --purge
 	rm -rf $(VENV) $(CURDIR)/.airflow

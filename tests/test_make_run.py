@@ -34,6 +34,12 @@ def test_make_run_prints_an_active_subscription_for_a_tricky_name(make_env):
     assert view["description"] == f"User Group {TRICKY}"
     assert [p["status"] for p in view["processes"]] == ["completed"]
     assert "uid=" not in result.stdout + result.stderr  # $(shell id) and `id` never ran
+    # Afterwards the home carries its connections: the CLI with only AIRFLOW_HOME finds the store.
+    only_home = {"AIRFLOW_HOME": make_env["AIRFLOW_HOME"], "PATH": "/usr/bin:/bin", "PYTHONWARNINGS": "ignore"}
+    listed = subprocess.run([str(ROOT / ".venv" / "bin" / "usergroup"), "subscriptions", "list", "--json"],
+                            env=only_home, capture_output=True, text=True, timeout=300)
+    assert listed.returncode == 0, listed.stderr[-3000:]
+    assert view["subscription_id"] in [s["subscription_id"] for s in json.loads(listed.stdout)]
 
 
 def test_make_run_rejects_a_bad_name_with_the_validation_message(make_env):

@@ -38,6 +38,7 @@ def stack():
         yield stack.up()
     finally:
         stack.down()
+        stack.pg.purge()  # as root its data lives outside the home, under /var/tmp
         shutil.rmtree(home, ignore_errors=True)
 
 
@@ -218,6 +219,23 @@ def test_airflow_commands_with_the_home_reach_the_stack(stack):
     assert result.returncode == 0, result.stderr[-2000:]
     listed = {r["run_id"] for r in json.loads(result.stdout[result.stdout.index("["):])}
     assert listed == {r["dag_run_id"] for r in runs(stack)}
+
+
+def test_the_cli_with_only_airflow_home(stack, store):
+    """The home carries its connections and folders: `usergroup` and `airflow` with only AIRFLOW_HOME set."""
+    assert "usergroup.db" in json.loads((stack.home / "connections.json").read_text())["usergroup_default"]
+    env = {"AIRFLOW_HOME": str(stack.home), "PATH": "/usr/bin:/bin", "PYTHONWARNINGS": "ignore"}
+    bin_ = Path(sys.executable).parent
+    listed = subprocess.run([str(bin_ / "usergroup"), "subscriptions", "list", "--json"], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    with store.transaction() as repo:
+        ids = {str(s.subscription_id) for s in repo.list_subscriptions()}
+    assert {s["subscription_id"] for s in json.loads(listed.stdout)} == ids
+    dags = subprocess.run([str(bin_ / "airflow"), "dags", "list", "-o", "json"], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert dags.returncode == 0, dags.stderr[-2000:]
+    assert "create_user_group" in {d["dag_id"] for d in json.loads(dags.stdout[dags.stdout.index("["):])}
 
 
 def test_fifty_concurrent_rest_triggers(stack, store):

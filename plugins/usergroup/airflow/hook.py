@@ -44,7 +44,8 @@ class UserGroupHook(BaseHook):
             raise StoreConnectionError(
                 f"the Airflow connection {self.usergroup_conn_id!r} is not defined: the usergroup store is reached "
                 f"only through it. Define it on every machine that runs usergroup tasks (AIRFLOW_CONN_"
-                f"{self.usergroup_conn_id.upper()}, the UI, or a secrets backend)") from None
+                f"{self.usergroup_conn_id.upper()}, the UI, or a secrets backend such as the Airflow home's "
+                f"connections.json: scripts/homeconn.py)") from None
         return connection_url(conn), conn.extra_dejson.get("db_schema") or DEFAULT_DB_SCHEMA
 
     @cached_property
