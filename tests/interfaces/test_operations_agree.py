@@ -3,7 +3,7 @@ databases) has the same outcome and the same reason, the one usergroup.interface
 a fake `Runs` (the live tests have the real one)."""
 
 import html
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 
@@ -41,7 +41,7 @@ def half(store) -> str:
 def aborted(store) -> str:
     pid = half(store)
     with store.transaction() as repo:
-        repo.abort_process(pid, "stopped")
+        repo.abort_process(UUID(pid), "stopped")
     return pid
 
 
@@ -52,7 +52,7 @@ def completed(store) -> str:
 def failed(store) -> str:
     pid = half(store)
     with store.transaction() as repo:
-        repo.fail_process(pid, ProcessStatus.FAILED, last_step="x", failed_reason="boom")
+        repo.fail_process(UUID(pid), ProcessStatus.FAILED, last_step="x", failed_reason="boom")
     return pid
 
 
@@ -102,18 +102,19 @@ def decided(store, op: str, target: str, fields: dict) -> tuple[int | None, str]
 
 def via_api(client, op, target, fields):
     if op in ("abort", "resume"):
-        answer = client.put(f"/api/processes/{target}/{op}")
+        answer = client.put(f"/api/processes/{target}/{op}", headers=ORIGIN)
     elif op == "set_in_sync":
-        answer = client.put(f"/api/subscriptions/{target}/set_in_sync")
+        answer = client.put(f"/api/subscriptions/{target}/set_in_sync", headers=ORIGIN)
     else:
-        answer = client.post(f"/api/processes/{op}", json=[{"subscription_id": target}, fields])
+        answer = client.post(f"/api/processes/{op}", json=[{"subscription_id": target}, fields], headers=ORIGIN)
     if answer.status_code < 300:
         return None, ""
     return answer.status_code, answer.json()["detail"]
 
 
 def via_page(client, op, target, fields, store):
-    token = client.get("/ui/subscriptions").text.split('name="csrf_token" value="')[1].split('"')[0]
+    some = create(store, f"Token {uuid4().hex[:6]}")["subscription"]["subscription_id"]
+    token = client.get(f"/ui/subscriptions/{some}").text.split('name="csrf_token" value="')[1].split('"')[0]
     if op in ("abort", "resume"):
         path = f"/ui/processes/{target}/{op}"
     elif op == "set_in_sync":

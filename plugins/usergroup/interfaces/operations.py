@@ -172,7 +172,7 @@ class Operations:
                 self.runs.clear_failed(process["dag_id"], process["run_id"], process["map_index"])
             except Busy as exc:
                 raise Conflict(f"process {process_id} cannot be resumed now: {exc}") from None
-            repo.resume_process(process_id)
+            repo.resume_process(UUID(str(process_id)))
 
     def abort(self, process_id: UUID | str, reason: str, allow: Allow = _allowed) -> str:
         """Abort an unfinished process (its run is stopped first); one already aborted or completed is refused.
