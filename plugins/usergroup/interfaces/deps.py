@@ -50,6 +50,20 @@ def store() -> Store:
     return UserGroupHook().store
 
 
+def runs():
+    """How the operations reach Airflow (tests replace it)."""
+    from usergroup.interfaces.operations import AirflowRuns
+
+    return AirflowRuns()
+
+
+def operations():
+    """The operations layer over this process's store and Airflow."""
+    from usergroup.interfaces.operations import Operations
+
+    return Operations(store(), runs())
+
+
 MAX_ROW = 2**31 - 1
 
 

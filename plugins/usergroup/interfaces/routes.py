@@ -10,6 +10,7 @@ from starlette.exceptions import HTTPException  # FastAPI's and Starlette's own 
 
 from usergroup.interfaces.api import processes, products, subscriptions
 from usergroup.interfaces.form_pages import FormError
+from usergroup.interfaces.operations import OperationError
 from usergroup.interfaces.ui import actions, pages
 from usergroup.interfaces.ui.csrf import SameOrigin
 from usergroup.interfaces.ui.html import UI, page
@@ -28,6 +29,10 @@ def create_app() -> FastAPI:
     @app.exception_handler(FormError)
     async def form_error(request: Request, exc: FormError) -> JSONResponse:
         return JSONResponse(exc.body, status_code=exc.status)
+
+    @app.exception_handler(OperationError)
+    async def operation_error(request: Request, exc: OperationError) -> JSONResponse:
+        return JSONResponse(exc.body or {"detail": exc.reason}, status_code=exc.status)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:

@@ -133,9 +133,10 @@ def test_abort_then_set_in_sync(one_subscription, store, airflow_db, capsys):
     assert "its create did not complete" in capsys.readouterr().err  # leftover: terminate cleans it up
     assert main(["processes", "list", "--status", "aborted", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["failed_reason"] == "run stopped in Airflow"
-    assert main(["processes", "abort", pid, "--reason", "again"]) == 0  # safe to repeat: the new reason stands
+    assert main(["processes", "abort", pid, "--reason", "again"]) == 1  # refused, as the API and the page refuse
+    assert "is aborted: only an unfinished process can be aborted" in capsys.readouterr().err
     with store.transaction() as repo:
-        assert repo.get_process(pid)["failed_reason"] == "again"
+        assert repo.get_process(pid)["failed_reason"] == "run stopped in Airflow"  # the first reason stands
         repo.conn.execute(tables.processes.update().where(tables.processes.c.process_id == UUID(pid))
                           .values(status="completed"))
     assert main(["processes", "abort", pid]) == 1

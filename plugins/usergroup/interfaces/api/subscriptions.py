@@ -4,10 +4,8 @@ from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, Response
 
-from usergroup.engine.discovery import subscription_workflows
-from usergroup.interfaces.deps import Reader, User, may_set_in_sync, page_range, store, subscription_or_404
+from usergroup.interfaces.deps import Reader, User, may_set_in_sync, operations, page_range, store, subscription_or_404
 from usergroup.interfaces.views import domain_model
-from usergroup.store.errors import StoreError
 
 router = APIRouter()
 SORTABLE = ("description", "status", "insync", "start_date", "end_date", "customer_id", "subscription_id")
@@ -21,20 +19,14 @@ def get_domain_model(subscription_id: UUID, user: Reader) -> dict:
 
 @router.get("/workflows/{subscription_id}")
 def get_workflows(subscription_id: UUID, user: Reader) -> dict:
-    with store().transaction() as repo:
-        return subscription_workflows(repo, subscription_or_404(repo, subscription_id))
+    return operations().workflows_for(subscription_id)
 
 
 @router.put("/{subscription_id}/set_in_sync")
 def set_in_sync(subscription_id: UUID, user: User) -> Response:
     """The operator's recovery, with the CLI's guard: refused (409) while a process holds the subscription."""
     may_set_in_sync(user)
-    try:
-        with store().transaction() as repo:
-            subscription_or_404(repo, subscription_id)
-            repo.set_in_sync(subscription_id)
-    except StoreError as exc:
-        raise HTTPException(409, str(exc)) from None
+    operations().set_in_sync(subscription_id)
     return Response(status_code=200)
 
 

@@ -110,35 +110,102 @@ def subscriptions_workflows(args) -> int:
     return 0
 
 
+def operations():
+    """The operations layer over the `usergroup_default` store and Airflow (tests replace it)."""
+    from usergroup.interfaces.operations import AirflowRuns, Operations
+
+    return Operations(quiet_hook().store, AirflowRuns())
+
+
+def refused(exc) -> int:
+    """An operation refused or failed: its reason on stderr (the API's `detail`, the page's message), exit 1."""
+    print(f"usergroup: {exc.reason}", file=sys.stderr)
+    return 1
+
+
 def subscriptions_set_in_sync(args) -> int:
-    with quiet_hook().store.transaction() as repo:
-        sub, changed = repo.set_in_sync(UUID(args.id))
+    from usergroup.interfaces.operations import OperationError
+
+    try:
+        sub, changed = operations().set_in_sync(args.id)
+    except OperationError as exc:
+        return refused(exc)
     print(f"subscription {sub.subscription_id} is {'in sync' if changed else 'already in sync, left as it is'} "
           f"(version {sub.version})")
     return 0
 
 
 def processes_abort(args) -> int:
-    """Stop the process's Airflow run, then abort the process in the store (`runs.abort`)."""
-    from usergroup.airflow.runs import abort
+    """Stop the process's Airflow run, then abort the process in the store; an aborted or completed process is
+    refused (as the API and the page refuse it)."""
+    from usergroup.interfaces.operations import OperationError, Unavailable
 
-    store = quiet_hook().store
-    with store.transaction() as repo:
-        process = repo.get_process(args.id)
-    if process is None:
-        return not_found("process", args.id)
-    if process["status"] == ProcessStatus.COMPLETED:
-        print(f"usergroup: process {args.id} is completed: only an unfinished process can be aborted", file=sys.stderr)
-        return 1
-    done, airflow_error = abort(store, process, args.reason)
-    print(f"process {args.id} is aborted" + (f" ({done})" if process["map_index"] >= 0 else ""))
-    if airflow_error:
-        print(f"usergroup: its Airflow run {process['run_id']} of {process['dag_id']} could not be marked failed "
-              f"({airflow_error}); mark it failed in Airflow (no step of the process runs any more)", file=sys.stderr)
-        return 1
-    if process["map_index"] < 0:
-        print(done)
+    try:
+        done = operations().abort(args.id, args.reason)
+    except Unavailable as exc:
+        print(f"process {args.id} is aborted")
+        return refused(exc)
+    except OperationError as exc:
+        return refused(exc)
+    print(f"process {args.id} is aborted")
+    print(done)
     return 0
+
+
+def processes_resume(args) -> int:
+    """Clear the failed task of the process's run: the run goes on from there."""
+    from usergroup.interfaces.operations import OperationError
+
+    try:
+        operations().resume(args.id)
+    except OperationError as exc:
+        return refused(exc)
+    print(f"process {args.id} is running again")
+    return 0
+
+
+def processes_start(args) -> int:
+    """Start a workflow: `field=value` pairs (a JSON value or text) or `--pages` (orchestrator-core's form pages,
+    a JSON list), validated and checked as the API and the page do."""
+    import getpass
+
+    from usergroup.interfaces.operations import OperationError
+
+    if args.pages is not None:
+        try:
+            given = json.loads(args.pages)
+        except json.JSONDecodeError as exc:
+            print(f"usergroup: --pages is not JSON: {exc}", file=sys.stderr)
+            return 1
+    else:
+        given = _pages_of(args.workflow, args.fields)
+    try:
+        process_id = operations().start(args.workflow, given, f"cli:{getpass.getuser()}")
+    except OperationError as exc:
+        return refused(exc)
+    print(f"process {process_id} is started")
+    return 0
+
+
+def _pages_of(workflow_key: str, fields: list[str]) -> list[dict]:
+    """`field=value` pairs as the workflow's form pages (each field on its page)."""
+    from usergroup.engine.discovery import all_workflows
+    from usergroup.interfaces.form_pages import pages
+
+    values = {}
+    for pair in fields:
+        key, _, value = pair.partition("=")
+        try:
+            values[key] = json.loads(value)
+        except json.JSONDecodeError:
+            values[key] = value
+    workflow = all_workflows().get(workflow_key)
+    if workflow is None:
+        return [values]  # the operation names the workflows there are
+    models = pages(workflow)
+    out = [{k: v for k, v in values.items() if k in m.model_fields} for m in models]
+    out[-1].update({k: v for k, v in values.items() if not any(k in m.model_fields for m in models)})
+    return out
 
 
 def processes_reconcile(args) -> int:
@@ -316,6 +383,14 @@ def parser() -> argparse.ArgumentParser:
     pa.add_argument("id", type=_uuid, help="the process id")
     pa.add_argument("--reason", default="aborted by an operator", help="recorded as the process's reason")
     pa.set_defaults(func=processes_abort)
+    pe = procs.add_parser("resume", help="resume a failed process: its failed task is cleared and the run goes on")
+    pe.add_argument("id", type=_uuid, help="the process id")
+    pe.set_defaults(func=processes_resume)
+    pt = procs.add_parser("start", help="start a workflow, checked as the API checks it")
+    pt.add_argument("workflow", help="the workflow's name (usergroup workflows list)")
+    pt.add_argument("fields", nargs="*", metavar="FIELD=VALUE", help="its form's fields (a value is JSON or text)")
+    pt.add_argument("--pages", help="orchestrator-core's form pages instead, a JSON list")
+    pt.set_defaults(func=processes_start)
     return p
 
 

@@ -1,5 +1,5 @@
 """What the pages' forms post: start a workflow, set in sync, resume or abort a process (after a confirmation).
-Each runs the API's own route, so the rules, the permissions and the messages are the API's."""
+Each calls the operations layer (as the API and the CLI do), so the rules and the reasons are the same."""
 
 from uuid import UUID
 
@@ -7,9 +7,8 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from usergroup.engine.discovery import all_workflows
-from usergroup.interfaces.api import processes, subscriptions
-from usergroup.interfaces.deps import Reader, User, process_or_404, store
-from usergroup.interfaces.form_pages import FormError
+from usergroup.interfaces.deps import Reader, User, may_run, may_set_in_sync, operations, process_or_404, store
+from usergroup.interfaces.operations import Invalid, OperationError
 from usergroup.interfaces.ui.csrf import check_csrf
 from usergroup.interfaces.ui.html import UI, page
 from usergroup.interfaces.ui.pages import subscription_view
@@ -35,24 +34,29 @@ async def start(request: Request, subscription_id: UUID, workflow_key: str, user
         raise HTTPException(404, f"no workflow {workflow_key!r} on the page of a {product.name}")
     posted[field] = str(subscription_id)  # the page's subscription, whatever the body says
     try:
-        started = processes.new_process(workflow_key, user, posted_pages(workflow, posted))
-    except FormError as exc:
+        started = operations().start(workflow_key, posted_pages(workflow, posted), user.get_name(),
+                                     allow=lambda dag: may_run(user, dag))
+    except Invalid as exc:
+        body = exc.body or {}
         errors = {workflow_key: [e["msg"] if not e["loc"] else f"{e['loc'][-1]}: {e['msg']}"
-                                 for e in exc.body.get("validation_errors", [])] or [exc.body.get("detail", "")]}
+                                 for e in body.get("validation_errors", [])] or [exc.reason]}
         return subscription_view(request, subscription_id, user, exc.status, errors=errors,
                                  posted={workflow_key: posted})
-    return _back(request, f"/processes/{started['id']}?done=started")
+    except OperationError as exc:
+        raise HTTPException(exc.status, exc.reason) from None
+    return _back(request, f"/processes/{started}?done=started")
 
 
 @router.post("/subscriptions/{subscription_id}/set_in_sync", response_class=HTMLResponse)
 async def set_in_sync(request: Request, subscription_id: UUID, user: User):
     check_csrf(request, (await request.form()).get("csrf_token"))
+    may_set_in_sync(user)
     try:
-        subscriptions.set_in_sync(subscription_id, user)
-    except HTTPException as exc:
-        if exc.status_code != 409:
-            raise
-        return subscription_view(request, subscription_id, user, 409, error=exc.detail)
+        operations().set_in_sync(subscription_id)
+    except OperationError as exc:
+        if exc.status != 409:
+            raise HTTPException(exc.status, exc.reason) from None
+        return subscription_view(request, subscription_id, user, 409, error=exc.reason)
     return _back(request, f"/subscriptions/{subscription_id}?done=in_sync")
 
 
@@ -73,16 +77,17 @@ async def act(request: Request, process_id: UUID, action: str, user: User):
         raise HTTPException(404, f"no action {action!r} (resume or abort)")
     try:
         if action == "resume":
-            processes.resume(process_id, user)
+            operations().resume(process_id, allow=lambda dag: may_run(user, dag))
         else:
-            processes.abort_for(user, process_id, "in the Subscriptions page")
-    except HTTPException as exc:
-        if exc.status_code not in (409, 503):
-            raise
+            operations().abort(process_id, f"aborted by {user.get_name()} in the Subscriptions page",
+                               allow=lambda dag: may_run(user, dag))
+    except OperationError as exc:
+        if exc.status not in (409, 503):
+            raise HTTPException(exc.status, exc.reason) from None
         with store().transaction() as repo:
             process = repo.get_process(process_id)
-        return page(request, "confirm.html", exc.status_code, process=process, action=action,
-                    label=ACTIONS[action][0], what=ACTIONS[action][1], error=exc.detail)
+        return page(request, "confirm.html", exc.status, process=process, action=action,
+                    label=ACTIONS[action][0], what=ACTIONS[action][1], error=exc.reason)
     return _back(request, f"/processes/{process_id}?done={ {'resume': 'resumed', 'abort': 'aborted'}[action]}")
 
 
