@@ -33,6 +33,8 @@ COMPONENTS = {"api-server": [], "scheduler": ["--skip-serve-logs"], "dag-process
               "triggerer": ["--skip-serve-logs"]}
 
 
+HOME_CONNECTIONS = {"AIRFLOW_CONN_USERGROUP_DEFAULT": "usergroup_default",
+                    "AIRFLOW_CONN_USERGROUP_OSSBSS": "usergroup_ossbss"}
 FAKE_OSSBSS = json.dumps({"conn_type": "usergroup_fake_ossbss"})  # the fake OSS/BSS, beside the store
 
 
@@ -44,9 +46,8 @@ def embedded_store(home: Path) -> str:
 def tuned_settings(home: Path, port: int) -> dict[str, str]:
     base = f"http://127.0.0.1:{port}"
     return {
-        # The store and the OSS/BSS are also the home's connections (connections.json, written by `up`, see
-        # scripts/homeconn.py) for commands run with only AIRFLOW_HOME. The components still get them exported:
-        # the task processes (worker side) do not read the home's [secrets] backend (issue 22, open).
+        # The store and the OSS/BSS: an export, else the defaults; `up` replaces those by the home's own
+        # (connections.json, see scripts/homeconn.py), which commands with only AIRFLOW_HOME read as well.
         "AIRFLOW_CONN_USERGROUP_DEFAULT": os.environ.get("AIRFLOW_CONN_USERGROUP_DEFAULT") or embedded_store(home),
         "AIRFLOW_CONN_USERGROUP_OSSBSS": os.environ.get("AIRFLOW_CONN_USERGROUP_OSSBSS") or FAKE_OSSBSS,
         "AIRFLOW_HOME": str(home),
@@ -82,6 +83,7 @@ class Stack:
         self.base = f"http://127.0.0.1:{self.port}"
         self.pids: dict[str, int] = state.get("pids", {})
         self.env = {**os.environ, **tuned_settings(self.home, self.port), **(overrides or {})}
+        self.given = {var for var in HOME_CONNECTIONS if var in os.environ or var in (overrides or {})}
         self.store_slots = store_slots  # tasks at once on the store (the embedded SQLite store: few)
         self.pg = LocalPostgres(cluster_folder(self.home))  # Airflow's database, unless one is configured
         self._token: str | None = None
@@ -121,14 +123,23 @@ class Stack:
             return
         self.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = self.pg.up()
 
+    def use_home_connections(self) -> None:
+        """The components run on the home's connections too, exported to them (their task processes do not read
+        the home's secrets backend): a `homeconn.py set` takes effect at the next `make up`; an export wins."""
+        home_conns = homeconn.read_connections(homeconn.connections_path(self.home))
+        for var, conn_id in HOME_CONNECTIONS.items():
+            if var not in self.given and conn_id in home_conns:
+                self.env[var] = home_conns[conn_id]
+
     def up(self, timeout: float = 120) -> "Stack":
         """Prepare the home (migrate, store upgrade, DAG serialized and unpaused), start, wait until healthy."""
         _ = self.password
         # The home carries its connections (the embedded store unless one is given, the fake OSS/BSS) and its
         # DAG folder: `usergroup ...` and `airflow ...` with only AIRFLOW_HOME set reach this stack's store.
-        homeconn.setup(self.home, None, None, os.environ.get("AIRFLOW_CONN_USERGROUP_DEFAULT") is not None,
+        homeconn.setup(self.home, None, None, "AIRFLOW_CONN_USERGROUP_DEFAULT" in self.given,
                        {"dags_folder": str(ROOT / "dags"), "plugins_folder": str(ROOT / "plugins"),
                         "load_examples": "False"})
+        self.use_home_connections()
         self.metadata()
         self.airflow("db", "migrate")
         if self.pg.running():  # the airflow command, the usergroup command, anything with this home reaches it
