@@ -50,9 +50,10 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 # Progress goes to stderr: `make run` prints only the subscription's JSON on stdout.
 airflow-home: venv
 	@mkdir -p $(AIRFLOW_HOME)
-	@$(BIN)/python scripts/homeconn.py setup $(HOMECONN_STORE) --dags-folder $(CURDIR)/dags --plugins-folder $(CURDIR)/plugins
 	@echo "make run: Airflow home $(AIRFLOW_HOME): migrating its metadata database" >&2
 	@$(BIN)/airflow db migrate > $(AIRFLOW_HOME)/db-migrate.log 2>&1 || { tail -20 $(AIRFLOW_HOME)/db-migrate.log >&2; exit 1; }
+	@# after the migration, which writes the home's airflow.cfg with its own secrets (the execution API's JWT)
+	@$(BIN)/python scripts/homeconn.py setup $(HOMECONN_STORE) --dags-folder $(CURDIR)/dags --plugins-folder $(CURDIR)/plugins
 	@$(BIN)/usergroup db upgrade >&2
 
 run: airflow-home

@@ -134,14 +134,16 @@ class Stack:
     def up(self, timeout: float = 120) -> "Stack":
         """Prepare the home (migrate, store upgrade, DAG serialized and unpaused), start, wait until healthy."""
         _ = self.password
+        self.metadata()
+        self.airflow("db", "migrate")
         # The home carries its connections (the embedded store unless one is given, the fake OSS/BSS) and its
-        # DAG folder: `usergroup ...` and `airflow ...` with only AIRFLOW_HOME set reach this stack's store.
+        # DAG folder: `usergroup ...` and `airflow ...` with only AIRFLOW_HOME set reach this stack's store. After
+        # the migration, which writes a new home's airflow.cfg with its secrets (the execution API's JWT: a file
+        # written first would have none, and every task would be refused).
         homeconn.setup(self.home, None, None, "AIRFLOW_CONN_USERGROUP_DEFAULT" in self.given,
                        {"dags_folder": str(ROOT / "dags"), "plugins_folder": str(ROOT / "plugins"),
                         "load_examples": "False"})
         self.use_home_connections()
-        self.metadata()
-        self.airflow("db", "migrate")
         if self.pg.running():  # the airflow command, the usergroup command, anything with this home reaches it
             _pin_metadata(self.home / "airflow.cfg", self.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
         subprocess.run([str(BIN / "usergroup"), "db", "upgrade"], env=self.env, check=True, capture_output=True)

@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -43,6 +44,10 @@ def hidden(value: str) -> str:
 
 
 def setup(home: Path, store: str | None, ossbss: str | None, no_store: bool, core: dict[str, str]) -> None:
+    if not (home / "airflow.cfg").exists():  # Airflow writes a new home's file first, with its secrets (the
+        # execution API's JWT: without one each component makes its own, and every task is refused)
+        subprocess.run([str(Path(sys.executable).parent / "airflow"), "config", "get-value", "core", "dags_folder"],
+                       env={**os.environ, "AIRFLOW_HOME": str(home)}, check=True, capture_output=True)
     configure_backend(home / "airflow.cfg")
     for key, value in core.items():  # the DAG and plugin folders: `airflow dags list` with only AIRFLOW_HOME
         set_option(home / "airflow.cfg", "core", key, value)

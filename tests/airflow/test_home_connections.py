@@ -2,6 +2,7 @@
 
 import json
 import logging
+import re
 import stat
 import subprocess
 import sys
@@ -103,6 +104,8 @@ def test_with_only_airflow_home_the_hook_finds_the_store_and_an_export_wins(home
     subprocess.run([sys.executable, str(ROOT / "scripts" / "homeconn.py"), "setup"], check=True,
                    env={"AIRFLOW_HOME": str(home), "PATH": "/usr/bin:/bin"})
     assert stat.S_IMODE((home / "connections.json").stat().st_mode) == 0o600
+    # a new home's airflow.cfg is Airflow's own, with its secrets: without the JWT's, every task is refused
+    assert re.search(r"^jwt_secret = \S", (home / "airflow.cfg").read_text(), re.M)
     assert json.loads(read_connections(home / "connections.json")["usergroup_ossbss"]) == {
         "conn_type": "usergroup_fake_ossbss"}
     code = ("from usergroup.airflow.hook import UserGroupHook",
