@@ -67,13 +67,14 @@ up: venv
 down:
 	@test ! -x $(BIN)/python || $(BIN)/python scripts/devstack.py down
 
-# Everything: ruff, the import contracts, then every test, the live stacks and the browser included, on two
-# workers. The live modules carry the xdist group "live" to keep their stacks on one worker, but with pytest 9.2
-# and xdist 3.8 loadgroup does not group (two live stacks can run at once; the suite tolerates it): issue 22.
+# Everything: ruff, the import contracts, then every test, the live stacks and the browser included: the rest on
+# two workers, then the live stacks one at a time (xdist's loadgroup does not keep them on one worker with pytest
+# 9.2 and xdist 3.8: two stacks at once made the suite 33 minutes instead of 22).
 test: venv browser
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports --no-cache
-	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not live" -n 2 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m live $(PYTEST_ARGS)
 
 # The edit-test loop: everything but the live stacks (marker live) and the tests that spawn Airflow processes
 # (marker slow: `airflow dags test`, `make run`), on two workers.
