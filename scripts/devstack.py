@@ -35,12 +35,6 @@ COMPONENTS = {"api-server": [], "scheduler": ["--skip-serve-logs"], "dag-process
 
 HOME_CONNECTIONS = {"AIRFLOW_CONN_USERGROUP_DEFAULT": "usergroup_default",
                     "AIRFLOW_CONN_USERGROUP_OSSBSS": "usergroup_ossbss"}
-FAKE_OSSBSS = json.dumps({"conn_type": "usergroup_fake_ossbss"})  # the fake OSS/BSS, beside the store
-
-
-def embedded_store(home: Path) -> str:
-    """The embedded store's connection: an SQLite file of its own in the Airflow home (never Airflow's)."""
-    return json.dumps({"conn_type": "sqlite", "host": str(home / "usergroup.db")})
 
 
 def tuned_settings(home: Path, port: int) -> dict[str, str]:
@@ -48,8 +42,9 @@ def tuned_settings(home: Path, port: int) -> dict[str, str]:
     return {
         # The store and the OSS/BSS: an export, else the defaults; `up` replaces those by the home's own
         # (connections.json, see scripts/homeconn.py), which commands with only AIRFLOW_HOME read as well.
-        "AIRFLOW_CONN_USERGROUP_DEFAULT": os.environ.get("AIRFLOW_CONN_USERGROUP_DEFAULT") or embedded_store(home),
-        "AIRFLOW_CONN_USERGROUP_OSSBSS": os.environ.get("AIRFLOW_CONN_USERGROUP_OSSBSS") or FAKE_OSSBSS,
+        "AIRFLOW_CONN_USERGROUP_DEFAULT": (os.environ.get("AIRFLOW_CONN_USERGROUP_DEFAULT")
+                                           or homeconn.embedded_store(home)),
+        "AIRFLOW_CONN_USERGROUP_OSSBSS": os.environ.get("AIRFLOW_CONN_USERGROUP_OSSBSS") or homeconn.FAKE_OSSBSS,
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
