@@ -25,7 +25,8 @@ def ended_run(dag_run, declared: Workflow | Schedule | Bulk, state: str, msg: st
 
     first_task = (declared.task_ids[0] if isinstance(declared, Workflow) else
                   declared.workflow.task_ids[0] if isinstance(declared, Bulk) else SELECT_TASK)
-    first = dag_run.get_task_instance(first_task, session=object_session(dag_run))
+    session = object_session(dag_run)  # none in `airflow dags test`: then Airflow's own session
+    first = dag_run.get_task_instance(first_task, **({"session": session} if session else {}))
     exhausted = (first is not None and first.state == TaskInstanceState.FAILED
                  and first.try_number > first.max_tries)
     run_type = getattr(dag_run.run_type, "value", dag_run.run_type)
