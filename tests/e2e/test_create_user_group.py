@@ -1,6 +1,6 @@
-"""End to end: create_user_group runs through Airflow (`airflow dags test`), then the store is checked."""
+"""End to end: create_user_group runs through Airflow (`dag.test()`, the run `airflow dags test` makes; the
+refusals through the command itself), then the store is checked."""
 
-import json
 import sqlite3
 
 import pytest
@@ -9,7 +9,7 @@ from helpers import dags_test
 from usergroup.store import tables
 from usergroup.workflows.user_group.create_user_group import create_user_group
 
-pytestmark = pytest.mark.slow  # spawns Airflow processes (`airflow dags test`): make test, not make test-fast
+pytestmark = pytest.mark.slow  # runs DAGs, some through `airflow dags test`: make test, not make test-fast
 
 STEPS = create_user_group.task_ids
 NAMES = ["Research Lab", "O'Brien \"q\" <b>html</b>'); DROP TABLE subscriptions;--", "Zürich 研究室 👩‍🔬 \\ $HOME"]
@@ -27,10 +27,10 @@ def row_counts(store) -> dict[str, int]:
 
 
 @pytest.mark.parametrize("store_target", ["postgres"], indirect=True)  # the store suite runs both databases
-def test_names_end_active_and_in_sync(airflow_db, store):
+def test_names_end_active_and_in_sync(dag_test, store):
     for name in NAMES:
-        result = dags_test(json.dumps({"group_name": name}))
-        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        state, out = dag_test("create_user_group", group_name=name)
+        assert state == "success", out[-3000:]
     with store.transaction() as repo:
         subs = repo.list_subscriptions()
         assert sorted(s.user_group.group_name for s in subs) == sorted(NAMES)
@@ -65,17 +65,16 @@ def test_rejected_names_create_no_run_and_no_row(airflow_db, store, conf, messag
 
 
 @pytest.mark.parametrize("store_target", ["sqlite"], indirect=True)  # end to end on the embedded store too
-def test_a_duplicate_name_fails_at_the_first_step_and_adds_nothing(airflow_db, store):
+def test_a_duplicate_name_fails_at_the_first_step_and_adds_nothing(dag_test, store):
     """A name is the same name ignoring case and Unicode composition: Café typed decomposed (NFD) is stored
     composed (NFC), and "CAFÉ" typed composed is refused as its duplicate."""
-    assert dags_test(json.dumps({"group_name": "Shared Cafe\u0301"})).returncode == 0
+    assert dag_test("create_user_group", group_name="Shared Cafe\u0301")[0] == "success"
     before = row_counts(store)
     with store.transaction() as repo:
         (holder,) = repo.list_subscriptions()
     assert holder.user_group.group_name == "Shared Caf\u00e9" and holder.description == "User Group Shared Caf\u00e9"
-    result = dags_test(json.dumps({"group_name": "shared CAF\u00c9"}))
-    assert result.returncode != 0
-    out = result.stdout + result.stderr
+    state, out = dag_test("create_user_group", group_name="shared CAF\u00c9")
+    assert state == "failed"
     assert f"already used by subscription {holder.subscription_id}" in out
     assert "AirflowFailException: create_subscription: group_name 'shared CAFÉ' is already used" in out
     assert row_counts(store) == before

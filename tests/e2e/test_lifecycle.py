@@ -1,4 +1,5 @@
-"""End to end through Airflow (`airflow dags test`): a User Group's whole life, a User's, and the nightly
+"""End to end through Airflow (`dag.test()`, the run `airflow dags test` makes; malformed input through the
+command itself): a User Group's whole life, a User's, and the nightly
 validation over fifty subscriptions, two of them drifted."""
 
 import json
@@ -8,17 +9,21 @@ import pytest
 from helpers import USER_EXTERNAL, counts, create, dags_test, oss_for
 from usergroup.engine.discovery import all_workflows
 
-pytestmark = pytest.mark.slow  # spawns Airflow processes (`airflow dags test`): make test, not make test-fast
+pytestmark = pytest.mark.slow  # runs DAGs, some through `airflow dags test`: make test, not make test-fast
 
 
-def run(dag_id: str, **conf) -> str:
-    result = dags_test(json.dumps(conf), dag_id=dag_id)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
-    return result.stdout
+@pytest.fixture
+def run(dag_test):
+    def run_(dag_id: str, **conf) -> str:
+        state, out = dag_test(dag_id, **conf)
+        assert state == "success", out[-3000:]
+        return out
+
+    return run_
 
 
 @pytest.mark.parametrize("store_target", ["postgres"], indirect=True)
-def test_modify_validate_terminate(airflow_db, store):
+def test_modify_validate_terminate(run, store):
     """After a create (its own end-to-end tests run it through Airflow), each workflow through Airflow."""
     created = create(store, "Short Lived")
     sid = created["subscription_id"]
@@ -37,7 +42,7 @@ def test_modify_validate_terminate(airflow_db, store):
     assert [c["action"] for c in oss_for(store).changes(sid)] == ["provision", "rename", "remove"]
 
 
-def test_a_users_whole_life_and_its_groups(airflow_db, store):
+def test_a_users_whole_life_and_its_groups(run, dag_test, store):
     """create_user, modify_user, terminate_user through Airflow; the group is refused termination while the user
     lives (writing nothing), and terminates after."""
     gid = create(store, "Users Lab")["subscription_id"]
@@ -49,8 +54,8 @@ def test_a_users_whole_life_and_its_groups(airflow_db, store):
         ("active", True, "external", "Users Lab")
     run("modify_user", subscription_id=uid, username="Zoë Z", version=user.version)
     before = counts(store)
-    refused = dags_test(json.dumps({"subscription_id": gid}), dag_id="terminate_user_group")
-    assert refused.returncode != 0 and "used in other subscriptions" in refused.stdout + refused.stderr
+    state, out = dag_test("terminate_user_group", subscription_id=gid)
+    assert state == "failed" and "used in other subscriptions" in out
     assert counts(store) == before
     run("terminate_user", subscription_id=uid)
     run("terminate_user_group", subscription_id=gid)
@@ -77,13 +82,12 @@ def test_malformed_input_creates_no_run(airflow_db, store, dag_id, conf, param):
 
 
 @pytest.mark.parametrize("store_target", ["postgres"], indirect=True)
-def test_the_nightly_validation_of_fifty_groups_two_drifted(airflow_db, store):
+def test_the_nightly_validation_of_fifty_groups_two_drifted(dag_test, store):
     sids = [create(store, f"Nightly {i:02}")["subscription_id"] for i in range(50)]
     oss = oss_for(store)
     oss.drift(sids[7], group_name="Nightly 07 (renamed by hand)")
     oss.drift(sids[31], remove=True)
-    result = dags_test(None, dag_id="validate_user_groups")
-    assert result.returncode != 0  # the run fails: two validations failed
+    assert dag_test("validate_user_groups")[0] == "failed"  # the run fails: two validations failed
     with store.transaction() as repo:
         nightly = repo.list_processes(dag_id="validate_user_groups")
         assert len(nightly) == 50 and len({p["process_id"] for p in nightly}) == 50
