@@ -68,16 +68,16 @@ down:
 	@test ! -x $(BIN)/python || $(BIN)/python scripts/devstack.py down
 
 # Everything: ruff, the import contracts, then every test, the live stacks and the browser included: the rest on
-# two workers, then the live stacks one at a time (xdist's loadgroup does not keep them on one worker with pytest
-# 9.2 and xdist 3.8: two stacks at once made the suite 33 minutes instead of 22).
+# two workers, then the live tests (marker live) one stack at a time, most modules on one shared stack. Both tiers
+# are CPU-bound: run beside each other on 2 cores the suite took longer (docs/design.md#the-tests).
 test: venv browser
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest -m "not live" -n 2 $(PYTEST_ARGS)
 	$(BIN)/python -m pytest -m live $(PYTEST_ARGS)
 
-# The edit-test loop: everything but the live stacks (marker live) and the tests that spawn Airflow processes
-# (marker slow: `airflow dags test`, `make run`), on two workers.
+# The edit-test loop: everything but the live stacks (marker live) and the tests that run DAGs through Airflow
+# (marker slow: `airflow dags test`, `dag.test()`, `make run`), on two workers.
 test-fast: venv
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports --no-cache

@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 import requests
 from localpg import LocalPostgres
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 
 from devstack import DAG_ID, PostgresStack
 from helpers import FAKE_OSSBSS_CONN, StoreTarget, oss_for, pg_url
+from usergroup.store.connect import mapped_schema
 from usergroup.store.migrate import upgrade
 from usergroup.store.repository import Store
 
@@ -33,6 +34,29 @@ class LiveAirflow(PostgresStack):
         return self.api("POST", f"/dags/{dag_id}/clearTaskInstances", json={
             "dag_run_id": run_id, "task_ids": task_ids, "dry_run": False, "only_failed": True,
             "reset_dag_runs": True, "include_downstream": True})
+
+    def unfinished_runs(self) -> list[dict]:
+        return self.api("GET", "/dags/~/dagRuns", params=[("state", "queued"), ("state", "running"),
+                                                          ("limit", "100")]).json()["dag_runs"]
+
+    def idle(self, timeout: float = 60) -> list[str]:
+        """Every run ended: waits for them, then marks failed what a test left unfinished (a run left to retry,
+        a run meant to hang), so the next module starts on an idle stack. Returns the runs so ended."""
+        deadline = time.monotonic() + timeout
+        while (unfinished := self.unfinished_runs()) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        for run in unfinished:
+            self.api("PATCH", f"/dags/{run['dag_id']}/dagRuns/{run['dag_run_id']}", json={"state": "failed"})
+        return [run["dag_run_id"] for run in unfinished]
+
+    def restore(self, env: dict[str, str]) -> None:
+        """The scheduler (whose task processes inherit its environment) back on `env` if a test changed it, and
+        every component running (a full `airflow db clean` removes their jobs' rows: the scheduler exits)."""
+        if self.env != env:
+            self.stop("scheduler")
+            self.env = dict(env)
+            self.start("scheduler")
+        self.revive()
 
 
 class OwnPostgres(LocalPostgres):
@@ -74,6 +98,15 @@ def own_store(prefix: str) -> Iterator[tuple[StoreTarget, Store]]:
         with engine.begin() as conn:
             conn.execute(text(f'DROP SCHEMA IF EXISTS "{target.db_schema}" CASCADE'))
         engine.dispose()
+
+
+def empty(store: Store) -> None:
+    """A store as after its migration: its products, nothing else (the fake OSS/BSS's records gone too)."""
+    keep = {"products", "fixed_inputs", "alembic_version", "fake_ossbss_version"}
+    schema = mapped_schema(store.engine)
+    with store.engine.begin() as conn:
+        names = [n for n in inspect(conn).get_table_names(schema) if n not in keep]
+        conn.execute(text("TRUNCATE " + ", ".join(f'"{schema}"."{n}"' for n in names) + " CASCADE"))
 
 
 @contextmanager

@@ -86,11 +86,12 @@ def _fernet() -> str:
     return Fernet.generate_key().decode()
 
 
-@pytest.fixture
-def topology(tmp_path):
+@pytest.fixture(scope="module")
+def topology(tmp_path_factory):
+    """The topology, started once for the module: the API's create runs after the kill, on the worker left."""
     if not pg_url():
         pytest.skip("USERGROUP_TEST_DATABASE_URL not set")
-    home, port = tmp_path / "home", free_port()
+    home, port = tmp_path_factory.mktemp("topology") / "home", free_port()
     home.mkdir()
     meta_db, store_schema, redis_db = f"airflow_topo_{secrets.token_hex(4)}", f"ug_topo_{secrets.token_hex(4)}", \
         5 + secrets.randbelow(10)

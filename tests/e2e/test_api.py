@@ -6,22 +6,9 @@ import pytest
 import requests
 
 from helpers import USER_GROUP, USER_INTERNAL
-from live import Client, live_airflow, own_store
+from live import Client
 
 pytestmark = [pytest.mark.live, pytest.mark.xdist_group("live")]  # live: not in test-fast; one worker
-
-
-@pytest.fixture(scope="module")
-def live_store():
-    with own_store("ug_api") as pair:
-        yield pair
-
-
-@pytest.fixture(scope="module")
-def live(live_store, tmp_path_factory):
-    users = {"AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,viewer:viewer"}
-    with live_airflow(tmp_path_factory.mktemp("live-api"), live_store[0], users) as airflow:
-        yield airflow
 
 
 @pytest.fixture(scope="module")

@@ -6,25 +6,13 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from helpers import create, oss_for, run_on
-from live import Client, live_airflow, own_store
+from live import Client
 from usergroup.workflows.user_group.create_user_group import create_user_group
 from usergroup.workflows.user_group.terminate_user_group import terminate_user_group
 
 pytestmark = [pytest.mark.live, pytest.mark.xdist_group("live")]  # live: not in test-fast; one worker
 
 DAG_ID = "create_user_groups"
-
-
-@pytest.fixture(scope="module")
-def live_store():
-    with own_store("ug_bulk") as pair:
-        yield pair
-
-
-@pytest.fixture(scope="module")
-def live(live_store, tmp_path_factory):
-    with live_airflow(tmp_path_factory.mktemp("live-bulk"), live_store[0]) as airflow:
-        yield airflow
 
 
 @pytest.fixture

@@ -10,22 +10,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from helpers import USER_EXTERNAL, USER_INTERNAL, create, oss_for
-from live import LiveAirflow, live_airflow, own_store
+from live import LiveAirflow
 from usergroup.store.repository import Store
 
 pytestmark = [pytest.mark.live, pytest.mark.xdist_group("live")]  # live: not in test-fast; one worker
-
-
-@pytest.fixture(scope="module")
-def live_store():
-    with own_store("ug_life") as pair:
-        yield pair
-
-
-@pytest.fixture(scope="module")
-def live(live_store, tmp_path_factory):
-    with live_airflow(tmp_path_factory.mktemp("live-lifecycle"), live_store[0]) as airflow:
-        yield airflow
 
 
 @pytest.fixture

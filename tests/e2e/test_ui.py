@@ -9,25 +9,12 @@ import pytest
 import requests
 
 from helpers import ROOT, USER_GROUP, USER_INTERNAL, create, oss_for
-from live import Client, chromium, live_airflow, logged_in, own_store
+from live import Client, chromium, logged_in
 
 pytestmark = [pytest.mark.live, pytest.mark.xdist_group("live")]  # live: not in test-fast; one worker
 
 ARTIFACTS = ROOT / "artifacts"
 SCRIPT = "<script>alert(1)</script>"
-
-
-@pytest.fixture(scope="module")
-def live_store():
-    with own_store("ug_ui") as pair:
-        yield pair
-
-
-@pytest.fixture(scope="module")
-def live(live_store, tmp_path_factory):
-    users = {"AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,viewer:viewer"}
-    with live_airflow(tmp_path_factory.mktemp("live-ui"), live_store[0], users) as airflow:
-        yield airflow
 
 
 @pytest.fixture(scope="module")
