@@ -175,6 +175,7 @@ def store(store_target, monkeypatch, request):
     from usergroup.store.migrate import upgrade
     from usergroup.store.repository import Store
 
+    template = None
     if store_target.kind == "sqlite":  # the files of a store migrated once per worker, copied
         folder = Path(make_url(store_target.url).database).parent
         for name in SQLITE_FILES:
@@ -184,7 +185,7 @@ def store(store_target, monkeypatch, request):
             conn.exec_driver_sql(template[1].replace(template[0], store_target.db_schema))
     engine = store_target.engine()
     store = Store(engine)
-    if store_target.kind == "postgres" and not template:
+    if store_target.kind == "postgres" and template is None:  # no pg_dump: migrated here
         upgrade(engine)
         oss_for(store).upgrade()
     monkeypatch.setenv("AIRFLOW_CONN_USERGROUP_DEFAULT", store_target.conn_json)

@@ -39,19 +39,18 @@ class LiveAirflow(PostgresStack):
         return self.api("GET", "/dags/~/dagRuns", params=[("state", "queued"), ("state", "running"),
                                                           ("limit", "100")]).json()["dag_runs"]
 
-    def idle(self, timeout: float = 60) -> list[str]:
+    def idle(self, timeout: float = 60) -> None:
         """Every run ended: waits for them, then marks failed what a test left unfinished (a run left to retry,
-        a run meant to hang), so the next module starts on an idle stack. Returns the runs so ended."""
+        a run meant to hang), so the next module starts on an idle stack."""
         deadline = time.monotonic() + timeout
         while (unfinished := self.unfinished_runs()) and time.monotonic() < deadline:
             time.sleep(0.5)
         for run in unfinished:
             self.api("PATCH", f"/dags/{run['dag_id']}/dagRuns/{run['dag_run_id']}", json={"state": "failed"})
-        return [run["dag_run_id"] for run in unfinished]
 
     def restore(self, env: dict[str, str]) -> None:
         """The scheduler (whose task processes inherit its environment) back on `env` if a test changed it, and
-        every component running (a full `airflow db clean` removes their jobs' rows: the scheduler exits)."""
+        every component running."""
         if self.env != env:
             self.stop("scheduler")
             self.env = dict(env)

@@ -23,7 +23,7 @@ def _shared_live(_shared_store, tmp_path_factory):
 def live_store(_shared_live, _shared_store):
     """The shared stack's store, emptied for this module once the stack is idle."""
     live, env = _shared_live
-    live.revive()
+    live.revive()  # a component a test left dead: the runs in flight need it to end
     live.idle()
     live.restore(env)
     empty(_shared_store[1])
