@@ -241,7 +241,7 @@ class Stack:
 class PostgresStack(Stack):
     """The same stack with its metadata in a fresh PostgreSQL database (dropped by `stop_stack`), more task
     processes at once (PostgreSQL takes them), short task heartbeat timeouts (a killed task is noticed in
-    seconds), and the DAG files not parsed again every 30 s (a tenth of a core on 2 cores). For the tests and the
+    seconds), and the DAG files not parsed again every 30 s (~8 CPU-s in two minutes on 2 cores). For the tests and the
     benchmark."""
 
     def __init__(self, home: Path, server_url: str, overrides: dict[str, str] | None = None):
