@@ -182,7 +182,13 @@ class Stack:
             except ProcessLookupError:
                 break
             deadline = time.monotonic() + grace
+            again = time.monotonic() + 2 if sig == signal.SIGTERM else deadline
             while time.monotonic() < deadline and _group_alive(pid):
+                if time.monotonic() > again and _alive(pid):
+                    # A component exits by raising SystemExit in its SIGTERM handler; raised while a garbage
+                    # collection callback runs, it is ignored and the component runs on: ask again.
+                    _signal(pid, signal.SIGTERM)
+                    again = time.monotonic() + 2
                 time.sleep(0.2)
             if not _group_alive(pid):
                 break
@@ -295,6 +301,13 @@ def _alive(pid: int) -> bool:
         return os.waitpid(pid, os.WNOHANG) == (0, 0)
     except ChildProcessError:
         return Path(f"/proc/{pid}").exists() and "zombie" not in Path(f"/proc/{pid}/status").read_text()
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
 
 
 def _group_alive(pgid: int) -> bool:

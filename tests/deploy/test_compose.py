@@ -39,7 +39,8 @@ def test_every_service_of_the_topology_is_there_with_a_health_check():
 def test_the_init_service_migrates_upgrades_the_store_and_readies_the_dag():
     script = SERVICES["airflow-init"]["command"][-1]
     for command in ("airflow db migrate", "usergroup db upgrade", "airflow pools set usergroup_store",
-                    'for dag_id in $$(usergroup workflows); do airflow dags unpause "$$dag_id"; done'):
+                    "workflows=$$(usergroup workflows | paste -sd '|')",
+                    'airflow dags unpause --treat-dag-id-as-regex --yes "^($$workflows)$$"'):
         assert command in script
 
 

@@ -20,6 +20,7 @@ from sqlalchemy.engine import make_url
 
 from devstack import Stack, free_port
 from helpers import ROOT, pg_url
+from usergroup.engine.discovery import declared
 from usergroup.ossbss.fake import FakeOssBss
 from usergroup.store import tables
 from usergroup.store.connect import create_store_engine
@@ -96,12 +97,13 @@ def topology(tmp_path_factory):
     meta_db, store_schema, redis_db = f"airflow_topo_{secrets.token_hex(4)}", f"ug_topo_{secrets.token_hex(4)}", \
         5 + secrets.randbelow(10)
     env = loopback_env(home, port, meta_db, store_schema, redis_db)
-    # The machine's side of the volumes and ports, and test-speed failure detection.
+    # The machine's side of the volumes and ports, test-speed failure detection, the DAG files parsed once.
     env.update({
         "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"), "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "15",
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "2",
         "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "60",
+        "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600",
         "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": "30",
         "AIRFLOW__CORE__HOSTNAME_CALLABLE": "topology_host.name",
         "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST": "127.0.0.1",
@@ -152,6 +154,8 @@ def _start(stack: Stack, name: str, args: list[str], extra: dict[str, str]) -> s
 def test_thirty_runs_on_two_celery_workers_one_killed(topology):
     stack, procs, engine, store_schema = topology
     store = Store(engine)
+    paused = stack.api("GET", "/dags", params={"paused": "true", "limit": 100}).json()["dags"]
+    assert not {d["dag_id"] for d in paused} & set(declared()), "the init service left workflows paused"
     # The init service unpaused the nightly validation too: it runs at once for the last midnight (on the empty
     # store). Let it end first, so that it validates none of the groups below.
     deadline = time.monotonic() + 180
