@@ -172,30 +172,29 @@ class Stack:
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         self.pids[name] = proc.pid
 
-    def stop(self, name: str, grace: float = 30) -> None:
-        pid = self.pids.pop(name, None)
-        if pid is None:
-            return
+    def stop(self, *names: str, grace: float = 30) -> None:
+        """Stop these components together: SIGTERM to each one's process group, SIGKILL to what is left after
+        `grace` seconds."""
+        groups = [pid for pid in (self.pids.pop(name, None) for name in names) if pid is not None]
         for sig in (signal.SIGTERM, signal.SIGKILL):
-            try:
-                os.killpg(pid, sig)
-            except ProcessLookupError:
-                break
+            for pid in groups:
+                _signal(pid, sig, group=True)
             deadline = time.monotonic() + grace
             again = time.monotonic() + 2 if sig == signal.SIGTERM else deadline
-            while time.monotonic() < deadline and _group_alive(pid):
-                if time.monotonic() > again and _alive(pid):
+            while time.monotonic() < deadline and (groups := [pid for pid in groups if _group_alive(pid)]):
+                if time.monotonic() > again:
                     # A component exits by raising SystemExit in its SIGTERM handler; raised while a garbage
                     # collection callback runs, it is ignored and the component runs on: ask again.
-                    _signal(pid, signal.SIGTERM)
+                    for pid in groups:
+                        if _alive(pid):
+                            _signal(pid, signal.SIGTERM)
                     again = time.monotonic() + 2
                 time.sleep(0.2)
-            if not _group_alive(pid):
+            if not groups:
                 break
 
     def down(self) -> None:
-        for name in list(self.pids):
-            self.stop(name)
+        self.stop(*self.pids)
         self.state_file.unlink(missing_ok=True)
         self.pg.stop()
 
@@ -303,9 +302,9 @@ def _alive(pid: int) -> bool:
         return Path(f"/proc/{pid}").exists() and "zombie" not in Path(f"/proc/{pid}/status").read_text()
 
 
-def _signal(pid: int, sig: int) -> None:
+def _signal(pid: int, sig: int, group: bool = False) -> None:
     try:
-        os.kill(pid, sig)
+        (os.killpg if group else os.kill)(pid, sig)
     except ProcessLookupError:
         pass
 
