@@ -14,6 +14,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -141,19 +142,40 @@ class Stack:
         self.use_home_connections()
         if self.pg.running():  # the airflow command, the usergroup command, anything with this home reaches it
             _pin_metadata(self.home / "airflow.cfg", self.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
-        subprocess.run([str(BIN / "usergroup"), "db", "upgrade"], env=self.env, check=True, capture_output=True)
-        pool = settings().store_pool
-        self.airflow("pools", "set", pool, str(self.store_slots), "usergroup tasks on the store at once")
-        self.airflow("dags", "reserialize")
+        (self.home / "logs" / "stack").mkdir(parents=True, exist_ok=True)
+        # The components take seconds to start: they start while the home is made ready, the dag-processor once
+        # the DAGs are serialized (it writes them too), and the DAGs are unpaused before this returns.
+        for name in ("api-server", "scheduler", "triggerer"):
+            self.start(name)
+        self._save()  # `make down` finds them if this stops here
+        self._together(["usergroup", "db", "upgrade"],
+                       ["airflow", "pools", "set", settings().store_pool, str(self.store_slots),
+                        "usergroup tasks on the store at once"],
+                       ["airflow", "dags", "reserialize"])
+        self.start("dag-processor")
+        self.pids = {name: self.pids[name] for name in COMPONENTS}
+        self._save()
         ours = "|".join(map(re.escape, self.unpaused()))  # those of them in the DAG folder
         self.airflow("dags", "unpause", "--treat-dag-id-as-regex", "--yes", f"^({ours})$")
-        logs = self.home / "logs" / "stack"
-        logs.mkdir(parents=True, exist_ok=True)
-        for name in COMPONENTS:
-            self.start(name)
-        self.state_file.write_text(json.dumps({"port": self.port, "pids": self.pids}))
         self.wait_healthy(timeout)
         return self
+
+    def _together(self, *commands: list[str]) -> None:
+        """Run these commands of the venv at once; raise naming each that failed, with the end of its stderr."""
+        running = []
+        for command in commands:
+            err = tempfile.TemporaryFile("w+")
+            running.append((command, err, subprocess.Popen([str(BIN / command[0]), *command[1:]], env=self.env,
+                                                           stdout=subprocess.DEVNULL, stderr=err,
+                                                           stdin=subprocess.DEVNULL)))
+        failed = []
+        for command, err, proc in running:
+            if proc.wait(timeout=600):
+                err.seek(0)
+                failed.append(f"{' '.join(command)} exited {proc.returncode}:\n{err.read()[-3000:]}")
+            err.close()
+        if failed:
+            raise RuntimeError("\n".join(failed))
 
     def revive(self, timeout: float = 120) -> list[str]:
         """Restart the components that died (and the private PostgreSQL if it stopped); returns their names."""
@@ -162,9 +184,12 @@ class Stack:
         for name in dead:
             self.stop(name)  # what is left of its process group
             self.start(name)
-        self.state_file.write_text(json.dumps({"port": self.port, "pids": self.pids}))
+        self._save()
         self.wait_healthy(timeout)
         return dead
+
+    def _save(self) -> None:
+        self.state_file.write_text(json.dumps({"port": self.port, "pids": self.pids}))
 
     def start(self, name: str) -> None:
         log = (self.home / "logs" / "stack" / f"{name}.log").open("a")
@@ -174,19 +199,19 @@ class Stack:
 
     def stop(self, *names: str, grace: float = 30) -> None:
         """Stop these components together: SIGTERM to each one's process group, SIGKILL to what is left after
-        `grace` seconds."""
-        groups = [pid for pid in (self.pids.pop(name, None) for name in names) if pid is not None]
+        `grace` seconds. A scheduler is asked again every 2 s: it exits by raising SystemExit in its SIGTERM
+        handler, and raised while a garbage collection callback runs, that is ignored and it runs on (not the
+        others: a second SIGTERM forces the triggerer's and the dag-processor's exit, which then hung)."""
+        groups = {name: pid for name in names if (pid := self.pids.pop(name, None)) is not None}
         for sig in (signal.SIGTERM, signal.SIGKILL):
-            for pid in groups:
+            for pid in groups.values():
                 _signal(pid, sig, group=True)
             deadline = time.monotonic() + grace
             again = time.monotonic() + 2 if sig == signal.SIGTERM else deadline
-            while time.monotonic() < deadline and (groups := [pid for pid in groups if _group_alive(pid)]):
+            while time.monotonic() < deadline and (groups := {n: p for n, p in groups.items() if _group_alive(p)}):
                 if time.monotonic() > again:
-                    # A component exits by raising SystemExit in its SIGTERM handler; raised while a garbage
-                    # collection callback runs, it is ignored and the component runs on: ask again.
-                    for pid in groups:
-                        if _alive(pid):
+                    for name, pid in groups.items():
+                        if name.endswith("scheduler") and _alive(pid):
                             _signal(pid, signal.SIGTERM)
                     again = time.monotonic() + 2
                 time.sleep(0.2)
