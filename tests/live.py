@@ -109,6 +109,18 @@ def empty(store: Store) -> None:
 
 
 @contextmanager
+def oss_faults(store: Store, **switches) -> Iterator[None]:
+    """The fake OSS/BSS's fault switches (`FakeOssBss.set_faults`) set for the block, then off: the stack's tasks
+    see them at their next call, no restart."""
+    oss = oss_for(store)
+    oss.set_faults(**switches)
+    try:
+        yield
+    finally:
+        oss.set_faults(fail=False, delay=0, no_refuse=True)
+
+
+@contextmanager
 def live_airflow(home: Path, target: StoreTarget, overrides: dict[str, str] | None = None) -> Iterator[LiveAirflow]:
     """A live stack on the test PostgreSQL whose store is `target`, stopped (its database dropped) afterwards."""
     airflow = LiveAirflow(home, pg_url(), {

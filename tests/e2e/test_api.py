@@ -6,7 +6,7 @@ import pytest
 import requests
 
 from helpers import USER_GROUP, USER_INTERNAL
-from live import Client
+from live import Client, oss_faults
 
 pytestmark = [pytest.mark.live, pytest.mark.xdist_group("live")]  # live: not in test-fast; one worker
 
@@ -144,22 +144,14 @@ def test_one_name_posted_five_times_at_once_makes_one_group(admin):
         assert outcomes.count("completed") == 1 and outcomes.count("aborted") == 4, outcomes
 
 
-def test_resume_and_abort_while_the_ossbss_fails(live, admin):
-    live.stop("scheduler")
-    live.env["USERGROUP_FAKE_OSS_FAIL"] = "1"
-    live.start("scheduler")
-    try:
+def test_resume_and_abort_while_the_ossbss_fails(live, live_store, admin):
+    with oss_faults(live_store[1], fail=True):
         resumed = admin.start("create_user_group", {"product": USER_GROUP}, {"group_name": "Outage Resumed"})
         aborted = admin.start("create_user_group", {"product": USER_GROUP}, {"group_name": "Outage Aborted"})
         for pid in (resumed, aborted):
             failed = admin.wait(pid, until=("failed",), timeout=240)
             assert failed["last_status"] == "failed" and failed["last_step"] == "provision_user_group"
             assert live.wait_run(failed["run_id"], timeout=240, dag_id="create_user_group") == "failed"  # retries done
-    finally:
-        live.stop("scheduler")
-        live.env.pop("USERGROUP_FAKE_OSS_FAIL")
-        live.start("scheduler")
-        live.wait_healthy()
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(5) as pool:  # five clients resume it at once: one does

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from helpers import StoreTarget, oss_for
-from live import LiveAirflow, OwnPostgres
+from live import LiveAirflow, OwnPostgres, oss_faults
 from usergroup.store import tables
 from usergroup.store.migrate import upgrade
 from usergroup.store.repository import Store
@@ -59,9 +59,15 @@ def subscription_of(store: Store, process_run_id: str):
 
 
 def test_oss_failure_then_clear_resumes(live, store):
-    restart_scheduler(live, USERGROUP_FAKE_OSS_FAIL="1")
-    run_id = trigger(live, "Failing Lab")
-    assert live.wait_run(run_id, timeout=240) == "failed"
+    """The OSS/BSS down (`usergroup ossbss faults --fail` on the running stack): the step's tries all fail and
+    are recorded; up again (`--no-fail`), a clear of the failed task completes the run."""
+    with oss_faults(store):  # off again however this ends
+        switched = usergroup_cli(live, "ossbss", "faults", "--fail")
+        assert switched.returncode == 0 and "fail:   on" in switched.stdout, switched.stderr
+        run_id = trigger(live, "Failing Lab")
+        assert live.wait_run(run_id, timeout=240) == "failed"
+        switched = usergroup_cli(live, "ossbss", "faults", "--no-fail")
+        assert switched.returncode == 0 and "fail:   off" in switched.stdout, switched.stderr
     assert live.task_states(run_id)["provision_user_group"] == "failed"
     process, sub, steps = subscription_of(store, run_id)
     assert sub.status == "provisioning" and sub.insync is False and sub.user_group.group_name == "Failing Lab"
@@ -76,7 +82,6 @@ def test_oss_failure_then_clear_resumes(live, store):
     failed = json.loads(usergroup_cli(live, "processes", "list", "--status", "failed", "--json").stdout)
     assert str(process["process_id"]) in [p["process_id"] for p in failed]
 
-    restart_scheduler(live)
     cleared = live.clear_failed(run_id, ["provision_user_group"])
     assert cleared.status_code == 200, cleared.text
     assert live.wait_run(run_id, timeout=180) == "success"
@@ -91,10 +96,9 @@ def test_a_clear_without_downstream_leaves_the_process_failed_not_running(live, 
     """Clearing only the failed task re-runs it, leaves its downstream tasks upstream_failed and the run fails
     again: the process follows the run (the listener) instead of staying `running`; the README's clear with
     downstream tasks then completes it."""
-    restart_scheduler(live, USERGROUP_FAKE_OSS_FAIL="1")
-    run_id = trigger(live, "Half Cleared Lab")
-    assert live.wait_run(run_id, timeout=240) == "failed"
-    restart_scheduler(live)
+    with oss_faults(store, fail=True):
+        run_id = trigger(live, "Half Cleared Lab")
+        assert live.wait_run(run_id, timeout=240) == "failed"
     only = live.api("POST", "/dags/create_user_group/clearTaskInstances", json={
         "dag_run_id": run_id, "task_ids": ["provision_user_group"], "dry_run": False, "only_failed": True,
         "reset_dag_runs": True, "include_downstream": False})
@@ -139,18 +143,18 @@ def task_runner_pid(ti_id: str) -> int | None:
 
 
 def test_a_task_killed_mid_step_is_retried_and_the_run_completes(live, store):
-    restart_scheduler(live, USERGROUP_FAKE_OSS_DELAY="6")
-    run_id = trigger(live, "Killed Lab")
-    deadline, pid = time.monotonic() + 120, None
-    while pid is None and time.monotonic() < deadline:
-        tis = live.api("GET", f"/dags/create_user_group/dagRuns/{run_id}/taskInstances").json()["task_instances"]
-        ti = next(t for t in tis if t["task_id"] == "provision_user_group")
-        if ti["state"] == "running":
-            pid = task_runner_pid(ti["id"])
-        time.sleep(0.3)
-    assert pid, "provision_user_group never ran"
-    time.sleep(2)  # inside the step: the OSS/BSS has provisioned and is slow to answer
-    os.kill(pid, signal.SIGKILL)
+    with oss_faults(store, delay=6):  # the OSS/BSS slow to answer the killed try, not its retry
+        run_id = trigger(live, "Killed Lab")
+        deadline, pid = time.monotonic() + 120, None
+        while pid is None and time.monotonic() < deadline:
+            tis = live.api("GET", f"/dags/create_user_group/dagRuns/{run_id}/taskInstances").json()["task_instances"]
+            ti = next(t for t in tis if t["task_id"] == "provision_user_group")
+            if ti["state"] == "running":
+                pid = task_runner_pid(ti["id"])
+            time.sleep(0.3)
+        assert pid, "provision_user_group never ran"
+        time.sleep(2)  # inside the step: the OSS/BSS has provisioned and is slow to answer
+        os.kill(pid, signal.SIGKILL)
     assert live.wait_run(run_id, timeout=240) == "success"
     process, sub, steps = subscription_of(store, run_id)
     assert sub.status == "active" and sub.insync is True and process["status"] == "completed"
@@ -158,7 +162,6 @@ def test_a_task_killed_mid_step_is_retried_and_the_run_completes(live, store):
     assert tries[-1][1] == "success" and tries[-1][0] >= 2  # the killed try committed nothing
     (group,) = [g for g in oss_for(store).groups() if g["subscription_id"] == sub.subscription_id]
     assert group["calls"] == 2 and group["group_id"] == sub.user_group.group_id  # asked twice, provisioned once
-    restart_scheduler(live)
 
 
 def wait_task(live: LiveAirflow, run_id: str, task_id: str, states: tuple[str, ...], timeout: float = 120) -> dict:
@@ -309,8 +312,7 @@ def test_bad_input_over_rest_and_cli_creates_no_run_and_no_row(live, store):
 
 
 def test_a_run_marked_failed_while_running_leaves_the_process_aborted(live, store):
-    restart_scheduler(live, USERGROUP_FAKE_OSS_DELAY="20")
-    try:
+    with oss_faults(store, delay=20):  # the OSS/BSS slow to answer; none after the block
         run_id = trigger(live, "Stopped Lab")
         wait_task(live, run_id, "provision_user_group", ("running",))
         marked = live.api("PATCH", f"/dags/create_user_group/dagRuns/{run_id}", json={"state": "failed"})
@@ -326,15 +328,12 @@ def test_a_run_marked_failed_while_running_leaves_the_process_aborted(live, stor
         assert process["last_step"] == "provision_user_group"
         # the stopped step rolled back: the subscription is as initialize_subscription left it
         assert sub.status == "provisioning" and sub.user_group.group_id is None and sub.insync is False
-    finally:
-        restart_scheduler(live)
 
 
 def test_usergroup_abort_stops_the_run_and_no_step_runs_after_it(live, store):
     """`usergroup processes abort` while a step runs: the run is marked failed, the running step is stopped and
     rolls back, the process stays aborted with the operator's reason; a later clear runs nothing."""
-    restart_scheduler(live, USERGROUP_FAKE_OSS_DELAY="20")
-    try:
+    with oss_faults(store, delay=20):  # the OSS/BSS slow to answer; none after the block
         run_id = trigger(live, "Aborted Lab")
         wait_task(live, run_id, "provision_user_group", ("running",))
         time.sleep(1)  # inside the step
@@ -364,23 +363,18 @@ def test_usergroup_abort_stops_the_run_and_no_step_runs_after_it(live, store):
         assert f"process {process['process_id']} was aborted (given up)" in log, log[-2000:]
         after, sub_after, _ = subscription_of(store, run_id)
         assert after["status"] == "aborted" and sub_after == sub  # untouched
-    finally:
-        restart_scheduler(live)
 
 
 def test_giving_up_a_create_during_provisioning_then_terminate_cleans_up(live, store):
     """The README's way back: a create stopped during provision_user_group (the OSS/BSS kept the group it made)
     leaves the subscription provisioning, its name claimed; terminate_user_group removes the group, ends it
     terminated and frees the name."""
-    restart_scheduler(live, USERGROUP_FAKE_OSS_DELAY="20")
-    try:
+    with oss_faults(store, delay=20):  # the OSS/BSS slow to answer; none after the block
         run_id = trigger(live, "Given Up Lab")
         wait_task(live, run_id, "provision_user_group", ("running",))
         time.sleep(1.5)  # the OSS/BSS has made the group; the step waits for its answer
         process, _, _ = subscription_of(store, run_id)
         assert usergroup_cli(live, "processes", "abort", str(process["process_id"])).returncode == 0
-    finally:
-        restart_scheduler(live)
     process = wait_process(store, run_id, "aborted")
     _, sub, _ = subscription_of(store, run_id)
     assert sub.status == "provisioning" and sub.insync is False

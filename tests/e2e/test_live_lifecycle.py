@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from helpers import USER_EXTERNAL, USER_INTERNAL, create, oss_for
-from live import LiveAirflow
+from live import LiveAirflow, oss_faults
 from usergroup.store.repository import Store
 
 pytestmark = [pytest.mark.live, pytest.mark.xdist_group("live")]  # live: not in test-fast; one worker
@@ -92,17 +92,9 @@ def test_twenty_renames_at_once_over_rest(live, store):
 
 def test_the_oss_down_during_a_terminate_then_cleared(live, store):
     sid = create(store, "Outage Lab")["subscription_id"]
-    live.stop("scheduler")
-    live.env["USERGROUP_FAKE_OSS_FAIL"] = "1"
-    live.start("scheduler")
-    try:
+    with oss_faults(store, fail=True):
         run_id = trigger(live, "terminate_user_group", subscription_id=sid)
         assert live.wait_run(run_id, timeout=240, dag_id="terminate_user_group") == "failed"
-    finally:
-        live.stop("scheduler")
-        live.env.pop("USERGROUP_FAKE_OSS_FAIL")
-        live.start("scheduler")
-        live.wait_healthy()
     assert live.task_states(run_id, "terminate_user_group")["deprovision_user_group"] == "failed"
     with store.transaction() as repo:
         sub = repo.get_subscription(sid)

@@ -128,7 +128,8 @@ def test_the_tables_an_earlier_fake_created_itself_are_kept(store_target):
     with oss._place.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{store_target.db_schema}"'))
-        fake_metadata.create_all(conn, tables=[t for t in fake_metadata.sorted_tables if t.name != VERSION_TABLE])
+        earlier = ("fake_ossbss_groups", "fake_ossbss_users", "fake_ossbss_changes")  # what it created itself
+        fake_metadata.create_all(conn, tables=[t for t in fake_metadata.sorted_tables if t.name in earlier])
         conn.execute(fake_metadata.tables["usergroup.fake_ossbss_groups"].insert().values(
             subscription_id=sid, group_name="Old Lab", calls=1))
     assert oss.upgrade() == HEAD
@@ -227,6 +228,46 @@ def test_a_permanent_error_fails_the_task_at_once(store, exc):
         run_step(_failing(exc), state, store=store, oss=oss_for(store), try_number=1)
     with store.transaction() as repo:
         assert repo.get_process(state["process_id"])["status"] == "failed"
+
+
+def test_the_fault_switches_in_its_table_take_effect_at_the_next_call(oss, knobs):
+    """What `usergroup ossbss faults` sets: no restart, no environment; the environment's switches add to them."""
+    sid = uuid4()
+    assert oss.set_faults(fail=True) == {"fail": True, "delay": 0.0, "refuse": None}
+    for call in (lambda: oss.provision_user_group(sid, "Lab"), lambda: oss.provision_user_groups({sid: "Lab"}),
+                 lambda: oss.read_user_group(sid), lambda: oss.provision_user(sid, 1, "u", None)):
+        with pytest.raises(TransientError, match=r"unavailable \(its fail switch is on\)"):
+            call()
+    assert oss.groups() == []
+    assert oss.set_faults(fail=False, refuse="^No ") == {"fail": False, "delay": 0.0, "refuse": "^No "}
+    with pytest.raises(RefusedByOssBssError, match=r"refuses group 'No Lab' \(it matches its refuse switch\)"):
+        oss.provision_user_group(sid, "No Lab")
+    assert isinstance(oss.provision_user_groups({sid: "No Lab"})[sid], RefusedByOssBssError)
+    knobs(USERGROUP_FAKE_OSS_REFUSE="^Env ")
+    with pytest.raises(RefusedByOssBssError, match="it matches USERGROUP_FAKE_OSS_REFUSE"):
+        oss.provision_user_group(sid, "Env Lab")
+    assert oss.set_faults(delay=0.25) == {"fail": False, "delay": 0.25, "refuse": "^No "}  # the others kept
+    knobs(USERGROUP_FAKE_OSS_DELAY="0.5", USERGROUP_FAKE_OSS_REFUSE=None)
+    assert oss.faults().delay == 0.5  # the longer one
+    assert oss.set_faults(no_refuse=True, delay=0) == {"fail": False, "delay": 0.0, "refuse": None}
+    knobs(USERGROUP_FAKE_OSS_DELAY=None, USERGROUP_FAKE_OSS_FAIL="1")
+    with pytest.raises(TransientError, match=r"unavailable \(USERGROUP_FAKE_OSS_FAIL is set\)"):
+        oss.provision_user_group(sid, "Lab")
+    knobs(USERGROUP_FAKE_OSS_FAIL=None)
+    assert oss.provision_user_group(sid, "No Lab") == oss.read_user_group(sid)["group_id"]
+
+
+@pytest.mark.parametrize(("bad", "error"), [
+    ({"delay": -1}, "delay: -1 is not a number of seconds >= 0"),
+    ({"delay": float("nan")}, "delay: nan is not"), ({"delay": float("inf")}, "delay: inf is not"),
+    ({"refuse": "("}, "refuse: '\\(' is not a regular expression"),
+    ({"refuse": "x" * 256}, "refuse: a pattern of at most 255 characters, not 256"),
+])
+def test_a_bad_fault_switch_is_refused_before_anything_is_written(oss, bad, error):
+    oss.set_faults(fail=True)
+    with pytest.raises(ValueError, match=error):
+        oss.set_faults(fail=False, **bad)
+    assert oss.faults().fail is True and oss.faults().delay == 0
 
 
 def test_the_fakes_errors_through_a_real_step(store, knobs):

@@ -2,16 +2,20 @@
 `usergroup_fake_ossbss` of the `usergroup_ossbss` connection), keeping its groups, users and a log of their changes in
 tables of its own, which `usergroup db upgrade` migrates (migrations/)."""
 
+import re
 import time
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
+from typing import NamedTuple
 from uuid import UUID
 
 from sqlalchemy import (
+    Boolean,
     Column,
     DateTime,
     Engine,
+    Float,
     Integer,
     MetaData,
     String,
@@ -29,11 +33,11 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 from usergroup.ossbss.errors import NotFoundError, PermanentError, RefusedByOssBssError, TransientError
 from usergroup.settings import settings
 from usergroup.store.connect import create_store_engine, mapped_schema
-from usergroup.store.sql import insert_ignore, insert_ignore_many
+from usergroup.store.sql import insert_ignore, insert_ignore_many, upsert
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 VERSION_TABLE = "fake_ossbss_version"  # its own Alembic version table: on PostgreSQL it sits beside the store's
-HEAD = "0001"  # the revision of migrations/ its tables must be at (a test keeps it equal to the scripts' head)
+HEAD = "0002"  # the revision of migrations/ its tables must be at (a test keeps it equal to the scripts' head)
 
 fake_metadata = MetaData(schema="usergroup")
 fake_ossbss_groups = Table(
@@ -67,6 +71,16 @@ fake_ossbss_changes = Table(
 )
 
 
+# Its fault switches, one row (none: all off); a task sees a change at its next call.
+fake_ossbss_faults = Table(
+    "fake_ossbss_faults",
+    fake_metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("fail", Boolean, nullable=False),
+    Column("delay", Float, nullable=False),
+    Column("refuse", String(255)),
+)
+
 fake_ossbss_version = Table(VERSION_TABLE, fake_metadata, Column("version_num", String(32), primary_key=True))
 
 
@@ -76,9 +90,11 @@ class FakeOssBss:
     the call). On PostgreSQL its tables sit beside the store's, on SQLite in a file of its own beside the
     store's file (`<store>-fake-ossbss.db`: a fake writing into the store's file would wait for the step's own
     transaction). `upgrade()` migrates them; a fake whose tables are not migrated fails every call (a
-    `PermanentError` saying so). USERGROUP_FAKE_OSS_FAIL=1 makes every call fail (a `TransientError`), to
-    demonstrate a failure and its resume; USERGROUP_FAKE_OSS_DELAY=S makes it answer S seconds after it
-    provisioned; USERGROUP_FAKE_OSS_REFUSE=REGEX makes it refuse the group names it matches (a `PermanentError`).
+    `PermanentError` saying so). Its fault switches (`faults()`), to demonstrate failures: fail makes every call
+    fail (a `TransientError`), delay makes it answer that many seconds after it provisioned, refuse makes it
+    refuse the group names a pattern matches (a `PermanentError`). They are set in its table (`set_faults`,
+    `usergroup ossbss faults`: a running stack's tasks see them at their next call) or in the environment a task
+    process starts with (USERGROUP_FAKE_OSS_FAIL=1, USERGROUP_FAKE_OSS_DELAY=S, USERGROUP_FAKE_OSS_REFUSE=REGEX).
     On PostgreSQL it may share the store's `engine` (its own connection from the same pool: no second engine to
     set up in a task)."""
 
@@ -121,8 +137,8 @@ class FakeOssBss:
         return upgrade(self._place, revision, migrations=MIGRATIONS, version_table=VERSION_TABLE)
 
     def provision_user_group(self, subscription_id: UUID, group_name: str) -> int:
-        self._answer_or_fail(f"group {group_name!r} not provisioned")
-        self._refuse(group_name)
+        faults = self._answer_or_fail(f"group {group_name!r} not provisioned")
+        self._refuse(faults, group_name)
         subscription_id = UUID(str(subscription_id))
         with self.engine.begin() as conn:
             if insert_ignore(conn, fake_ossbss_groups,
@@ -131,18 +147,18 @@ class FakeOssBss:
             conn.execute(update(fake_ossbss_groups).where(fake_ossbss_groups.c.subscription_id == subscription_id)
                          .values(calls=fake_ossbss_groups.c.calls + 1))
             group_id = self._read(conn, subscription_id)["group_id"]
-        time.sleep(settings().fake_oss_delay)
+        time.sleep(faults.delay)
         return group_id
 
     def provision_user_groups(self, groups: dict[UUID, str]) -> dict[UUID, int | Exception]:
         """The batch call: create (or find) the group of each subscription, in one transaction; per subscription
         (by UUID) its group id, or the refusal of that one."""
-        self._answer_or_fail(f"{len(groups)} groups not provisioned")
+        faults = self._answer_or_fail(f"{len(groups)} groups not provisioned")
         answers: dict[UUID, int | Exception] = {}
         rows = []
         for sid, name in groups.items():
             try:
-                self._refuse(name)
+                self._refuse(faults, name)
                 rows.append({"subscription_id": UUID(str(sid)), "group_name": name, "calls": 0})
             except RefusedByOssBssError as exc:
                 answers[UUID(str(sid))] = exc
@@ -157,7 +173,7 @@ class FakeOssBss:
                 conn.execute(update(t).where(t.c.subscription_id.in_(ids)).values(calls=t.c.calls + 1))
                 answers.update((r.subscription_id, r.group_id) for r in conn.execute(
                     select(t.c.subscription_id, t.c.group_id).where(t.c.subscription_id.in_(ids))))
-        time.sleep(settings().fake_oss_delay)
+        time.sleep(faults.delay)
         return answers
 
     def rename_user_group(self, subscription_id: UUID, group_name: str) -> bool:
@@ -191,7 +207,7 @@ class FakeOssBss:
             return self._read(conn, UUID(str(subscription_id)))
 
     def provision_user(self, subscription_id: UUID, group_id: int, username: str, age: int | None) -> int:
-        self._answer_or_fail(f"user {username!r} not provisioned")
+        faults = self._answer_or_fail(f"user {username!r} not provisioned")
         subscription_id = UUID(str(subscription_id))
         users = fake_ossbss_users
         with self.engine.begin() as conn:
@@ -201,7 +217,7 @@ class FakeOssBss:
             conn.execute(update(users).where(users.c.subscription_id == subscription_id)
                          .values(calls=users.c.calls + 1))
             user_id = conn.execute(select(users.c.user_id).where(users.c.subscription_id == subscription_id)).scalar()
-        time.sleep(settings().fake_oss_delay)
+        time.sleep(faults.delay)
         return user_id
 
     def update_user(self, subscription_id: UUID, username: str, age: int | None) -> bool:
@@ -261,16 +277,56 @@ class FakeOssBss:
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(query)]
 
-    @staticmethod
-    def _answer_or_fail(what: str) -> None:
-        if settings().fake_oss_fail:
-            raise TransientError(f"fake OSS/BSS unavailable (USERGROUP_FAKE_OSS_FAIL is set): {what}")
+    def faults(self) -> "Faults":
+        """The fault switches in effect: its table's and the environment's (either one's fail, the longer delay,
+        each refuse pattern)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(fake_ossbss_faults).where(fake_ossbss_faults.c.id == 1)).first()
+        env = settings()
+        refuse = [("USERGROUP_FAKE_OSS_REFUSE", env.fake_oss_refuse)] if env.fake_oss_refuse else []
+        if row is None:
+            return Faults(env.fake_oss_fail, env.fake_oss_delay, refuse)
+        if row.refuse is not None:
+            refuse.append(("its refuse switch", re.compile(row.refuse)))
+        return Faults(env.fake_oss_fail or row.fail, max(env.fake_oss_delay, row.delay), refuse)
+
+    def set_faults(self, *, fail: bool | None = None, delay: float | None = None, refuse: str | None = None,
+                   no_refuse: bool = False) -> dict:
+        """Set the switches given (`no_refuse` turns refuse off) and keep the others; its table's switches after.
+        A bad value is refused before anything is written."""
+        if delay is not None and not 0 <= delay < float("inf"):
+            raise ValueError(f"delay: {delay!r} is not a number of seconds >= 0")
+        if refuse is not None:
+            if len(refuse) > 255:
+                raise ValueError(f"refuse: a pattern of at most 255 characters, not {len(refuse)}")
+            try:
+                re.compile(refuse)
+            except re.error as exc:
+                raise ValueError(f"refuse: {refuse!r} is not a regular expression: {exc}") from None
+        t = fake_ossbss_faults
+        with self.engine.begin() as conn:
+            row = conn.execute(select(t).where(t.c.id == 1)).first()
+            now = {"fail": False, "delay": 0.0, "refuse": None} if row is None else \
+                {"fail": row.fail, "delay": row.delay, "refuse": row.refuse}
+            given = {"fail": fail, "delay": None if delay is None else float(delay), "refuse": refuse}
+            now.update({k: v for k, v in given.items() if v is not None})
+            if no_refuse:
+                now["refuse"] = None
+            upsert(conn, t, {"id": 1, **now}, ["id"])
+        return now
+
+    def _answer_or_fail(self, what: str) -> "Faults":
+        faults = self.faults()
+        if faults.fail:
+            source = "USERGROUP_FAKE_OSS_FAIL is set" if settings().fake_oss_fail else "its fail switch is on"
+            raise TransientError(f"fake OSS/BSS unavailable ({source}): {what}")
+        return faults
 
     @staticmethod
-    def _refuse(group_name: str) -> None:
-        if (pattern := settings().fake_oss_refuse) and pattern.search(group_name):
-            raise RefusedByOssBssError(f"the OSS/BSS refuses group {group_name!r} (it matches "
-                                       "USERGROUP_FAKE_OSS_REFUSE)")
+    def _refuse(faults: "Faults", group_name: str) -> None:
+        for source, pattern in faults.refuse:
+            if pattern.search(group_name):
+                raise RefusedByOssBssError(f"the OSS/BSS refuses group {group_name!r} (it matches {source})")
 
     @staticmethod
     def _read(conn, subscription_id: UUID, lock: bool = False) -> dict | None:
@@ -283,6 +339,12 @@ class FakeOssBss:
     def _log(conn, subscription_id: UUID, action: str, group_name: str | None) -> None:
         conn.execute(insert(fake_ossbss_changes).values(subscription_id=subscription_id, action=action,
                                                         group_name=group_name, at=datetime.now(UTC)))
+
+
+class Faults(NamedTuple):
+    fail: bool
+    delay: float
+    refuse: list[tuple[str, re.Pattern[str]]]  # (where it was set, the pattern)
 
 
 def _parts(rows: list, size: int = 1000):

@@ -186,6 +186,23 @@ def test_ossbss_list_and_drift(store, capsys):
     assert "holds no group for subscription" in capsys.readouterr().err
 
 
+def test_ossbss_faults_shows_and_sets_the_fakes_switches(store, capsys):
+    from helpers import oss_for
+
+    assert main(["ossbss", "faults"]) == 0
+    assert capsys.readouterr().out == "fail:   off\ndelay:  0 s\nrefuse: none\n"
+    assert main(["ossbss", "faults", "--fail", "--delay", "1.5", "--refuse", "^No "]) == 0
+    assert capsys.readouterr().out == "fail:   on\ndelay:  1.5 s\nrefuse: '^No ' (its refuse switch)\n"
+    assert oss_for(store).faults().fail is True
+    assert main(["ossbss", "faults", "--refuse", "("]) == 1  # refused, nothing written
+    assert "refuse: '(' is not a regular expression" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["ossbss", "faults", "--delay", "-1"])
+    assert "'-1' is not a number of seconds >= 0" in capsys.readouterr().err
+    assert main(["ossbss", "faults", "--no-fail", "--no-refuse", "--delay", "0"]) == 0
+    assert capsys.readouterr().out == "fail:   off\ndelay:  0 s\nrefuse: none\n"
+
+
 def test_workflows_lists_every_dag_id(capsys):
     assert main(["workflows"]) == 0
     assert capsys.readouterr().out.split() == ["create_user", "create_user_group", "create_user_groups",

@@ -321,6 +321,28 @@ def ossbss_drift(args) -> int:
     return 0
 
 
+def ossbss_faults(args) -> int:
+    """Show the fake OSS/BSS's fault switches, setting those given first; a running stack's tasks see them at
+    their next call."""
+    fake = ossbss(args, "set_faults")
+    if (args.fail, args.delay, args.refuse, args.no_refuse) != (None, None, None, False):
+        fake.set_faults(fail=args.fail, delay=args.delay, refuse=args.refuse, no_refuse=args.no_refuse)
+    faults = fake.faults()
+    print(f"fail:   {'on' if faults.fail else 'off'}\ndelay:  {faults.delay:g} s\nrefuse: "
+          + ("; ".join(f"{p.pattern!r} ({source})" for source, p in faults.refuse) or "none"))
+    return 0
+
+
+def _seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1
+    if not 0 <= seconds < float("inf"):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds >= 0")
+    return seconds
+
+
 def _uuid(value: str) -> str:
     try:
         return str(UUID(value))
@@ -366,6 +388,16 @@ def parser() -> argparse.ArgumentParser:
     how.add_argument("--rename", metavar="NAME", help="give the group another name")
     how.add_argument("--remove", action="store_true", help="remove the group")
     od.set_defaults(func=ossbss_drift)
+    of = oss.add_parser("faults", help="show, or set, the fake's fault switches (running tasks see them at their "
+                        "next call; the USERGROUP_FAKE_OSS_* variables add to them)")
+    fail = of.add_mutually_exclusive_group()
+    fail.add_argument("--fail", action="store_const", const=True, help="every call fails as unavailable (retried)")
+    fail.add_argument("--no-fail", dest="fail", action="store_const", const=False, help="calls answer again")
+    of.add_argument("--delay", type=_seconds, metavar="SECONDS", help="answer this long after provisioning (0: now)")
+    refuse = of.add_mutually_exclusive_group()
+    refuse.add_argument("--refuse", metavar="REGEX", help="refuse to provision the group names it matches")
+    refuse.add_argument("--no-refuse", action="store_true", help="refuse no name")
+    of.set_defaults(func=ossbss_faults)
     procs = groups.add_parser("processes", help="the process trail").add_subparsers(dest="command", required=True)
     pl = procs.add_parser("list", help="all processes")
     pl.add_argument("--status", choices=[s.value for s in ProcessStatus], help="only processes in this status")
