@@ -400,7 +400,7 @@ def main() -> int:
     started = time.monotonic()
     try:
         stack.up()
-    except Exception:
+    except BaseException:  # a failure, or Ctrl-C: stop what started
         stack.down()
         raise
     scheduled = [name for name in stack.unpaused() if name not in triggered()]
