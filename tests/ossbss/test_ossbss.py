@@ -258,16 +258,27 @@ def test_the_fault_switches_in_its_table_take_effect_at_the_next_call(oss, knobs
 
 
 @pytest.mark.parametrize(("bad", "error"), [
-    ({"delay": -1}, "delay: -1 is not a number of seconds >= 0"),
-    ({"delay": float("nan")}, "delay: nan is not"), ({"delay": float("inf")}, "delay: inf is not"),
+    ({"delay": -1}, "delay: -1 is not a number of seconds from 0 to 3600"),
+    ({"delay": float("nan")}, "delay: nan is not"), ({"delay": 1e308}, "delay: 1e[+]308 is not"),
     ({"refuse": "("}, "refuse: '\\(' is not a regular expression"),
-    ({"refuse": "x" * 256}, "refuse: a pattern of at most 255 characters, not 256"),
+    ({"refuse": "x" * 256}, "refuse: a pattern of 1 to 255 characters, not 256"),
+    ({"refuse": ""}, "refuse: a pattern of 1 to 255 characters, not 0 [(]--no-refuse: none[)]"),
 ])
 def test_a_bad_fault_switch_is_refused_before_anything_is_written(oss, bad, error):
     oss.set_faults(fail=True)
     with pytest.raises(ValueError, match=error):
         oss.set_faults(fail=False, **bad)
     assert oss.faults().fail is True and oss.faults().delay == 0
+
+
+def test_two_callers_setting_switches_at_once_lose_neither(oss):
+    from concurrent.futures import ThreadPoolExecutor
+
+    calls = [{"fail": True}, {"delay": 2}, {"refuse": "^X"}] * 5
+    with ThreadPoolExecutor(6) as pool:
+        list(pool.map(lambda kw: oss.set_faults(**kw), calls))
+    assert oss.set_faults() == {"fail": True, "delay": 2.0, "refuse": "^X"}
+    oss.set_faults(fail=False, delay=0, no_refuse=True)
 
 
 def test_the_fakes_errors_through_a_real_step(store, knobs):

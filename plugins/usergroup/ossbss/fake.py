@@ -37,6 +37,7 @@ from usergroup.store.sql import insert_ignore, insert_ignore_many, upsert
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 VERSION_TABLE = "fake_ossbss_version"  # its own Alembic version table: on PostgreSQL it sits beside the store's
+MAX_DELAY = 3600  # seconds: the longest a fault switch makes it answer
 HEAD = "0002"  # the revision of migrations/ its tables must be at (a test keeps it equal to the scripts' head)
 
 fake_metadata = MetaData(schema="usergroup")
@@ -292,28 +293,27 @@ class FakeOssBss:
 
     def set_faults(self, *, fail: bool | None = None, delay: float | None = None, refuse: str | None = None,
                    no_refuse: bool = False) -> dict:
-        """Set the switches given (`no_refuse` turns refuse off) and keep the others; its table's switches after.
-        A bad value is refused before anything is written."""
-        if delay is not None and not 0 <= delay < float("inf"):
-            raise ValueError(f"delay: {delay!r} is not a number of seconds >= 0")
+        """Set the switches given (`no_refuse` turns refuse off), each in one statement (two callers at once lose
+        neither's), and keep the others; its table's switches after. A bad value is refused before anything is
+        written."""
+        if delay is not None and not 0 <= delay <= MAX_DELAY:
+            raise ValueError(f"delay: {delay!r} is not a number of seconds from 0 to {MAX_DELAY}")
         if refuse is not None:
-            if len(refuse) > 255:
-                raise ValueError(f"refuse: a pattern of at most 255 characters, not {len(refuse)}")
+            if not refuse or len(refuse) > 255:
+                raise ValueError(f"refuse: a pattern of 1 to 255 characters, not {len(refuse)} (--no-refuse: none)")
             try:
                 re.compile(refuse)
             except re.error as exc:
                 raise ValueError(f"refuse: {refuse!r} is not a regular expression: {exc}") from None
+        given = {k: v for k, v in {"fail": fail, "delay": delay, "refuse": refuse}.items() if v is not None}
+        if no_refuse:
+            given["refuse"] = None
         t = fake_ossbss_faults
         with self.engine.begin() as conn:
-            row = conn.execute(select(t).where(t.c.id == 1)).first()
-            now = {"fail": False, "delay": 0.0, "refuse": None} if row is None else \
-                {"fail": row.fail, "delay": row.delay, "refuse": row.refuse}
-            given = {"fail": fail, "delay": None if delay is None else float(delay), "refuse": refuse}
-            now.update({k: v for k, v in given.items() if v is not None})
-            if no_refuse:
-                now["refuse"] = None
-            upsert(conn, t, {"id": 1, **now}, ["id"])
-        return now
+            if given:
+                upsert(conn, t, {"id": 1, "fail": False, "delay": 0.0, "refuse": None, **given}, ["id"], list(given))
+            row = conn.execute(select(t.c.fail, t.c.delay, t.c.refuse).where(t.c.id == 1)).first()
+        return dict(row._mapping) if row else {"fail": False, "delay": 0.0, "refuse": None}
 
     def _answer_or_fail(self, what: str) -> "Faults":
         faults = self.faults()

@@ -19,9 +19,11 @@ def insert_ignore(conn: Connection, table: Table, values: dict[str, Any]) -> boo
     return conn.execute(_insert(conn, table).values(**values).on_conflict_do_nothing()).rowcount == 1
 
 
-def upsert(conn: Connection, table: Table, values: dict[str, Any], keys: list[str]) -> None:
+def upsert(conn: Connection, table: Table, values: dict[str, Any], keys: list[str],
+           update: list[str] | None = None) -> None:
+    """Insert the row; on a conflict of `keys`, set the `update` columns (default: every other one given)."""
     stmt = _insert(conn, table).values(**values)
-    changed = {k: stmt.excluded[k] for k in values if k not in keys}
+    changed = {k: stmt.excluded[k] for k in (update if update is not None else values) if k not in keys}
     conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=changed))
 
 

@@ -198,7 +198,7 @@ def test_ossbss_faults_shows_and_sets_the_fakes_switches(store, capsys):
     assert "refuse: '(' is not a regular expression" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["ossbss", "faults", "--delay", "-1"])
-    assert "'-1' is not a number of seconds >= 0" in capsys.readouterr().err
+    assert "'-1' is not a number of seconds from 0 to 3600" in capsys.readouterr().err
     assert main(["ossbss", "faults", "--no-fail", "--no-refuse", "--delay", "0"]) == 0
     assert capsys.readouterr().out == "fail:   off\ndelay:  0 s\nrefuse: none\n"
 

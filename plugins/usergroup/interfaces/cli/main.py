@@ -334,12 +334,14 @@ def ossbss_faults(args) -> int:
 
 
 def _seconds(value: str) -> float:
+    from usergroup.ossbss.fake import MAX_DELAY
+
     try:
         seconds = float(value)
     except ValueError:
         seconds = -1
-    if not 0 <= seconds < float("inf"):
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds >= 0")
+    if not 0 <= seconds <= MAX_DELAY:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds from 0 to {MAX_DELAY}")
     return seconds
 
 
