@@ -325,8 +325,7 @@ def ossbss_faults(args) -> int:
     """Show the fake OSS/BSS's fault switches, setting those given first; a running stack's tasks see them at
     their next call."""
     fake = ossbss(args, "set_faults")
-    if (args.fail, args.delay, args.refuse, args.no_refuse) != (None, None, None, False):
-        fake.set_faults(fail=args.fail, delay=args.delay, refuse=args.refuse, no_refuse=args.no_refuse)
+    fake.set_faults(fail=args.fail, delay=args.delay, refuse=args.refuse, no_refuse=args.no_refuse)  # none: no write
     faults = fake.faults()
     print(f"fail:   {'on' if faults.fail else 'off'}\ndelay:  {faults.delay:g} s\nrefuse: "
           + ("; ".join(f"{p.pattern!r} ({source})" for source, p in faults.refuse) or "none"))
