@@ -258,8 +258,10 @@ def test_the_fault_switches_in_its_table_take_effect_at_the_next_call(oss, knobs
 
 
 @pytest.mark.parametrize(("bad", "error"), [
-    ({"delay": -1}, "delay: -1 is not a number of seconds from 0 to 3600"),
-    ({"delay": float("nan")}, "delay: nan is not"), ({"delay": 1e308}, "delay: 1e[+]308 is not"),
+    ({"delay": -1}, "delay: -1 is not a number of seconds from 0 to 30"),
+    ({"delay": float("nan")}, "delay: nan is not"), ({"delay": 31}, "delay: 31 is not"),
+    ({"refuse": "a{99999999999}"}, "is not a regular expression: the repetition number is too large"),
+    ({"refuse": "(a+)+$"}, "repeats a repeated pattern"), ({"refuse": "^(x|x?)*y"}, "repeats a repeated pattern"),
     ({"refuse": "("}, "refuse: '\\(' is not a regular expression"),
     ({"refuse": "x" * 256}, "refuse: a pattern of 1 to 255 characters, not 256"),
     ({"refuse": ""}, "refuse: a pattern of 1 to 255 characters, not 0 [(]--no-refuse: none[)]"),

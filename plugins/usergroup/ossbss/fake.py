@@ -37,7 +37,10 @@ from usergroup.store.sql import insert_ignore, insert_ignore_many, upsert
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 VERSION_TABLE = "fake_ossbss_version"  # its own Alembic version table: on PostgreSQL it sits beside the store's
-MAX_DELAY = 3600  # seconds: the longest a fault switch makes it answer
+# Seconds: the longest its delay switch makes it answer. The step's store transaction is open while it answers: on
+# the embedded SQLite store a longer wait holds every other writer past SQLite's busy timeout.
+MAX_DELAY = 30
+NESTED_QUANTIFIER = re.compile(r"[*+?}]\)*[*+{]")  # (a+)+, (a|a?)*: matching can take exponential time
 HEAD = "0002"  # the revision of migrations/ its tables must be at (a test keeps it equal to the scripts' head)
 
 fake_metadata = MetaData(schema="usergroup")
@@ -303,8 +306,11 @@ class FakeOssBss:
                 raise ValueError(f"refuse: a pattern of 1 to 255 characters, not {len(refuse)} (--no-refuse: none)")
             try:
                 re.compile(refuse)
-            except re.error as exc:
+            except (re.error, OverflowError) as exc:
                 raise ValueError(f"refuse: {refuse!r} is not a regular expression: {exc}") from None
+            if NESTED_QUANTIFIER.search(refuse):
+                raise ValueError(f"refuse: {refuse!r} repeats a repeated pattern: matching a name could take "
+                                 "longer than the step may (the store waits meanwhile)")
         given = {k: v for k, v in {"fail": fail, "delay": delay, "refuse": refuse}.items() if v is not None}
         if no_refuse:
             given["refuse"] = None

@@ -198,9 +198,15 @@ def test_ossbss_faults_shows_and_sets_the_fakes_switches(store, capsys):
     assert "refuse: '(' is not a regular expression" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["ossbss", "faults", "--delay", "-1"])
-    assert "'-1' is not a number of seconds from 0 to 3600" in capsys.readouterr().err
+    assert "'-1' is not a number of seconds from 0 to 30" in capsys.readouterr().err
     assert main(["ossbss", "faults", "--no-fail", "--no-refuse", "--delay", "0"]) == 0
     assert capsys.readouterr().out == "fail:   off\ndelay:  0 s\nrefuse: none\n"
+
+
+def test_ossbss_faults_names_the_environments_fail_switch(store, knobs, capsys):
+    knobs(USERGROUP_FAKE_OSS_FAIL="1")
+    assert main(["ossbss", "faults", "--no-fail"]) == 0  # the table's off; this environment's still on
+    assert capsys.readouterr().out.startswith("fail:   on (USERGROUP_FAKE_OSS_FAIL in this environment)\n")
 
 
 def test_workflows_lists_every_dag_id(capsys):

@@ -327,7 +327,8 @@ def ossbss_faults(args) -> int:
     fake = ossbss(args, "set_faults")
     fake.set_faults(fail=args.fail, delay=args.delay, refuse=args.refuse, no_refuse=args.no_refuse)  # none: no write
     faults = fake.faults()
-    print(f"fail:   {'on' if faults.fail else 'off'}\ndelay:  {faults.delay:g} s\nrefuse: "
+    env = " (USERGROUP_FAKE_OSS_FAIL in this environment)" if faults.fail and not fake.set_faults()["fail"] else ""
+    print(f"fail:   {'on' if faults.fail else 'off'}{env}\ndelay:  {faults.delay:g} s\nrefuse: "
           + ("; ".join(f"{p.pattern!r} ({source})" for source, p in faults.refuse) or "none"))
     return 0
 
@@ -394,7 +395,7 @@ def parser() -> argparse.ArgumentParser:
     fail = of.add_mutually_exclusive_group()
     fail.add_argument("--fail", action="store_const", const=True, help="every call fails as unavailable (retried)")
     fail.add_argument("--no-fail", dest="fail", action="store_const", const=False, help="calls answer again")
-    of.add_argument("--delay", type=_seconds, metavar="SECONDS", help="answer this long after provisioning (0: now)")
+    of.add_argument("--delay", type=_seconds, metavar="SECONDS", help="answer this long after provisioning (0 to 30)")
     refuse = of.add_mutually_exclusive_group()
     refuse.add_argument("--refuse", metavar="REGEX", help="refuse to provision the group names it matches")
     refuse.add_argument("--no-refuse", action="store_true", help="refuse no name")
