@@ -7,11 +7,13 @@ the scheduler sleeps 0.1 s when idle, heartbeats every second, and runs few task
 """
 
 import argparse
+import fcntl
 import json
 import os
 import re
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -346,6 +348,17 @@ def _group_alive(pgid: int) -> bool:
         return False
 
 
+def _port_taken(port: int) -> str | None:
+    """Why the api-server could not listen on 127.0.0.1:`port`, or None if it can."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            return exc.strerror
+    return None
+
+
 def _configured_elsewhere(cfg: Path) -> bool:
     """airflow.cfg names a database that is neither SQLite nor the private PostgreSQL: the user's own."""
     if not cfg.exists():
@@ -385,6 +398,14 @@ def main() -> int:
             stack.pg.purge()
         print(f"make down: {'stopped' if was else 'nothing was running for'} {home}", file=sys.stderr)
         return 0
+    home.mkdir(parents=True, exist_ok=True)
+    lock = (home / "stack.lock").open("w")  # held until this process exits
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print(f"make up: another `make up` is starting the stack of {home}; wait for it (or stop it with Ctrl-C)",
+              file=sys.stderr)
+        return 1
     if stack.running():  # started before: check each component, restart the dead ones
         try:
             restarted = stack.revive()
@@ -397,6 +418,10 @@ def main() -> int:
         print(f"make up: already running at {stack.base}: {said} (make down stops it)", file=sys.stderr)
         return 0
     stack = Stack(home, port=args.port)
+    if taken := _port_taken(stack.port):
+        print(f"make up: 127.0.0.1:{stack.port} is taken ({taken}): `PORT=<another> make up` uses another port",
+              file=sys.stderr)
+        return 1
     started = time.monotonic()
     try:
         stack.up()

@@ -1,6 +1,9 @@
 """`make up`'s components run on the home's connections: the ones `usergroup ...` with only AIRFLOW_HOME reads."""
 
+import fcntl
 import json
+import os
+import socket
 import subprocess
 import sys
 import time
@@ -8,6 +11,7 @@ import time
 import homeconn
 
 from devstack import Stack
+from helpers import ROOT
 
 PG_STORE = "postgresql://postgres@127.0.0.1:5432/elsewhere?db_schema=usergroup"
 
@@ -66,3 +70,29 @@ def test_stop_asks_again_when_a_component_ignored_sigterm(tmp_path):
     stack.stop("scheduler")
     assert proc.wait(timeout=5) == 0
     assert marker.read_text() == "exited on the second SIGTERM"
+
+
+def _up(home, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / "devstack.py"), "up", *args], capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "AIRFLOW_HOME": str(home)})
+
+
+def test_make_up_on_a_taken_port_says_so_before_starting_anything(tmp_path):
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        result = _up(tmp_path, "--port", str(port))
+    assert result.returncode == 1
+    assert f"make up: 127.0.0.1:{port} is taken (Address already in use): `PORT=<another> make up`" in result.stderr
+    assert not (tmp_path / "stack.json").exists() and not (tmp_path / "airflow.cfg").exists()
+
+
+def test_a_second_make_up_at_once_refuses_instead_of_racing_the_first(tmp_path):
+    """Two at once both failed: the loser's cleanup stopped the private PostgreSQL the other had started."""
+    with (tmp_path / "stack.lock").open("w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # as a `make up` still starting holds it
+        result = _up(tmp_path)
+    assert result.returncode == 1
+    assert f"make up: another `make up` is starting the stack of {tmp_path}" in result.stderr
+    assert not (tmp_path / "stack.json").exists()
