@@ -13,7 +13,6 @@ import os
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import homeconn
 import requests
-from localpg import LocalPostgres, cluster_folder, free_port
+from localpg import LocalPostgres, cluster_folder, free_port, port_taken
 
 from usergroup.engine.discovery import declared
 from usergroup.engine.workflow import Schedule
@@ -348,17 +347,6 @@ def _group_alive(pgid: int) -> bool:
         return False
 
 
-def _port_taken(port: int) -> str | None:
-    """Why the api-server could not listen on 127.0.0.1:`port`, or None if it can."""
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError as exc:
-            return exc.strerror
-    return None
-
-
 def _configured_elsewhere(cfg: Path) -> bool:
     """airflow.cfg names a database that is neither SQLite nor the private PostgreSQL: the user's own."""
     if not cfg.exists():
@@ -418,7 +406,7 @@ def main() -> int:
         print(f"make up: already running at {stack.base}: {said} (make down stops it)", file=sys.stderr)
         return 0
     stack = Stack(home, port=args.port)
-    if taken := _port_taken(stack.port):
+    if taken := port_taken(stack.port):
         print(f"make up: 127.0.0.1:{stack.port} is taken ({taken}): `PORT=<another> make up` uses another port",
               file=sys.stderr)
         return 1

@@ -84,7 +84,7 @@ class LocalPostgres:
             self._run(str(binaries() / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust",
                       "--encoding=UTF8", "--no-instructions")
         if not self.running():
-            if not self.port_file.exists() or not _port_free(self.port):  # keep its port across restarts
+            if not self.port_file.exists() or port_taken(self.port):  # keep its port across restarts
                 self.port_file.write_text(str(free_port()))
             started = self._run(str(binaries() / "pg_ctl"), "-D", str(self.data), "-w", "-t", "60", "-l", str(self.log),
                                 "-o", f"-h 127.0.0.1 -p {self.port} -c unix_socket_directories=''", "start",
@@ -124,14 +124,15 @@ class LocalPostgres:
             self._run(str(binaries() / "pg_ctl"), "-D", str(self.data), "-w", "-m", mode, "stop")
 
 
-def _port_free(port: int) -> bool:
+def port_taken(port: int) -> str | None:
+    """Why a server could not listen on 127.0.0.1:`port`, or None if it can."""
     with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as PostgreSQL binds: TIME_WAIT is no obstacle
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers bind: TIME_WAIT is no obstacle
         try:
             s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
+        except OSError as exc:
+            return exc.strerror
+    return None
 
 
 def _ensure_system_user() -> None:

@@ -41,6 +41,7 @@ VERSION_TABLE = "fake_ossbss_version"  # its own Alembic version table: on Postg
 # the embedded SQLite store a longer wait holds every other writer past SQLite's busy timeout.
 MAX_DELAY = 30
 NESTED_QUANTIFIER = re.compile(r"[*+?}]\)*[*+{]")  # (a+)+, (a|a?)*: matching can take exponential time
+SWITCHES_OFF = {"fail": False, "delay": 0.0, "refuse": None}  # its table's switches when it has no row
 HEAD = "0002"  # the revision of migrations/ its tables must be at (a test keeps it equal to the scripts' head)
 
 fake_metadata = MetaData(schema="usergroup")
@@ -317,9 +318,9 @@ class FakeOssBss:
         t = fake_ossbss_faults
         with self.engine.begin() as conn:
             if given:
-                upsert(conn, t, {"id": 1, "fail": False, "delay": 0.0, "refuse": None, **given}, ["id"], list(given))
+                upsert(conn, t, {"id": 1, **SWITCHES_OFF, **given}, ["id"], list(given))
             row = conn.execute(select(t.c.fail, t.c.delay, t.c.refuse).where(t.c.id == 1)).first()
-        return dict(row._mapping) if row else {"fail": False, "delay": 0.0, "refuse": None}
+        return dict(row._mapping) if row else dict(SWITCHES_OFF)
 
     def _answer_or_fail(self, what: str) -> "Faults":
         faults = self.faults()

@@ -325,9 +325,9 @@ def ossbss_faults(args) -> int:
     """Show the fake OSS/BSS's fault switches, setting those given first; a running stack's tasks see them at
     their next call."""
     fake = ossbss(args, "set_faults")
-    fake.set_faults(fail=args.fail, delay=args.delay, refuse=args.refuse, no_refuse=args.no_refuse)  # none: no write
-    faults = fake.faults()
-    env = " (USERGROUP_FAKE_OSS_FAIL in this environment)" if faults.fail and not fake.set_faults()["fail"] else ""
+    table = fake.set_faults(fail=args.fail, delay=args.delay, refuse=args.refuse, no_refuse=args.no_refuse)
+    faults = fake.faults()  # with this environment's
+    env = " (USERGROUP_FAKE_OSS_FAIL in this environment)" if faults.fail and not table["fail"] else ""
     print(f"fail:   {'on' if faults.fail else 'off'}{env}\ndelay:  {faults.delay:g} s\nrefuse: "
           + ("; ".join(f"{p.pattern!r} ({source})" for source, p in faults.refuse) or "none"))
     return 0
