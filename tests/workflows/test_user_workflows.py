@@ -218,8 +218,8 @@ def test_the_provisioning_answer_lost_then_the_retry_makes_no_second_user(store,
     oss = oss_for(store)
     real, ids = oss.provision_user, []
 
-    def provision_then_die(*args):
-        ids.append(real(*args))
+    def provision_then_die(*args, **kwargs):
+        ids.append(real(*args, **kwargs))
         if len(ids) == 1:
             raise TaskDied("killed between the OSS/BSS answer and the commit")
         return ids[-1]

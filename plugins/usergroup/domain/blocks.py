@@ -5,6 +5,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict
 
 from usergroup.domain.names import GroupName
+from usergroup.domain.ossbss_id import OssBssId
 
 
 class UserGroupBlockInactive(BaseModel):
@@ -15,18 +16,18 @@ class UserGroupBlockInactive(BaseModel):
 
     owner_subscription_id: UUID | None = None
     group_name: GroupName | None = None
-    group_id: int | None = None
+    group_id: OssBssId | None = None
 
 
 class UserGroupBlockProvisioning(UserGroupBlockInactive):
     """Lifecycle `provisioning`: the name is required, the OSS/BSS id not yet."""
 
     group_name: GroupName
-    group_id: int | None = None
+    group_id: OssBssId | None = None
 
 
 class UserGroupBlock(UserGroupBlockProvisioning):
     """Lifecycle `active`: name and id required."""
 
     group_name: GroupName
-    group_id: int
+    group_id: OssBssId

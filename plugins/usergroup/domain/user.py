@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from usergroup.domain.blocks import UserGroupBlock, UserGroupBlockInactive, UserGroupBlockProvisioning
 from usergroup.domain.lifecycle import SubscriptionLifecycle
 from usergroup.domain.names import Username
+from usergroup.domain.ossbss_id import OssBssId
 from usergroup.domain.product import FixedInput, Product
 from usergroup.domain.subscription import SubscriptionModel, register
 
@@ -35,7 +36,7 @@ class UserBlockInactive(BaseModel):
     group: UserGroupBlockInactive
     username: Username | None = None
     age: int | None = Field(default=None, ge=0, le=150)
-    user_id: int | None = None
+    user_id: OssBssId | None = None
 
 
 class UserBlockProvisioning(UserBlockInactive):
@@ -45,7 +46,7 @@ class UserBlockProvisioning(UserBlockInactive):
 
 class UserBlock(UserBlockProvisioning):
     group: UserGroupBlock
-    user_id: int
+    user_id: OssBssId
 
 
 class UserInactive(SubscriptionModel, is_base=True, lifecycle=[SubscriptionLifecycle.INITIAL]):

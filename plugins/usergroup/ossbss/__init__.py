@@ -7,7 +7,10 @@ Conn types:
                             `AIRFLOW_CONN_USERGROUP_OSSBSS='{"conn_type": "usergroup_fake_ossbss"}'`. It takes no
                             field of the connection: its tables sit beside the store's (in the store's schema on
                             PostgreSQL, in a file beside the store's on SQLite), migrated by `usergroup db upgrade`.
-A real OSS/BSS is one more entry: a factory that builds its client from the connection's fields.
+    usergroup_scim          a SCIM 2.0 endpoint (scim/): host (or URL), port, schema (its scheme, https by default),
+                            login and password (basic auth) or password alone (a bearer token), and an extra of
+                            base_path, verify, cert, timeout (scim/connection.py). `make up` defines one.
+Another OSS/BSS is one more entry: a factory that builds its client from the connection's fields.
 """
 
 from collections.abc import Callable
@@ -50,8 +53,15 @@ def _fake(connection: Connection, store: StorePlace) -> OssBssClient:
     return FakeOssBss(store.url, store.db_schema, engine=store.engine)
 
 
+def _scim(connection: Connection, store: StorePlace) -> OssBssClient:
+    from usergroup.ossbss.scim.connection import scim_client
+
+    return scim_client(connection)
+
+
 CLIENTS: dict[str, Callable[[Connection, StorePlace], OssBssClient]] = {
     "usergroup_fake_ossbss": _fake,
+    "usergroup_scim": _scim,
 }
 CONN_TYPES = tuple(CLIENTS)  # as they were declared: the first is the one `make run` and `make up` define
 

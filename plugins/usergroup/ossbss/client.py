@@ -18,8 +18,9 @@ class OssBssClient(Protocol):
     group); `upgrade() -> str`, for a client that keeps tables of its own (`usergroup db upgrade` runs it);
     `groups()` and `drift(...)`, what `usergroup ossbss list` and `drift` show and do."""
 
-    def provision_user_group(self, subscription_id: UUID, group_name: str) -> int:
-        """Create (or find) the group for this subscription; return its id. Must be idempotent."""
+    def provision_user_group(self, subscription_id: UUID, group_name: str) -> int | str:
+        """Create (or find) the group for this subscription; return its id (`usergroup.domain.ossbss_id`).
+        Must be idempotent."""
 
     def rename_user_group(self, subscription_id: UUID, group_name: str) -> bool:
         """Give the subscription's group this name; False if it had it already. Idempotent."""
@@ -30,7 +31,8 @@ class OssBssClient(Protocol):
     def read_user_group(self, subscription_id: UUID) -> dict | None:
         """The group the OSS/BSS holds for this subscription ({group_id, group_name}), or None."""
 
-    def provision_user(self, subscription_id: UUID, group_id: int, username: str, age: int | None) -> int:
+    def provision_user(self, subscription_id: UUID, group_id: int | str, username: str, age: int | None,
+                       affiliation: str | None = None) -> int | str:
         """Create (or find) the user for this subscription in the group; return its user id. Idempotent."""
 
     def update_user(self, subscription_id: UUID, username: str, age: int | None) -> bool:
@@ -40,12 +42,12 @@ class OssBssClient(Protocol):
         """Remove whatever user the OSS/BSS holds for this subscription; False if it held none. Idempotent."""
 
 
-def provision_many(oss: OssBssClient, groups: dict[UUID, str]) -> dict[UUID, int | Exception]:
+def provision_many(oss: OssBssClient, groups: dict[UUID, str]) -> dict[UUID, int | str | Exception]:
     """Provision many groups: the client's batch call if it has one, else one call per group. An item's refusal
     (a `PermanentError`) is its answer; any other error (the OSS/BSS is away) is raised, for the whole batch."""
     if batch := getattr(oss, "provision_user_groups", None):
         return batch(groups)
-    answers: dict[UUID, int | Exception] = {}
+    answers: dict[UUID, int | str | Exception] = {}
     for sid, name in groups.items():
         try:
             answers[UUID(str(sid))] = oss.provision_user_group(sid, name)
@@ -58,7 +60,7 @@ class Answered:
     """The OSS/BSS as a step of a bulk run's chunk sees it: the provisioning asked for the whole chunk at once
     (`provision_many`) answers each item's call; any other call, or one it has no answer for, goes through."""
 
-    def __init__(self, oss: OssBssClient, answers: dict[UUID, int | Exception]):
+    def __init__(self, oss: OssBssClient, answers: dict[UUID, int | str | Exception]):
         self._oss, self._answers = oss, answers
 
     def provision_user_group(self, subscription_id: UUID, group_name: str) -> int:

@@ -211,7 +211,8 @@ class FakeOssBss:
         with self.engine.connect() as conn:
             return self._read(conn, UUID(str(subscription_id)))
 
-    def provision_user(self, subscription_id: UUID, group_id: int, username: str, age: int | None) -> int:
+    def provision_user(self, subscription_id: UUID, group_id: int, username: str, age: int | None,
+                       affiliation: str | None = None) -> int:  # it keeps no affiliation
         faults = self._answer_or_fail(f"user {username!r} not provisioned")
         subscription_id = UUID(str(subscription_id))
         users = fake_ossbss_users

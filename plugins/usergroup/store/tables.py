@@ -22,6 +22,16 @@ from sqlalchemy.types import TypeDecorator
 SCHEMA_TOKEN = "usergroup"
 
 
+class OssBssIdText(TypeDecorator):
+    """An OSS/BSS id (`usergroup.domain.ossbss_id`): a number or a string, kept as text (the domain reads "7" as 7)."""
+
+    impl = String(255)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        return None if value is None else str(value)
+
+
 class UTCDateTime(TypeDecorator):
     """A timezone-aware timestamp on both databases: SQLite drops the zone, so read values back as UTC."""
 

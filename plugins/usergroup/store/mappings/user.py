@@ -3,13 +3,13 @@ now), its username unique per group."""
 
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, ForeignKey, Integer, Select, String, Table, UniqueConstraint, Uuid, select
+from sqlalchemy import Column, ForeignKey, Integer, Select, String, Table, UniqueConstraint, Uuid, select
 
 from usergroup.domain import SubscriptionLifecycle, SubscriptionModel
 from usergroup.domain.errors import LifecycleError
 from usergroup.store.mappings import ProductMapping, UniqueName
 from usergroup.store.mappings.user_group import user_group_blocks
-from usergroup.store.tables import metadata, subscriptions
+from usergroup.store.tables import OssBssIdText, metadata, subscriptions
 
 user_blocks = Table(
     "user_blocks",
@@ -20,7 +20,7 @@ user_blocks = Table(
     Column("group_subscription_id", Uuid, ForeignKey(user_group_blocks.c.subscription_id), index=True),
     Column("username", String(255)),
     Column("age", Integer),
-    Column("user_id", BigInteger),
+    Column("user_id", OssBssIdText),
     # Usernames are unique per group among non-terminated users: the key while not terminated, else NULL.
     Column("name_key", String(1024)),
     UniqueConstraint("group_subscription_id", "name_key", name="uq_user_blocks_group_name"),

@@ -2,18 +2,18 @@
 
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, ForeignKey, Select, String, Table, UniqueConstraint, Uuid, select
+from sqlalchemy import Column, ForeignKey, Select, String, Table, UniqueConstraint, Uuid, select
 
 from usergroup.domain import SubscriptionModel
 from usergroup.store.mappings import ProductMapping, UniqueName
-from usergroup.store.tables import metadata, subscriptions
+from usergroup.store.tables import OssBssIdText, metadata, subscriptions
 
 user_group_blocks = Table(
     "user_group_blocks",
     metadata,
     Column("subscription_id", Uuid, ForeignKey(subscriptions.c.subscription_id), primary_key=True),
     Column("group_name", String(255)),
-    Column("group_id", BigInteger),
+    Column("group_id", OssBssIdText),
     # Uniqueness of names per customer, case-insensitive, among non-terminated subscriptions:
     # name_key is the case-folded name while the subscription is not terminated, else NULL.
     Column("customer_id", Uuid, nullable=False),

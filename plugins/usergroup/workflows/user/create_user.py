@@ -67,7 +67,8 @@ def initialize_subscription(subscription: UserInactive, user_group_id: UUID, use
 @step("Provision user", returns=("subscription", "user_id"), **OSSBSS_RETRIES)
 def provision_user(subscription: UserProvisioning, ctx: StepContext) -> State:
     user = subscription.user
-    user.user_id = ctx.oss.provision_user(subscription.subscription_id, user.group.group_id, user.username, user.age)
+    user.user_id = ctx.oss.provision_user(subscription.subscription_id, user.group.group_id, user.username, user.age,
+                                          affiliation=subscription.affiliation)
     return {"subscription": subscription, "user_id": user.user_id}
 
 

@@ -1,0 +1,107 @@
+"""Through Airflow (`dag.test()`) against a real SCIM server over HTTP, on both stores: a group created, renamed,
+validated, used by a user (created, modified, terminated) and terminated is, after every step, exactly what any SCIM
+client reading the server sees."""
+
+import httpx
+import pytest
+from scim import conn_json, read, scim_server
+
+from helpers import USER_EXTERNAL
+
+pytestmark = pytest.mark.slow
+
+EXTENSION = "urn:usergroup:params:scim:schemas:extension:2.0:User"
+
+
+@pytest.fixture
+def scim(store, tmp_path, monkeypatch):
+    server = scim_server(tmp_path)
+    monkeypatch.setenv("AIRFLOW_CONN_USERGROUP_OSSBSS", conn_json(server))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def run(dag_test):
+    def run_(dag_id: str, **conf) -> str:
+        state, out = dag_test(dag_id, **conf)
+        assert state == "success", out[-3000:]
+        return out
+
+    return run_
+
+
+def subscriptions(store, product_type):
+    with store.transaction() as repo:
+        return [s for s in repo.list_subscriptions() if s.product.product_type == product_type]
+
+
+def group_on_server(scim, sub) -> dict:
+    [group] = read(scim, "Groups", sub.subscription_id)
+    assert (group["id"], group["displayName"]) == (str(sub.user_group.group_id), sub.user_group.group_name)
+    return group
+
+
+def user_on_server(scim, sub) -> dict:
+    [user] = read(scim, "Users", sub.subscription_id)
+    assert (user["id"], user["userName"], user["userType"]) == (str(sub.user.user_id), sub.user.username,
+                                                                sub.affiliation)
+    assert (user.get(EXTENSION) or {}).get("age") == sub.user.age
+    return user
+
+
+def test_both_products_whole_lives_are_what_the_scim_server_shows(run, dag_test, store, scim):
+    run("create_user_group", group_name="Optics Lab")
+    [group] = subscriptions(store, "UserGroup")
+    gid = str(group.subscription_id)
+    assert isinstance(group.user_group.group_id, str) and group_on_server(scim, group).get("members", []) == []
+
+    run("modify_user_group", subscription_id=gid, group_name="Photonics Lab", version=group.version)
+    [group] = subscriptions(store, "UserGroup")
+    assert group.user_group.group_name == "Photonics Lab"
+    group_on_server(scim, group)
+    run("validate_user_group", subscription_id=gid)
+
+    run("create_user", product=USER_EXTERNAL, user_group_id=gid, username="zoë", age=33)
+    [user] = subscriptions(store, "User")
+    uid = str(user.subscription_id)
+    user_on_server(scim, user)
+    assert [m["value"] for m in group_on_server(scim, group)["members"]] == [user.user.user_id]
+
+    run("modify_user", subscription_id=uid, username="Zoë Z", age=34, version=user.version)
+    [user] = subscriptions(store, "User")
+    assert (user.user.username, user.user.age) == ("Zoë Z", 34)
+    user_on_server(scim, user)
+
+    run("terminate_user", subscription_id=uid)
+    assert read(scim, "Users") == [] and group_on_server(scim, group).get("members", []) == []
+    run("terminate_user_group", subscription_id=gid)
+    assert read(scim, "Groups") == []
+    with store.transaction() as repo:
+        assert {s.status for s in repo.list_subscriptions()} == {"terminated"}
+
+
+def test_validate_names_what_changed_behind_our_back(run, dag_test, store, scim):
+    run("create_user_group", group_name="Drift Lab")
+    [group] = subscriptions(store, "UserGroup")
+    from usergroup.airflow.ossbss_hook import OssBssHook
+
+    OssBssHook().client.drift(group.subscription_id, group_name="Drifted")  # as any other SCIM client could
+    state, out = dag_test("validate_user_group", subscription_id=str(group.subscription_id))
+    assert state == "failed"
+    assert "group_name: expected 'Drift Lab', found 'Drifted' in the OSS/BSS" in out
+
+
+def test_a_name_the_scim_server_holds_fails_the_create_with_its_detail(dag_test, store, scim):
+    taken = httpx.post(f"{scim.url}/Groups", json={"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                                                   "displayName": "Taken"})  # by another SCIM client
+    assert taken.status_code == 201
+    state, out = dag_test("create_user_group", group_name="taken")
+    assert state == "failed"
+    assert "Group 'taken' not provisioned: SCIM server answered 409" in out
+    assert "already in use" in out and len(read(scim, "Groups")) == 1
+    [sub] = subscriptions(store, "UserGroup")
+    assert (sub.status, sub.insync) == ("provisioning", False)  # as the last step it passed left it
+    with store.transaction() as repo:
+        [process] = repo.processes_of(sub.subscription_id)
+    assert (process["status"], process["last_step"]) == ("failed", "provision_user_group")

@@ -1,0 +1,148 @@
+"""The SCIM client against a real SCIM server over HTTP: each call leaves what any SCIM client reading it sees."""
+
+import json
+from uuid import uuid4
+
+import httpx
+import pytest
+from scim import conn_json, read, scim_server
+
+from usergroup.ossbss import Connection, StorePlace, client_for
+from usergroup.ossbss.errors import NotFoundError, PermanentError, TransientError
+from usergroup.ossbss.scim.connection import ScimConnectionError
+from usergroup.ossbss.scim.http import ScimChangedError, ScimConflictError
+
+
+def client(server=None, **fields):
+    conn = json.loads(conn_json(server, **fields)) if server else {"conn_type": "usergroup_scim", **fields}
+    return client_for(Connection(conn_id="usergroup_ossbss", **conn), StorePlace(None, "usergroup"))
+
+
+@pytest.fixture
+def server(tmp_path):
+    server = scim_server(tmp_path)
+    yield server
+    server.stop()
+
+
+def members(server, group_id) -> list[str]:
+    [group] = [g for g in read(server, "Groups") if g["id"] == group_id]
+    return [m["value"] for m in group.get("members", [])]
+
+
+def test_a_group_and_its_user_through_their_lifecycle_are_what_the_server_shows(server):
+    oss, group_sid, user_sid = client(server), uuid4(), uuid4()
+    group_id = oss.provision_user_group(group_sid, "Lab")
+    [group] = read(server, "Groups", group_sid)
+    assert (group["id"], group["displayName"], group["externalId"]) == (group_id, "Lab", str(group_sid))
+    assert oss.read_user_group(group_sid) == {"group_id": group_id, "group_name": "Lab"}
+
+    assert oss.rename_user_group(group_sid, "Lab 2") is True
+    assert oss.rename_user_group(group_sid, "Lab 2") is False  # had it already
+    assert read(server, "Groups", group_sid)[0]["displayName"] == "Lab 2"
+
+    user_id = oss.provision_user(user_sid, group_id, "alice", 33, affiliation="external")
+    [user] = read(server, "Users", user_sid)
+    assert (user["id"], user["userName"], user["userType"]) == (user_id, "alice", "external")
+    assert user["urn:usergroup:params:scim:schemas:extension:2.0:User"] == {"age": 33}
+    assert members(server, group_id) == [user_id]
+
+    assert oss.update_user(user_sid, "alice2", None) is True
+    assert oss.update_user(user_sid, "alice2", None) is False
+    [user] = read(server, "Users", user_sid)
+    assert user["userName"] == "alice2" and not user.get("urn:usergroup:params:scim:schemas:extension:2.0:User")
+
+    assert oss.deprovision_user(user_sid) is True
+    assert read(server, "Users", user_sid) == [] and members(server, group_id) == []
+    assert oss.deprovision_user(user_sid) is False  # safe to run twice
+    assert oss.deprovision_user_group(group_sid) is True
+    assert read(server, "Groups") == [] and oss.read_user_group(group_sid) is None
+    assert oss.deprovision_user_group(group_sid) is False
+
+
+def test_a_retry_finds_what_the_first_call_created_by_its_external_id(server):
+    oss, sid = client(server), uuid4()
+    first = oss.provision_user_group(sid, "Lab")
+    assert client(server).provision_user_group(sid, "Lab") == first  # a new process, as a retried task is
+    assert len(read(server, "Groups")) == 1
+    group_id, user_sid = first, uuid4()
+    assert oss.provision_user(user_sid, group_id, "bob", None) == oss.provision_user(user_sid, group_id, "bob", None)
+    assert len(read(server, "Users")) == 1 and len(members(server, group_id)) == 1
+
+
+def test_a_name_the_server_holds_for_another_is_a_permanent_error_with_its_detail(server):
+    oss = client(server)
+    oss.provision_user_group(uuid4(), "Lab")
+    with pytest.raises(ScimConflictError, match=r"Group 'lab' not provisioned: SCIM server answered 409 .*already in "
+                                                r"use") as refused:
+        oss.provision_user_group(uuid4(), "lab")  # displayName is unique on this server, case-insensitively
+    assert isinstance(refused.value, PermanentError)
+    assert len(read(server, "Groups")) == 1
+
+
+def test_a_change_between_our_read_and_our_write_is_412_and_the_retry_applies_over_it(server):
+    sid = uuid4()
+    client(server).provision_user_group(sid, "Lab")
+    behind_our_back = client(server)
+
+    def change_it_first(request):
+        if request.method == "PATCH" and not behind_our_back.scim.client.headers.get("x-done"):
+            behind_our_back.scim.client.headers["x-done"] = "1"
+            behind_our_back.rename_user_group(sid, "Renamed elsewhere")
+
+    oss = client(server)
+    oss.scim.client.event_hooks["request"].append(change_it_first)
+    with pytest.raises(ScimChangedError, match="412") as changed:
+        oss.rename_user_group(sid, "Lab 2")
+    assert isinstance(changed.value, TransientError)  # retried: the next try reads the new version
+    assert read(server, "Groups", sid)[0]["displayName"] == "Renamed elsewhere"  # not overwritten blindly
+    assert oss.rename_user_group(sid, "Lab 2") is True
+    assert read(server, "Groups", sid)[0]["displayName"] == "Lab 2"
+
+
+def test_a_server_away_is_transient_and_a_restart_keeps_its_resources(server):
+    oss, sid = client(server), uuid4()
+    group_id = oss.provision_user_group(sid, "Lab")
+    server.stop()
+    with pytest.raises(TransientError, match="did not answer .*ConnectError"):
+        oss.read_user_group(sid)
+    server.start()
+    assert oss.read_user_group(sid) == {"group_id": group_id, "group_name": "Lab"}
+    assert oss.provision_user_group(sid, "Lab") == group_id
+
+
+def test_a_missing_resource_is_not_found_and_a_user_needs_its_group(server):
+    oss = client(server)
+    with pytest.raises(NotFoundError, match="holds no group for subscription .*nothing to rename"):
+        oss.rename_user_group(uuid4(), "x")
+    with pytest.raises(NotFoundError, match="holds no user for subscription"):
+        oss.update_user(uuid4(), "x", None)
+    with pytest.raises(NotFoundError, match="not added to group nope: the SCIM server holds no such group"):
+        oss.provision_user(uuid4(), "nope", "carol", None)
+
+
+def test_a_bearer_token_from_the_connection(tmp_path):
+    server = scim_server(tmp_path, "--bearer-token", "s3cret")
+    try:
+        assert client(server, password="s3cret").read_user_group(uuid4()) is None
+        with pytest.raises(PermanentError, match="answered 401"):
+            client(server, password="wrong").read_user_group(uuid4())
+        with pytest.raises(PermanentError, match="answered 401"):
+            client(server).read_user_group(uuid4())
+    finally:
+        server.stop()
+
+
+def test_the_connection_says_where_and_how(monkeypatch):
+    oss = client(host="idm.example.org", port=8443, extra={"base_path": "scim/v2", "verify": "/ca.pem",
+                                                           "timeout": 3})
+    assert oss.base_url == "https://idm.example.org:8443/scim/v2"
+    assert oss._http["verify"] == "/ca.pem" and oss._http["timeout"] == 3
+    assert client(host="idm", schema="http", login="u", password="p")._http["auth"] == ("u", "p")
+    assert client(host="https://idm/scim", password="t")._http["headers"] == {"Authorization": "Bearer t"}
+    with pytest.raises(ScimConnectionError, match="has no host"):
+        client()
+    with pytest.raises(ScimConnectionError, match="bad extra: timeout: Input should be greater than 0; basepath: "
+                                                  "Extra inputs"):
+        client(host="idm", extra={"timeout": -1, "basepath": "/v2"})
+    assert isinstance(httpx.URL(client(host="idm").base_url), httpx.URL)

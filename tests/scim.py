@@ -1,0 +1,34 @@
+"""A real SCIM server for the tests (scripts/scim_server.py, in its own process group), and a reader of it that is
+any SCIM client: plain HTTP, no code of ours."""
+
+import json
+import sys
+
+import httpx
+
+from helpers import ROOT
+
+sys.path.insert(0, str(ROOT / "scripts"))
+from localpg import free_port  # noqa: E402
+from scim_server import ScimServer  # noqa: E402
+
+
+def scim_server(folder, *options: str) -> ScimServer:
+    return ScimServer(folder / "scim.jsonl", free_port(), folder / "scim.log", *options).start()
+
+
+def conn_json(server: ScimServer, **fields) -> str:
+    """The usergroup_ossbss connection to this server (host a URL with its scheme; the extra's base_path "/v2")."""
+    return json.dumps({"conn_type": "usergroup_scim", "host": "http://127.0.0.1", "port": server.port,
+                       "extra": {"base_path": "/v2"}, **fields})
+
+
+def read(server: ScimServer, kind: str, external_id=None) -> list[dict]:
+    """What any SCIM client reading the server sees: the resources of a kind ("Groups", "Users"), of one
+    externalId if given."""
+    params = {"count": 1000}
+    if external_id is not None:
+        params["filter"] = f'externalId eq "{external_id}"'
+    answer = httpx.get(f"{server.url}/{kind}", params=params, timeout=10)
+    answer.raise_for_status()
+    return answer.json().get("Resources", [])
