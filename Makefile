@@ -30,6 +30,9 @@ endif
 unexport NAME
 run: export USERGROUP_RUN_NAME = $(value NAME)
 run: export USERGROUP_RUN_NAME_SET = $(if $(filter undefined,$(origin NAME)),,1)
+# `make run` keeps the embedded fake OSS/BSS, whatever `make up` pointed the home's connection at (its SCIM server,
+# which may not be running); an AIRFLOW_CONN_USERGROUP_OSSBSS given to make still wins.
+run: export AIRFLOW_CONN_USERGROUP_OSSBSS ?= {"conn_type": "usergroup_fake_ossbss"}
 # `make run` runs in-process (airflow dags test) on an SQLite metadata database of its own, whether or not
 # `make up` (whose Airflow database is a private PostgreSQL pinned in the home's airflow.cfg) is running.
 run airflow-home: export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN ?= sqlite:///$(abspath $(AIRFLOW_HOME))/airflow.db

@@ -1,6 +1,7 @@
 """make bench: what usergroup costs on top of Airflow, on one live stack (PostgreSQL for Airflow's metadata and
 for the store, the shipped tuned settings): latency and throughput against a bare chain of seven no-op tasks,
-the DAG file's parse cost, the SQL statements of one create, a bulk run of 10,000 groups, create latency with
+the DAG file's parse cost, the SQL statements of one create, a bulk run of 10,000 groups (on the fake OSS/BSS, then
+over SCIM 2.0 against scripts/scim_server.py), create latency with
 100,000 subscriptions in the store, and the Subscriptions page's load time with them (BENCH_ONLY=ui measures only
 that). Ratios, not seconds, are the figures to compare; all are measured in the same session."""
 
@@ -21,7 +22,8 @@ from uuid import uuid4
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from devstack import PostgresStack  # noqa: E402
+from devstack import PostgresStack, free_port  # noqa: E402
+from scim_server import ScimServer  # noqa: E402
 
 OURS, BASE, BULK_DAG = "create_user_group", "baseline_chain", "create_user_groups"
 BULK = int(os.environ.get("BENCH_BULK", "10000"))
@@ -89,6 +91,28 @@ def bulk_run(stack: PostgresStack, count: int) -> dict:
                                 "max_rss_mb": value["max_rss_mb"], "xcom_bytes": len(json.dumps(value))}
     return {"groups": count, "seconds": seconds, "per_min": count / seconds * 60, "tasks": tasks,
             "max_rss_mb": max(t["max_rss_mb"] for t in tasks.values())}
+
+
+def scim_bulk_run(stack: PostgresStack, home: Path, count: int) -> dict:
+    """The same bulk run with the OSS/BSS a SCIM server (the scheduler, whose task processes inherit its
+    environment, restarted on that connection), then back on the fake."""
+    (home / "scim").mkdir()
+    server = ScimServer(home / "scim" / "resources.jsonl", free_port(), home / "scim" / "scim.log").start()
+    fake = stack.env["AIRFLOW_CONN_USERGROUP_OSSBSS"]
+    try:
+        stack.stop("scheduler")
+        stack.env["AIRFLOW_CONN_USERGROUP_OSSBSS"] = json.dumps({
+            "conn_type": "usergroup_scim", "host": "http://127.0.0.1", "port": server.port,
+            "extra": {"base_path": "/v2"}})
+        stack.start("scheduler")
+        stack.wait_healthy()
+        return bulk_run(stack, count)
+    finally:
+        stack.stop("scheduler")
+        stack.env["AIRFLOW_CONN_USERGROUP_OSSBSS"] = fake
+        stack.start("scheduler")
+        stack.wait_healthy()
+        server.stop()
 
 
 def statements_per_create(store_url: str, db_schema: str) -> int:
@@ -243,6 +267,8 @@ def main() -> int:
             statements = statements_per_create(store_url, store_schema)
             print(f"bench: bulk, {BULK} groups in one run", file=sys.stderr, flush=True)
             bulk = bulk_run(stack, BULK)
+            print(f"bench: bulk over SCIM, {BULK} groups in one run", file=sys.stderr, flush=True)
+            bulk_scim = scim_bulk_run(stack, home, BULK)
 
         print(f"bench: scale, {SCALE_ROWS} existing subscriptions", file=sys.stderr, flush=True)
         empty = [bench.latency(OURS) for _ in range(1 if ONLY_UI else SCALE_RUNS)]
@@ -285,6 +311,7 @@ def main() -> int:
                   "full_median_s": statistics.median(full)},
         "scale_ratio": statistics.median(full) / statistics.median(empty),
         "statements_per_create": statements, "bulk": bulk, "bulk_per_min": bulk["per_min"],
+        "bulk_scim": bulk_scim, "bulk_scim_per_min": bulk_scim["per_min"],
     })
     rows = [
         ("trigger-to-success, median", f"{med[OURS]:.2f} s", f"{med[BASE]:.2f} s", f"{results['latency_ratio']:.2f}"),
@@ -299,6 +326,8 @@ def main() -> int:
          f"{BULK * statistics.median(lat[OURS]):.0f} s (one run each)",
          f"{bulk['seconds'] / (BULK * statistics.median(lat[OURS])):.4f}"),
         ("bulk: the most memory a task used", f"{bulk['max_rss_mb']:.0f} MB", "", ""),
+        (f"bulk over SCIM 2.0: {BULK:,} groups, trigger to success / on the fake OSS/BSS",
+         f"{bulk_scim['seconds']:.1f} s", f"{bulk['seconds']:.1f} s", f"{bulk_scim['seconds'] / bulk['seconds']:.2f}"),
         ("SQL statements one create sends to the store", f"{statements}", "179 (orchestrator-core)",
          f"{statements / 179:.2f}"),
         *page_rows,
@@ -310,7 +339,8 @@ def main() -> int:
     write(results)
     print(f"bench: latency_ratio={results['latency_ratio']:.2f} throughput_ratio={results['throughput_ratio']:.2f} "
           f"create_per_min={results['create_per_min']:.1f} scale_ratio={results['scale_ratio']:.2f} "
-          f"bulk_per_min={results['bulk_per_min']:.0f} statements_per_create={statements}")
+          f"bulk_per_min={results['bulk_per_min']:.0f} bulk_scim_per_min={results['bulk_scim_per_min']:.0f} "
+          f"statements_per_create={statements}")
     return 0
 
 

@@ -1,4 +1,5 @@
-"""A local Airflow for this package: api-server, scheduler, dag-processor and triggerer on 127.0.0.1.
+"""A local Airflow for this package: api-server, scheduler, dag-processor and triggerer on 127.0.0.1, and for
+`make up` a SCIM server as the identity system the OSS/BSS connection points at (scripts/scim_server.py).
 
 `make up` / `make down` call `up` and `down`; the tests start the same stack on a free port. Each component
 runs in a process group of its own and is stopped by group. Airflow's database is a private PostgreSQL in the
@@ -23,6 +24,7 @@ import homeconn
 import requests
 from localpg import LocalPostgres, cluster_folder, free_port, port_taken
 
+from scim_server import ScimServer
 from usergroup.engine.discovery import declared
 from usergroup.engine.workflow import Schedule
 from usergroup.settings import settings
@@ -72,11 +74,13 @@ class Stack:
     """One Airflow home's running components; `overrides` win over the tuned settings."""
 
     def __init__(self, home: Path, port: int | None = None, overrides: dict[str, str] | None = None,
-                 store_slots: int = 4):
+                 store_slots: int = 4, scim: bool = False):
         self.home = home.resolve()
         self.state_file = self.home / "stack.json"
         state = json.loads(self.state_file.read_text()) if self.state_file.exists() else {}
         self.port = port or state.get("port") or 8080
+        # A SCIM server beside Airflow (`make up`'s identity system), on a port of its own kept across restarts.
+        self.scim_port: int | None = state.get("scim_port") or (free_port() if scim else None)
         self.base = f"http://127.0.0.1:{self.port}"
         self.pids: dict[str, int] = state.get("pids", {})
         self.env = {**os.environ, **tuned_settings(self.home, self.port), **(overrides or {})}
@@ -140,10 +144,14 @@ class Stack:
         homeconn.setup(self.home, None, None, "AIRFLOW_CONN_USERGROUP_DEFAULT" in self.given,
                        {"dags_folder": str(ROOT / "dags"), "plugins_folder": str(ROOT / "plugins"),
                         "load_examples": "False"})
+        (self.home / "logs" / "stack").mkdir(parents=True, exist_ok=True)
+        if self.scim_port:
+            self.start("scim")
+            self._save()
+            self.point_ossbss_at_scim()
         self.use_home_connections()
         if self.pg.running():  # the airflow command, the usergroup command, anything with this home reaches it
             _pin_metadata(self.home / "airflow.cfg", self.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
-        (self.home / "logs" / "stack").mkdir(parents=True, exist_ok=True)
         # The components take seconds to start: they start while the home is made ready, the dag-processor once
         # the DAGs are serialized (it writes them too), and the DAGs are unpaused before this returns.
         for name in ("api-server", "scheduler", "triggerer"):
@@ -154,7 +162,7 @@ class Stack:
                         "usergroup tasks on the store at once"],
                        ["airflow", "dags", "reserialize"])
         self.start("dag-processor")
-        self.pids = {name: self.pids[name] for name in COMPONENTS}
+        self.pids = {name: self.pids[name] for name in ("scim", *COMPONENTS) if name in self.pids}
         self._save()
         ours = "|".join(map(re.escape, self.unpaused()))  # those of them in the DAG folder
         self.airflow("dags", "unpause", "--treat-dag-id-as-regex", "--yes", f"^({ours})$")
@@ -190,9 +198,29 @@ class Stack:
         return dead
 
     def _save(self) -> None:
-        self.state_file.write_text(json.dumps({"port": self.port, "pids": self.pids}))
+        self.state_file.write_text(json.dumps({"port": self.port, "pids": self.pids, "scim_port": self.scim_port}))
+
+    @property
+    def scim_server(self) -> ScimServer:
+        """Its resources are kept in the home (a journal): a restart, `make down` and `make up` keep them."""
+        return ScimServer(self.home / "scim" / "resources.jsonl", self.scim_port,
+                          self.home / "logs" / "stack" / "scim.log")
+
+    def point_ossbss_at_scim(self) -> None:
+        """The home's usergroup_ossbss connection names this SCIM server, where it named the fake or a SCIM server
+        of an earlier `make up` (any other, a production endpoint say, is the user's and stays)."""
+        path = homeconn.connections_path(self.home)
+        current = json.loads(homeconn.read_connections(path).get("usergroup_ossbss") or "{}")
+        if current.get("conn_type") == "usergroup_fake_ossbss" or current.get("host") == "http://127.0.0.1":
+            homeconn.set_connection(path, "usergroup_ossbss", json.dumps({
+                "conn_type": "usergroup_scim", "host": "http://127.0.0.1", "port": self.scim_port,
+                "extra": {"base_path": "/v2"}}))
 
     def start(self, name: str) -> None:
+        if name == "scim":
+            (self.home / "scim").mkdir(parents=True, exist_ok=True)
+            self.pids[name] = self.scim_server.start().process.pid
+            return
         log = (self.home / "logs" / "stack" / f"{name}.log").open("a")
         proc = subprocess.Popen([str(BIN / "airflow"), name, *COMPONENTS[name]], env=self.env, stdout=log,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
@@ -405,7 +433,8 @@ def main() -> int:
         said = f"restarted {', '.join(restarted)}" if restarted else "every component alive and healthy"
         print(f"make up: already running at {stack.base}: {said} (make down stops it)", file=sys.stderr)
         return 0
-    stack = Stack(home, port=args.port)
+    # The identity system is a SCIM server beside Airflow, unless the OSS/BSS's connection is exported.
+    stack = Stack(home, port=args.port, scim="AIRFLOW_CONN_USERGROUP_OSSBSS" not in os.environ)
     if taken := port_taken(stack.port):
         print(f"make up: 127.0.0.1:{stack.port} is taken ({taken}): `PORT=<another> make up` uses another port",
               file=sys.stderr)

@@ -26,6 +26,7 @@ from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from scim2_models import ResourceType, Schema, ScimProvider
+from scim2_models.path import CompareOperator, Comparison, LogicalExpr, LogicalOperator
 from scim2_server.memory import InMemoryStorage
 from scim2_server.service import ScimService
 from scim2_server.testserver.application import BEARER_TOKEN_SCHEME, BearerTokenApplication
@@ -78,6 +79,26 @@ class JournalStorage(InMemoryStorage):
         compacted = self.path.with_name(self.path.name + ".tmp")  # the journal rewritten with what it keeps
         compacted.write_text("".join(json.dumps(entry) + "\n" for entry in kept.values()), encoding="utf-8")
         os.replace(compacted, self.path)
+
+    def _candidates(self, names, scim_filter):
+        """scim2-server walks every resource for a filter other than one `eq`; a disjunction of `eq`s on string
+        attributes (how a client looks up a batch by externalId) walks only the resources each `eq` indexes."""
+        node = getattr(scim_filter, "ast", None)
+        if len(names) != 1 or not (isinstance(node, LogicalExpr) and node.op == LogicalOperator.or_):
+            return super()._candidates(names, scim_filter)
+        found: set[str] = set()
+        for term in node.terms:
+            if not (isinstance(term, Comparison) and term.op == CompareOperator.eq and isinstance(term.value, str)):
+                return super()._candidates(names, scim_filter)
+            binding = scim_filter.resolve_comparison(term.attr_path, strict=False)
+            if binding is None or binding.is_multivalued or binding.target_type is not str:
+                return super()._candidates(names, scim_filter)
+            try:
+                found |= self._equality_index(names[0], binding).get(binding.comparable(term.value), set())
+            except ValueError:
+                continue
+        resources = self._resources.get(names[0], {})
+        return [resources[resource_id] for resource_id in found]
 
     def _append(self, kind: str, resource_id: str, resource) -> None:
         dump = resource.model_dump(mode="json") if resource is not None else None

@@ -10,11 +10,13 @@ from helpers import ROOT
 
 sys.path.insert(0, str(ROOT / "scripts"))
 from localpg import free_port  # noqa: E402
+
 from scim_server import ScimServer  # noqa: E402
 
 
 def scim_server(folder, *options: str) -> ScimServer:
-    return ScimServer(folder / "scim.jsonl", free_port(), folder / "scim.log", *options).start()
+    """A server on a free port, its journal and its log (a line per request) in `folder`."""
+    return ScimServer(folder / "scim.jsonl", free_port(), folder / "scim.log", "--access-log", *options).start()
 
 
 def conn_json(server: ScimServer, **fields) -> str:

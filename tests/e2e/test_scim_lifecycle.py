@@ -4,9 +4,9 @@ client reading the server sees."""
 
 import httpx
 import pytest
-from scim import conn_json, read, scim_server
 
 from helpers import USER_EXTERNAL
+from scim import conn_json, read, scim_server
 
 pytestmark = pytest.mark.slow
 
@@ -105,3 +105,24 @@ def test_a_name_the_scim_server_holds_fails_the_create_with_its_detail(dag_test,
     with store.transaction() as repo:
         [process] = repo.processes_of(sub.subscription_id)
     assert (process["status"], process["last_step"]) == ("failed", "provision_user_group")
+
+
+def test_a_bulk_run_of_two_hundred_sends_bulk_requests_and_fails_only_the_five_refused(dag_test, store, scim, knobs):
+    knobs(USERGROUP_CHUNK_SIZE="50")  # four chunks: a Bulk request each
+    names = [f"Scim bulk {i:03}" for i in range(200)]
+    for taken in names[:5]:  # held by another SCIM client: this server's displayName is unique
+        assert httpx.post(f"{scim.url}/Groups", json={"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                                                      "displayName": taken.upper()}).status_code == 201
+    state, out = dag_test("create_user_groups", group_names=names)
+    assert state == "failed" and "5 of 200 items did not complete" in out
+    with store.transaction() as repo:
+        procs = repo.list_processes(dag_id="create_user_groups")
+        failed = {p["input_state"]["group_name"]: p["failed_reason"] for p in procs if p["status"] == "failed"}
+        assert set(failed) == set(names[:5]) and len([p for p in procs if p["status"] == "completed"]) == 195
+        assert all("SCIM server answered 409 to its Bulk operation" in reason for reason in failed.values())
+        active = {str(s.subscription_id): s for s in repo.list_subscriptions() if s.status == "active"}
+    on_server = {g["externalId"]: g for g in read(scim, "Groups") if "externalId" in g}
+    assert set(on_server) == set(active)
+    assert all(on_server[sid]["id"] == str(s.user_group.group_id) for sid, s in active.items())
+    log = scim.log.read_text()
+    assert log.count("POST /v2/Bulk") == 4 and log.count("POST /v2/Groups ") == 5  # the five are the other client's

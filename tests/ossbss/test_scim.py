@@ -1,12 +1,14 @@
 """The SCIM client against a real SCIM server over HTTP: each call leaves what any SCIM client reading it sees."""
 
 import json
+import subprocess
+import sys
 from uuid import uuid4
 
 import httpx
 import pytest
-from scim import conn_json, read, scim_server
 
+from scim import conn_json, read, scim_server
 from usergroup.ossbss import Connection, StorePlace, client_for
 from usergroup.ossbss.errors import NotFoundError, PermanentError, TransientError
 from usergroup.ossbss.scim.connection import ScimConnectionError
@@ -133,16 +135,61 @@ def test_a_bearer_token_from_the_connection(tmp_path):
         server.stop()
 
 
-def test_the_connection_says_where_and_how(monkeypatch):
+def test_the_connection_says_where_and_how():
     oss = client(host="idm.example.org", port=8443, extra={"base_path": "scim/v2", "verify": "/ca.pem",
                                                            "timeout": 3})
     assert oss.base_url == "https://idm.example.org:8443/scim/v2"
-    assert oss._http["verify"] == "/ca.pem" and oss._http["timeout"] == 3
+    assert oss._http["verify"] == "/ca.pem" and oss._http["timeout"] == 3 and oss._http["headers"] == {}
     assert client(host="idm", schema="http", login="u", password="p")._http["auth"] == ("u", "p")
-    assert client(host="https://idm/scim", password="t")._http["headers"] == {"Authorization": "Bearer t"}
+    https = client(host="https://idm:9/scim/", password="t", extra={"base_path": "/v2/"})
+    assert https.base_url == "https://idm:9/scim/v2" and https._http["headers"] == {"Authorization": "Bearer t"}
+    assert client(host="idm").base_url == "https://idm"
+    assert client(host="idm", extra={"timeout": 3}).scim.client.timeout == httpx.Timeout(3)  # the client httpx gets
     with pytest.raises(ScimConnectionError, match="has no host"):
         client()
     with pytest.raises(ScimConnectionError, match="bad extra: timeout: Input should be greater than 0; basepath: "
                                                   "Extra inputs"):
         client(host="idm", extra={"timeout": -1, "basepath": "/v2"})
-    assert isinstance(httpx.URL(client(host="idm").base_url), httpx.URL)
+    with pytest.raises(ScimConnectionError, match="bad host 'ftp://idm': give a name or an http"):
+        client(host="ftp://idm")
+
+
+def test_a_task_that_never_calls_the_scim_server_does_not_import_its_library():
+    code = ("import json, sys; from usergroup.ossbss import Connection, StorePlace, client_for; "
+            "oss = client_for(Connection(conn_id='c', conn_type='usergroup_scim', host='idm'), StorePlace(None, 'u')); "
+            "assert not [m for m in sys.modules if m.startswith(('scim2', 'httpx'))], 'imported'; "
+            "oss.base_url; assert 'scim2_client' in sys.modules")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).returncode == 0
+
+
+def test_a_batch_is_found_by_its_external_ids_and_created_by_bulk_requests(server):
+    oss, behind = client(server), client(server)
+    groups = {uuid4(): f"Batch {n}" for n in range(120)}
+    first = list(groups)
+    existing = oss.provision_user_group(first[0], groups[first[0]])  # a retry's: found, not created again
+    taken = [behind.provision_user_group(uuid4(), groups[sid].upper()) for sid in first[1:4]]  # by another client
+    assert len(taken) == 3
+    answers = oss.provision_user_groups(groups)
+    assert answers[first[0]] == existing
+    for sid in first[1:4]:
+        assert isinstance(answers[sid], ScimConflictError) and "to its Bulk operation" in str(answers[sid])
+    on_server = {g["externalId"]: g for g in read(server, "Groups") if g.get("externalId") in map(str, groups)}
+    assert len(on_server) == 117 and all(on_server[str(sid)]["id"] == answers[sid] for sid in first[4:])
+    assert all(on_server[str(sid)]["displayName"] == groups[sid] for sid in first[4:])
+    again = oss.provision_user_groups(groups)  # run twice: the same ids, nothing created twice
+    assert {sid: again[sid] for sid in first[4:]} == {sid: answers[sid] for sid in first[4:]}
+    assert len(read(server, "Groups")) == 120
+    log = server.log.read_text()
+    # one Bulk request a call (the second only for the 3 refused again); the other POSTs are the single calls'
+    assert log.count("POST /v2/Bulk") == 2 and log.count("POST /v2/Groups ") == 4
+
+
+def test_a_server_without_bulk_gets_one_post_a_group(tmp_path):
+    server = scim_server(tmp_path, "--no-bulk")
+    try:
+        groups = {uuid4(): f"Single {n}" for n in range(5)}
+        answers = client(server).provision_user_groups(groups)
+        assert {g["externalId"]: g["id"] for g in read(server, "Groups")} == {str(k): v for k, v in answers.items()}
+        assert "POST /v2/Bulk" not in server.log.read_text()
+    finally:
+        server.stop()

@@ -54,9 +54,17 @@ def _fake(connection: Connection, store: StorePlace) -> OssBssClient:
 
 
 def _scim(connection: Connection, store: StorePlace) -> OssBssClient:
-    from usergroup.ossbss.scim.connection import scim_client
+    from usergroup.ossbss.deferred import Deferred
+    from usergroup.ossbss.scim.connection import endpoint_of
 
-    return scim_client(connection)
+    endpoint = endpoint_of(connection)  # a bad field is said here, before the task's step runs
+
+    def build():
+        from usergroup.ossbss.scim.client import ScimOssBss
+
+        return ScimOssBss(endpoint.base_url, **endpoint.http)
+
+    return Deferred(build)
 
 
 CLIENTS: dict[str, Callable[[Connection, StorePlace], OssBssClient]] = {

@@ -307,17 +307,18 @@ def ossbss_list(args) -> int:
     groups = ossbss(args, "groups").groups()
     if args.json:
         return emit_json([{k: str(v) if k == "subscription_id" else v for k, v in g.items()} for g in groups])
-    print(f"{'subscription_id':36}  {'group_id':>8}  group_name")
+    width = max([8, *(len(str(g["group_id"])) for g in groups)])  # the fake's numbers, SCIM's 32-character ids
+    print(f"{'subscription_id':36}  {'group_id':>{width}}  group_name")
     for g in groups:
-        print(f"{g['subscription_id']!s:36}  {g['group_id']:>8}  {g['group_name']}")
+        print(f"{g['subscription_id']!s:36}  {g['group_id']!s:>{width}}  {g['group_name']}")
     return 0
 
 
 def ossbss_drift(args) -> int:
-    """Change a group in the fake OSS/BSS behind the store's back, to see validate_user_group catch it."""
+    """Change a group in the OSS/BSS behind the store's back, to see validate_user_group catch it."""
     was = ossbss(args, "drift").drift(UUID(args.id), group_name=args.rename, remove=args.remove)
     change = "removed" if args.remove else f"renamed to {args.rename!r}"
-    print(f"fake OSS/BSS: group {was['group_id']} ({was['group_name']!r}) of subscription {args.id} {change}")
+    print(f"OSS/BSS: group {was['group_id']} ({was['group_name']!r}) of subscription {args.id} {change}")
     return 0
 
 
@@ -379,7 +380,7 @@ def parser() -> argparse.ArgumentParser:
     wf.add_argument("--chain", action="store_true", help="with each one's target and chain of tasks (or schedule)")
     wf.set_defaults(func=workflows_list)
     oss = groups.add_parser("ossbss", help="the OSS/BSS of the usergroup_ossbss connection, if it lists its groups "
-                            "(the fake, for tests and demos)").add_subparsers(
+                            "(the fake, a SCIM endpoint)").add_subparsers(
         dest="command", required=True)
     ol = oss.add_parser("list", help="the groups it holds")
     ol.add_argument("--json", action="store_true", help="an array of groups")

@@ -12,15 +12,25 @@ from typing import Any
 from uuid import UUID
 
 import httpx
-from scim2_models import Group, PatchOp, PatchOperation, Resource, SearchRequest
+from scim2_models import (
+    BulkOperation,
+    BulkRequest,
+    Group,
+    PatchOp,
+    PatchOperation,
+    Resource,
+    SearchRequest,
+    ServiceProviderConfig,
+)
 
 from usergroup.domain.ossbss_id import ossbss_id
-from usergroup.ossbss.errors import NotFoundError, PermanentError
-from usergroup.ossbss.scim.http import HttpxScimClient
+from usergroup.ossbss.errors import NotFoundError, PermanentError, TransientError
+from usergroup.ossbss.scim.http import HttpxScimClient, error_status
 from usergroup.ossbss.scim.models import ScimUser, UserGroupUser, provider
 
 AGE = f"{UserGroupUser.__schema__}:age"
 PAGE = 1000  # resources per page of a listing (scim2-server's maxResults)
+LOOKUP = 50  # externalIds per search of a batch (`externalId eq "a" or externalId eq "b" ...`)
 
 
 class ScimOssBss:
@@ -41,6 +51,58 @@ class ScimOssBss:
         if group is None:
             group = self._create(Group(display_name=group_name, external_id=str(subscription_id)), group_name)
         return ossbss_id(group.id)
+
+    def provision_user_groups(self, groups: dict[UUID, str]) -> dict[UUID, int | str | Exception]:
+        """The batch call of a bulk run's chunk: the groups it holds already found by their externalIds (a few
+        searches), the others created by SCIM Bulk requests (or one POST each where the server's
+        ServiceProviderConfig says Bulk is off). An item the server refuses (409, 400) answers with its
+        `PermanentError`; any other error of an item, or of a request, is raised for the batch (it is retried:
+        what it created is found again)."""
+        sids = [UUID(str(sid)) for sid in groups]
+        answers: dict[UUID, int | str | Exception] = {}
+        for at in range(0, len(sids), LOOKUP):
+            ids = " or ".join(f'externalId eq "{sid}"' for sid in sids[at:at + LOOKUP])
+            found = self.scim.query(Group, query_parameters=SearchRequest(filter=ids, count=2 * LOOKUP))
+            answers.update((UUID(g.external_id), ossbss_id(g.id)) for g in found.resources or ())
+        missing = {sid: groups[sid] for sid in sids if sid not in answers}
+        bulk = self.service_provider_config.bulk
+        if not (bulk and bulk.supported):
+            for sid, name in missing.items():
+                try:
+                    answers[sid] = ossbss_id(self._create(Group(display_name=name, external_id=str(sid)), name).id)
+                except PermanentError as exc:
+                    answers[sid] = exc
+            return answers
+        batch = min(bulk.max_operations or 1000, 1000)
+        items = list(missing.items())
+        for at in range(0, len(items), batch):
+            answers.update(self._bulk_create(dict(items[at:at + batch])))
+        return answers
+
+    def _bulk_create(self, groups: dict[UUID, str]) -> dict[UUID, int | str | Exception]:
+        operations = [BulkOperation[Group](method="POST", path="/Groups", bulk_id=str(sid),
+                                           data=Group(display_name=name, external_id=str(sid)))
+                      for sid, name in groups.items()]
+        response = self.scim.bulk(BulkRequest[Group](operations=operations, fail_on_errors=len(operations)))
+        answers: dict[UUID, int | str | Exception] = {}
+        for op in response.operations or ():
+            sid, status = UUID(op.bulk_id), int(op.status)
+            if status < 300:
+                answers[sid] = ossbss_id(op.location.rstrip("/").rsplit("/", 1)[-1])
+                continue
+            detail = getattr(op.response, "detail", None) or ""
+            error = error_status(status, f"Group {groups[sid]!r} not provisioned: SCIM server answered {status} "
+                                         f"to its Bulk operation" + (f": {detail}" if detail else ""))
+            if not isinstance(error, PermanentError) or isinstance(error, NotFoundError):
+                raise error
+            answers[sid] = error
+        if lost := set(groups) - set(answers):
+            raise TransientError(f"the SCIM server's Bulk response left out {len(lost)} of {len(groups)} operations")
+        return answers
+
+    @cached_property
+    def service_provider_config(self):
+        return self.scim.query(ServiceProviderConfig)
 
     def rename_user_group(self, subscription_id: UUID, group_name: str) -> bool:
         group = self._get(Group, subscription_id, f"nothing to rename to {group_name!r}")

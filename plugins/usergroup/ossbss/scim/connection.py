@@ -1,11 +1,11 @@
-"""The `usergroup_scim` connection's fields -> a ScimOssBss: where the SCIM endpoint is, how to authenticate, TLS."""
+"""The `usergroup_scim` connection's fields -> where the SCIM endpoint is, how to authenticate, TLS (no SCIM library
+imported: a task whose step never calls the OSS/BSS does not pay for one)."""
 
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
-import httpx
 from pydantic import BaseModel, ConfigDict, PositiveFloat, ValidationError
-
-from usergroup.ossbss.scim.client import ScimOssBss
 
 
 class ScimExtra(BaseModel):
@@ -25,7 +25,15 @@ class ScimConnectionError(ValueError):
     """The connection does not say where or how to reach a SCIM endpoint."""
 
 
-def scim_client(connection: Any) -> ScimOssBss:
+@dataclass(frozen=True)
+class ScimEndpoint:
+    """The SCIM root's URL, and the keyword arguments of the httpx client that reaches it."""
+
+    base_url: str
+    http: dict[str, Any] = field(repr=False)
+
+
+def endpoint_of(connection: Any) -> ScimEndpoint:
     """host (a name, or a URL with its scheme), port, schema (the scheme when host has none, as Airflow's HTTP
     connections have it; https by default), login and password (basic auth) or password alone (a bearer token)."""
     name = f"the SCIM connection {connection.conn_id!r}"
@@ -37,15 +45,17 @@ def scim_client(connection: Any) -> ScimOssBss:
     if not connection.host:
         raise ScimConnectionError(f"{name} has no host: give the SCIM endpoint's host (or its URL)")
     host = connection.host if "://" in connection.host else f"{connection.schema or 'https'}://{connection.host}"
-    url = httpx.URL(host)
-    if connection.port:
-        url = url.copy_with(port=connection.port)
-    if extra.base_path:
-        url = url.copy_with(path=url.path.rstrip("/") + "/" + extra.base_path.strip("/"))
-    auth, headers = None, {}
+    try:
+        url = urlsplit(host)
+        netloc = f"{url.hostname}:{connection.port or url.port}" if connection.port or url.port else url.hostname
+    except ValueError as exc:
+        raise ScimConnectionError(f"{name} has a bad host {connection.host!r}: {exc}") from None
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise ScimConnectionError(f"{name} has a bad host {connection.host!r}: give a name or an http(s) URL")
+    path = "/".join(p.strip("/") for p in (url.path, extra.base_path) if p.strip("/"))
+    http: dict[str, Any] = {"verify": extra.verify, "cert": extra.cert, "timeout": extra.timeout, "headers": {}}
     if connection.login:
-        auth = (connection.login, connection.password or "")
+        http["auth"] = (connection.login, connection.password or "")
     elif connection.password:
-        headers["Authorization"] = f"Bearer {connection.password}"
-    return ScimOssBss(str(url).rstrip("/"), auth=auth, headers=headers, verify=extra.verify, cert=extra.cert,
-                      timeout=extra.timeout)
+        http["headers"]["Authorization"] = f"Bearer {connection.password}"
+    return ScimEndpoint(urlunsplit((url.scheme, netloc, f"/{path}" if path else "", "", "")), http)

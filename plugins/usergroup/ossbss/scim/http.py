@@ -17,16 +17,19 @@ class ScimChangedError(TransientError):
 
 
 def error_for(response: httpx.Response, what: str) -> Exception:
-    """The OSS/BSS error a SCIM error answer means: 5xx and 429 are transient (retried), 412 a changed resource
-    (retried: it is read again), 404 not found, any other (400, 401, 403, 409...) permanent with the server's
-    `detail`."""
+    """The OSS/BSS error a SCIM error answer means, with the server's `detail`."""
     status = response.status_code
     try:
         body = response.json()
         detail = body.get("detail") or body.get("scimType") or ""
     except ValueError:
         detail = response.text[:200]
-    said = f"SCIM server answered {status} to {what}" + (f": {detail}" if detail else "")
+    return error_status(status, f"SCIM server answered {status} to {what}" + (f": {detail}" if detail else ""))
+
+
+def error_status(status: int, said: str) -> Exception:
+    """5xx and 429 are transient (retried), 412 a changed resource (retried: it is read again), 404 not found, any
+    other (400, 401, 403, 409...) permanent."""
     if status >= 500 or status == 429:
         return TransientError(said)
     if status == 412:
