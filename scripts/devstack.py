@@ -207,14 +207,10 @@ class Stack:
                           self.home / "logs" / "stack" / "scim.log")
 
     def point_ossbss_at_scim(self) -> None:
-        """The home's usergroup_ossbss connection names this SCIM server, where it named the fake or a SCIM server
-        of an earlier `make up` (any other, a production endpoint say, is the user's and stays)."""
-        path = homeconn.connections_path(self.home)
-        current = json.loads(homeconn.read_connections(path).get("usergroup_ossbss") or "{}")
-        if current.get("conn_type") == "usergroup_fake_ossbss" or current.get("host") == "http://127.0.0.1":
-            homeconn.set_connection(path, "usergroup_ossbss", json.dumps({
-                "conn_type": "usergroup_scim", "host": "http://127.0.0.1", "port": self.scim_port,
-                "extra": {"base_path": "/v2"}}))
+        """The home's usergroup_ossbss connection names this SCIM server."""
+        homeconn.set_connection(homeconn.connections_path(self.home), "usergroup_ossbss", json.dumps({
+            "conn_type": "usergroup_scim", "host": "http://127.0.0.1", "port": self.scim_port,
+            "extra": {"base_path": "/v2"}}))
 
     def start(self, name: str) -> None:
         if name == "scim":
@@ -394,6 +390,16 @@ def _pin_metadata(cfg: Path, url: str) -> None:
     cfg.write_text(text)
 
 
+def wants_scim(home: Path) -> bool:
+    """`make up`'s identity system is a SCIM server of its own unless the OSS/BSS's connection is exported, or the
+    home's names another OSS/BSS than the fake or an earlier `make up`'s SCIM server (a production endpoint, say)."""
+    if "AIRFLOW_CONN_USERGROUP_OSSBSS" in os.environ:
+        return False
+    current = json.loads(homeconn.read_connections(homeconn.connections_path(home)).get("usergroup_ossbss") or "{}")
+    return not current or current.get("conn_type") == "usergroup_fake_ossbss" or (
+        current.get("conn_type") == "usergroup_scim" and current.get("host") == "http://127.0.0.1")
+
+
 def triggered() -> list[str]:
     """The DAGs run when triggered: the workflows and the bulk runs (not the schedules)."""
     return sorted(name for name, w in declared().items() if not isinstance(w, Schedule))
@@ -433,8 +439,7 @@ def main() -> int:
         said = f"restarted {', '.join(restarted)}" if restarted else "every component alive and healthy"
         print(f"make up: already running at {stack.base}: {said} (make down stops it)", file=sys.stderr)
         return 0
-    # The identity system is a SCIM server beside Airflow, unless the OSS/BSS's connection is exported.
-    stack = Stack(home, port=args.port, scim="AIRFLOW_CONN_USERGROUP_OSSBSS" not in os.environ)
+    stack = Stack(home, port=args.port, scim=wants_scim(home))
     if taken := port_taken(stack.port):
         print(f"make up: 127.0.0.1:{stack.port} is taken ({taken}): `PORT=<another> make up` uses another port",
               file=sys.stderr)

@@ -10,7 +10,7 @@ import time
 
 import homeconn
 
-from devstack import Stack
+from devstack import Stack, wants_scim
 from helpers import ROOT
 
 PG_STORE = "postgresql://postgres@127.0.0.1:5432/elsewhere?db_schema=usergroup"
@@ -96,3 +96,19 @@ def test_a_second_make_up_at_once_refuses_instead_of_racing_the_first(tmp_path):
     assert result.returncode == 1
     assert f"make up: another `make up` is starting the stack of {tmp_path}" in result.stderr
     assert not (tmp_path / "stack.json").exists()
+
+
+def test_make_up_starts_a_scim_server_unless_the_ossbss_is_another(tmp_path, monkeypatch):
+    monkeypatch.delenv("AIRFLOW_CONN_USERGROUP_OSSBSS", raising=False)
+    path = homeconn.connections_path(tmp_path)
+    assert wants_scim(tmp_path)  # a new home
+    for ours in ({"conn_type": "usergroup_fake_ossbss"},  # the default `make run` writes
+                 {"conn_type": "usergroup_scim", "host": "http://127.0.0.1", "port": 1}):  # an earlier make up's
+        homeconn.set_connection(path, "usergroup_ossbss", json.dumps(ours))
+        assert wants_scim(tmp_path)
+    production = {"conn_type": "usergroup_scim", "host": "https://idm.example.org", "password": "t"}
+    homeconn.set_connection(path, "usergroup_ossbss", json.dumps(production))
+    assert not wants_scim(tmp_path)  # the user's: kept, and no server of ours
+    homeconn.set_connection(path, "usergroup_ossbss", json.dumps({"conn_type": "usergroup_fake_ossbss"}))
+    monkeypatch.setenv("AIRFLOW_CONN_USERGROUP_OSSBSS", json.dumps(production))
+    assert not wants_scim(tmp_path)  # an export wins
