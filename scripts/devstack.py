@@ -447,7 +447,11 @@ def main() -> int:
     started = time.monotonic()
     try:
         stack.up()
-    except BaseException:  # a failure, or Ctrl-C: stop what started
+    except Exception as exc:  # stop what started, and say why in a few lines (the logs have the rest)
+        stack.down()
+        print(f"make up: the stack did not start: {exc}\n  logs: {home / 'logs' / 'stack'}", file=sys.stderr)
+        return 1
+    except BaseException:  # Ctrl-C: stop what started
         stack.down()
         raise
     scheduled = [name for name in stack.unpaused() if name not in triggered()]

@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins"))
 from usergroup.ossbss.scim.models import RESOURCES, UserGroupUser  # noqa: E402
 
 
-def scim_provider(bulk: bool = True, bearer: bool = False) -> ScimProvider:
+def scim_provider(bulk: bool = True, bearer: bool = False, max_results: int | None = None) -> ScimProvider:
     schemas = load_default_schemas()
     group = schemas["urn:ietf:params:scim:schemas:core:2.0:Group"]
     for attribute in group.attributes:
@@ -44,6 +44,8 @@ def scim_provider(bulk: bool = True, bearer: bool = False) -> ScimProvider:
             attribute.uniqueness = "server"
     config = load_default_service_provider_config()
     config.bulk.supported = bulk
+    if max_results:
+        config.filter.max_results = max_results
     if bearer:
         config.authentication_schemes = [*(config.authentication_schemes or []), BEARER_TOKEN_SCHEME]
     extension: Schema = UserGroupUser.to_schema()
@@ -62,16 +64,25 @@ class JournalStorage(InMemoryStorage):
 
     def _replay(self, provider: ScimProvider) -> None:
         kept: dict[tuple[str, str], dict] = {}
-        if self.path.exists():
-            for line in self.path.read_text(encoding="utf-8").splitlines():
-                if not line.strip():
-                    continue
+        lines = self.path.read_text(encoding="utf-8").splitlines() if self.path.exists() else []
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
                 entry = json.loads(line)
-                key = (entry["type"], entry["id"])
-                if entry.get("resource") is None:
-                    kept.pop(key, None)
-                else:
-                    kept[key] = entry
+            except ValueError as exc:
+                if number < len(lines):
+                    raise SystemExit(f"scim_server.py: {self.path} line {number} is not a journal entry ({exc}): "
+                                     "repair or remove that line") from None
+                # The last write, torn by a crash of the machine: left out, as a write never made (a client's
+                # retry of it finds nothing by its externalId, and makes it again).
+                print(f"scim_server.py: {self.path} ends in a torn write (line {number}), left out", flush=True)
+                continue
+            key = (entry["type"], entry["id"])
+            if entry.get("resource") is None:
+                kept.pop(key, None)
+            else:
+                kept[key] = entry
         self.resources = [provider.model_for(kind).model_validate(entry["resource"])
                           for (kind, _), entry in kept.items()]
         versions = [int(r.meta.version.strip('W/"')) for r in self.resources]
@@ -181,10 +192,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--journal", type=Path, required=True, help="where the resources are kept")
     parser.add_argument("--bearer-token", action="append", default=[], help="accept only this token (repeatable)")
     parser.add_argument("--no-bulk", action="store_true", help="announce Bulk as not supported")
+    parser.add_argument("--max-results", type=int, help="the most resources a page of a search holds (1000)")
     parser.add_argument("--access-log", action="store_true")
     args = parser.parse_args(argv)
 
-    provider = scim_provider(bulk=not args.no_bulk, bearer=bool(args.bearer_token))
+    provider = scim_provider(bulk=not args.no_bulk, bearer=bool(args.bearer_token), max_results=args.max_results)
     storage = JournalStorage(args.journal, provider)
     app = BearerTokenApplication(storage, provider, service=ScimService(provider, secret=os.urandom(32).hex()),
                                  bearer_tokens=args.bearer_token)

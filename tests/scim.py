@@ -28,9 +28,14 @@ def conn_json(server: ScimServer, **fields) -> str:
 def read(server: ScimServer, kind: str, external_id=None) -> list[dict]:
     """What any SCIM client reading the server sees: the resources of a kind ("Groups", "Users"), of one
     externalId if given."""
-    params = {"count": 1000}
+    params, found = {"count": 1000, "startIndex": 1}, []
     if external_id is not None:
         params["filter"] = f'externalId eq "{external_id}"'
-    answer = httpx.get(f"{server.url}/{kind}", params=params, timeout=10)
-    answer.raise_for_status()
-    return answer.json().get("Resources", [])
+    while True:  # every page
+        answer = httpx.get(f"{server.url}/{kind}", params=params, timeout=10)
+        answer.raise_for_status()
+        page = answer.json().get("Resources", [])
+        found += page
+        params["startIndex"] += len(page)
+        if not page or len(found) >= answer.json()["totalResults"]:
+            return found

@@ -1,6 +1,7 @@
 """The SCIM client against a real SCIM server over HTTP: each call leaves what any SCIM client reading it sees."""
 
 import json
+import signal
 import subprocess
 import sys
 from uuid import uuid4
@@ -135,11 +136,13 @@ def test_a_bearer_token_from_the_connection(tmp_path):
         server.stop()
 
 
-def test_the_connection_says_where_and_how():
-    oss = client(host="idm.example.org", port=8443, extra={"base_path": "scim/v2", "verify": "/ca.pem",
+def test_the_connection_says_where_and_how(tmp_path):
+    (tmp_path / "ca.pem").write_text("a CA bundle")
+    oss = client(host="idm.example.org", port=8443, extra={"base_path": "scim/v2", "verify": str(tmp_path / "ca.pem"),
                                                            "timeout": 3})
     assert oss.base_url == "https://idm.example.org:8443/scim/v2"
-    assert oss._http["verify"] == "/ca.pem" and oss._http["timeout"] == 3 and oss._http["headers"] == {}
+    assert oss._http["verify"] == str(tmp_path / "ca.pem") and oss._http["timeout"] == 3
+    assert oss._http["headers"] == {}
     assert client(host="idm", schema="http", login="u", password="p")._http["auth"] == ("u", "p")
     https = client(host="https://idm:9/scim/", password="t", extra={"base_path": "/v2/"})
     assert https.base_url == "https://idm:9/scim/v2" and https._http["headers"] == {"Authorization": "Bearer t"}
@@ -152,6 +155,10 @@ def test_the_connection_says_where_and_how():
         client(host="idm", extra={"timeout": -1, "basepath": "/v2"})
     with pytest.raises(ScimConnectionError, match="bad host 'ftp://idm': give a name or an http"):
         client(host="ftp://idm")
+    with pytest.raises(ScimConnectionError, match="bad extra.verify: no such file '/nowhere/ca.pem' on this machine"):
+        client(host="idm", extra={"verify": "/nowhere/ca.pem"})
+    with pytest.raises(ScimConnectionError, match="bad extra.cert: no such file '/nowhere/key.pem'"):
+        client(host="idm", extra={"cert": [str(tmp_path / "ca.pem"), "/nowhere/key.pem"]})
 
 
 def test_a_task_that_never_calls_the_scim_server_does_not_import_its_library():
@@ -193,3 +200,53 @@ def test_a_server_without_bulk_gets_one_post_a_group(tmp_path):
         assert "POST /v2/Bulk" not in server.log.read_text()
     finally:
         server.stop()
+
+
+def test_a_batch_larger_than_the_servers_bulk_payload_is_split(server):
+    oss = client(server)
+    groups = {uuid4(): f"{n:04} " + "\U0001d50a" * 250 for n in range(1000)}  # ~1.3 MB of Bulk JSON
+    with pytest.raises(PermanentError, match="answered 413 .*maxPayloadSize"):  # in one request: refused
+        oss.client._bulk_create(groups)
+    answers = oss.provision_user_groups(groups)
+    assert all(isinstance(answer, str) for answer in answers.values()) and len(read(server, "Groups")) == 1000
+    assert server.log.read_text().count("POST /v2/Bulk") > 2
+
+
+def test_a_filters_value_is_a_scim_string_whatever_it_holds():
+    from usergroup.ossbss.scim.client import eq
+
+    assert eq("members.value", 'a"b\\c') == 'members.value eq "a\\"b\\\\c"'
+
+
+def test_a_retried_batch_finds_every_group_on_a_server_that_pages_its_searches_small(tmp_path):
+    server = scim_server(tmp_path, "--max-results", "20")
+    try:
+        oss, groups = client(server), {uuid4(): f"Paged {n}" for n in range(50)}
+        first = oss.provision_user_groups(groups)
+        assert client(server).provision_user_groups(groups) == first  # the retry: all 50 found, 20 a page
+        assert len(read(server, "Groups")) == 50 and server.log.read_text().count("POST /v2/Bulk") == 1
+    finally:
+        server.stop()
+
+
+def test_a_user_the_server_refuses_is_named_as_a_user(server):
+    oss = client(server)
+    group_id = oss.provision_user_group(uuid4(), "Lab")
+    oss.provision_user(uuid4(), group_id, "alice", None)
+    with pytest.raises(ScimConflictError, match="^User 'alice' not provisioned: SCIM server answered 409 to POST"):
+        oss.provision_user(uuid4(), group_id, "alice", None)  # userName is unique on the whole server
+
+
+def test_the_journal_survives_a_torn_last_write_and_names_a_bad_line(tmp_path):
+    server = scim_server(tmp_path)
+    group_id = client(server).provision_user_group(uuid4(), "Kept")
+    server.stop(signal.SIGKILL)
+    with server.journal.open("a") as journal:
+        journal.write('{"type": "Group", "id": "abc", "reso')  # a crash of the machine mid-write
+    server.start()
+    assert [g["id"] for g in read(server, "Groups")] == [group_id]
+    assert "ends in a torn write (line 2), left out" in server.log.read_text()
+    server.stop()
+    server.journal.write_text('not json\n' + server.journal.read_text())
+    with pytest.raises(RuntimeError, match="line 1 is not a journal entry .*repair or remove that line"):
+        server.start(timeout=10)

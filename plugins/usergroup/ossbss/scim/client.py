@@ -6,6 +6,7 @@ commit) finds what the first one created instead of creating a second. A modify 
 (`If-Match`), so a change made between our read and our write is not overwritten (412, read again on the retry).
 """
 
+import json
 from collections.abc import Iterator
 from functools import cached_property
 from typing import Any
@@ -31,6 +32,12 @@ from usergroup.ossbss.scim.models import ScimUser, UserGroupUser, provider
 AGE = f"{UserGroupUser.__schema__}:age"
 PAGE = 1000  # resources per page of a listing (scim2-server's maxResults)
 LOOKUP = 50  # externalIds per search of a batch (`externalId eq "a" or externalId eq "b" ...`)
+OPERATION_BYTES = 300  # a Bulk operation's JSON, but for its group name's
+
+
+def eq(attribute: str, value: object) -> str:
+    """A filter's comparison, its value a SCIM (JSON) string: quotes and backslashes in it stay the value's."""
+    return f"{attribute} eq {json.dumps(str(value))}"
 
 
 class ScimOssBss:
@@ -58,13 +65,12 @@ class ScimOssBss:
         ServiceProviderConfig says Bulk is off). An item the server refuses (409, 400) answers with its
         `PermanentError`; any other error of an item, or of a request, is raised for the batch (it is retried:
         what it created is found again)."""
-        sids = [UUID(str(sid)) for sid in groups]
-        answers: dict[UUID, int | str | Exception] = {}
-        for at in range(0, len(sids), LOOKUP):
-            ids = " or ".join(f'externalId eq "{sid}"' for sid in sids[at:at + LOOKUP])
-            found = self.scim.query(Group, query_parameters=SearchRequest(filter=ids, count=2 * LOOKUP))
-            answers.update((UUID(g.external_id), ossbss_id(g.id)) for g in found.resources or ())
-        missing = {sid: groups[sid] for sid in sids if sid not in answers}
+        names = {UUID(str(sid)): name for sid, name in groups.items()}
+        sids, answers = list(names), {}
+        for at in range(0, len(sids), LOOKUP):  # every page of each search: a server may answer fewer a page
+            ids = " or ".join(eq("externalId", sid) for sid in sids[at:at + LOOKUP])
+            answers.update((UUID(g.external_id), ossbss_id(g.id)) for g in self._search(Group, ids))
+        missing = {sid: name for sid, name in names.items() if sid not in answers}
         bulk = self.service_provider_config.bulk
         if not (bulk and bulk.supported):
             for sid, name in missing.items():
@@ -73,10 +79,17 @@ class ScimOssBss:
                 except PermanentError as exc:
                     answers[sid] = exc
             return answers
-        batch = min(bulk.max_operations or 1000, 1000)
-        items = list(missing.items())
-        for at in range(0, len(items), batch):
-            answers.update(self._bulk_create(dict(items[at:at + batch])))
+        most, room = min(bulk.max_operations or 1000, 1000), bulk.max_payload_size or 1_048_576
+        batch: dict[UUID, str] = {}
+        size = 0
+        for sid, name in missing.items():  # as many a request as the server takes, in count and in bytes
+            cost = OPERATION_BYTES + len(json.dumps(name))  # its name escaped: the most it takes in the body
+            if batch and (len(batch) == most or size + cost > room):
+                answers.update(self._bulk_create(batch))
+                batch, size = {}, 0
+            batch[sid], size = name, size + cost
+        if batch:
+            answers.update(self._bulk_create(batch))
         return answers
 
     def _bulk_create(self, groups: dict[UUID, str]) -> dict[UUID, int | str | Exception]:
@@ -126,7 +139,7 @@ class ScimOssBss:
             new = ScimUser(user_name=username, user_type=affiliation, external_id=str(subscription_id))
             new[UserGroupUser] = UserGroupUser(age=age)
             user = self._create(new, username)
-        member = SearchRequest(filter=f'id eq "{group_id}" and members.value eq "{user.id}"', count=1)
+        member = SearchRequest(filter=f'{eq("id", group_id)} and {eq("members.value", user.id)}', count=1)
         if not self.scim.query(Group, query_parameters=member).total_results:
             try:
                 self.scim.modify(Group, str(group_id), PatchOp[Group](operations=[
@@ -147,9 +160,9 @@ class ScimOssBss:
         user = self._find(ScimUser, subscription_id)
         if user is None:
             return False
-        for group in list(self._search(Group, f'members.value eq "{user.id}"')):
+        for group in list(self._search(Group, eq("members.value", user.id))):
             self.scim.modify(Group, group.id, PatchOp[Group](operations=[
-                PatchOperation[Group](op="remove", path=f'members[value eq "{user.id}"]')]))
+                PatchOperation[Group](op="remove", path=f"members[{eq('value', user.id)}]")]))
         return self._delete(ScimUser, subscription_id, user)
 
     # What `usergroup ossbss list` and `drift` show and do.
@@ -176,7 +189,7 @@ class ScimOssBss:
 
     def _find(self, model: type[Resource], subscription_id: UUID) -> Any:
         found = self.scim.query(model, query_parameters=SearchRequest(
-            filter=f'externalId eq "{UUID(str(subscription_id))}"', count=2))
+            filter=eq("externalId", UUID(str(subscription_id))), count=2))
         if found.total_results and found.total_results > 1:
             raise PermanentError(f"the SCIM server holds {found.total_results} {model.__name__}s with externalId "
                                  f"{subscription_id}: remove all but one")
@@ -192,7 +205,8 @@ class ScimOssBss:
         try:
             return self.scim.create(resource)
         except PermanentError as exc:
-            raise type(exc)(f"{type(resource).__name__.removeprefix('Scim')} {name!r} not provisioned: {exc}") from exc
+            kind = "Group" if isinstance(resource, Group) else "User"
+            raise type(exc)(f"{kind} {name!r} not provisioned: {exc}") from exc
 
     def _patch(self, resource: Resource, *changes: tuple[str, str, Any]) -> None:
         model = type(resource)

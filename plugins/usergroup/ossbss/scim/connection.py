@@ -2,6 +2,7 @@
 imported: a task whose step never calls the OSS/BSS does not pay for one)."""
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -42,6 +43,12 @@ def endpoint_of(connection: Any) -> ScimEndpoint:
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'extra'}: {e['msg']}" for e in exc.errors())
         raise ScimConnectionError(f"{name} has a bad extra: {problems}") from None
+    files = {"extra.verify": [extra.verify] if isinstance(extra.verify, str) else [],
+             "extra.cert": [extra.cert] if isinstance(extra.cert, str) else list(extra.cert or ())}
+    for name_of, paths in files.items():  # read on the machine that runs the task: said before the step runs
+        for path in paths:
+            if not Path(path).is_file():
+                raise ScimConnectionError(f"{name} has a bad {name_of}: no such file {path!r} on this machine")
     if not connection.host:
         raise ScimConnectionError(f"{name} has no host: give the SCIM endpoint's host (or its URL)")
     host = connection.host if "://" in connection.host else f"{connection.schema or 'https'}://{connection.host}"
