@@ -65,8 +65,8 @@ class HttpxScimClient(BaseSyncSCIMClient):
         try:
             response = self.client.request(method, url, **kwargs)
         except httpx.TransportError as exc:  # refused, reset, timed out: the OSS/BSS did not answer
-            raise TransientError(f"SCIM server {self.client.base_url} did not answer {what}: {type(exc).__name__}: "
-                                 f"{exc}") from exc
+            server = str(self.client.base_url).rstrip("/")
+            raise TransientError(f"SCIM server {server} did not answer {what}: {type(exc).__name__}: {exc}") from exc
         if response.status_code >= 400:
             raise error_for(response, what)
         return response
