@@ -189,7 +189,8 @@ def fill_store(store_url: str, db_schema: str, customer_id: str, rows: int) -> N
 
     from usergroup.domain import USER_GROUP_PRODUCT
     from usergroup.store.connect import create_store_engine
-    from usergroup.store.tables import processes, processes_subscriptions, subscriptions, user_group_blocks
+    from usergroup.store.mappings.user_group import user_group_blocks
+    from usergroup.store.tables import processes, processes_subscriptions, subscriptions
 
     engine = create_store_engine(store_url, db_schema)
     now = datetime.now(UTC)

@@ -79,7 +79,7 @@ class Stack:
         self.state_file = self.home / "stack.json"
         state = json.loads(self.state_file.read_text()) if self.state_file.exists() else {}
         self.port = port or state.get("port") or 8080
-        # A SCIM server beside Airflow (`make up`'s identity system), on a port of its own kept across restarts.
+        # A SCIM server beside Airflow (`make up`'s identity system), its port in stack.json while the stack runs.
         self.scim_port: int | None = state.get("scim_port") or (free_port() if scim else None)
         self.base = f"http://127.0.0.1:{self.port}"
         self.pids: dict[str, int] = state.get("pids", {})
