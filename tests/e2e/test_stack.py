@@ -111,6 +111,30 @@ def test_the_first_create_over_the_orchestrator_api(stack, store):
     print(f"api: first create, POST to completed in {elapsed:.2f} s")
 
 
+def test_the_identity_system_is_a_scim_server_beside_airflow(stack, store):
+    """`make up` starts a SCIM server (its own process group, 127.0.0.1) and points usergroup_ossbss at it: a create
+    lands there, and the server's resources survive its restart (`make up` restarts it if it died)."""
+    conn = json.loads(json.loads((stack.home / "connections.json").read_text())["usergroup_ossbss"])
+    assert conn == {"conn_type": "usergroup_scim", "host": "http://127.0.0.1", "port": stack.scim_port,
+                    "extra": {"base_path": "/v2"}}
+    assert os.getpgid(stack.pids["scim"]) == stack.pids["scim"]
+    response = stack.trigger({"group_name": "Directory Lab"})
+    assert response.status_code == 200, response.text
+    assert stack.wait_run(response.json()["dag_run_id"]) == "success"
+    sub = subscription_named(store, "Directory Lab")
+    groups = f"http://127.0.0.1:{stack.scim_port}/v2/Groups"
+    found = requests.get(groups, params={"filter": f'externalId eq "{sub.subscription_id}"'}, timeout=10).json()
+    assert [(g["id"], g["displayName"]) for g in found["Resources"]] == [(sub.user_group.group_id, "Directory Lab")]
+
+    os.killpg(stack.pids["scim"], signal.SIGKILL)
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "devstack.py"), "up"], env=stack.env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "restarted scim" in result.stderr, result.stderr
+    stack.pids = json.loads(stack.state_file.read_text())["pids"]
+    again = requests.get(groups, params={"filter": f'externalId eq "{sub.subscription_id}"'}, timeout=10).json()
+    assert again["Resources"] == found["Resources"]
+
+
 def test_the_trigger_form_in_a_browser(stack, store, browser):
     page, dialog = trigger_form(stack, browser, "create_user_group")
     field = dialog.locator("#element_group_name")
@@ -183,30 +207,6 @@ def test_the_nightly_validation_is_scheduled(stack):
         assert time.monotonic() < deadline, "no scheduled run of validate_user_groups"
         time.sleep(1)
     assert stack.wait_run(scheduled[0]["dag_run_id"], dag_id="validate_user_groups") == "success"
-
-
-def test_the_identity_system_is_a_scim_server_beside_airflow(stack, store):
-    """`make up` starts a SCIM server (its own process group, 127.0.0.1) and points usergroup_ossbss at it: a create
-    lands there, and the server's resources survive its restart (`make up` restarts it if it died)."""
-    conn = json.loads(json.loads((stack.home / "connections.json").read_text())["usergroup_ossbss"])
-    assert conn == {"conn_type": "usergroup_scim", "host": "http://127.0.0.1", "port": stack.scim_port,
-                    "extra": {"base_path": "/v2"}}
-    assert os.getpgid(stack.pids["scim"]) == stack.pids["scim"]
-    response = stack.trigger({"group_name": "Directory Lab"})
-    assert response.status_code == 200, response.text
-    assert stack.wait_run(response.json()["dag_run_id"]) == "success"
-    sub = subscription_named(store, "Directory Lab")
-    groups = f"http://127.0.0.1:{stack.scim_port}/v2/Groups"
-    found = requests.get(groups, params={"filter": f'externalId eq "{sub.subscription_id}"'}, timeout=10).json()
-    assert [(g["id"], g["displayName"]) for g in found["Resources"]] == [(sub.user_group.group_id, "Directory Lab")]
-
-    os.killpg(stack.pids["scim"], signal.SIGKILL)
-    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "devstack.py"), "up"], env=stack.env,
-                            capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0 and "restarted scim" in result.stderr, result.stderr
-    stack.pids = json.loads(stack.state_file.read_text())["pids"]
-    again = requests.get(groups, params={"filter": f'externalId eq "{sub.subscription_id}"'}, timeout=10).json()
-    assert again["Resources"] == found["Resources"]
 
 
 def test_the_cli_trigger(stack, store):
