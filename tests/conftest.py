@@ -87,6 +87,18 @@ def dag_test(airflow_db, capfd):
     return run
 
 
+@pytest.fixture
+def run(dag_test):
+    """dag_test that must succeed: run(DAG_ID, **conf) -> what it logged."""
+
+    def run_(dag_id: str, **conf) -> str:
+        state, out = dag_test(dag_id, **conf)
+        assert state == "success", out[-3000:]
+        return out
+
+    return run_
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def store_target(request, tmp_path):
     """A fresh, empty (not migrated) store on each database; PostgreSQL gets its own schema, dropped after."""

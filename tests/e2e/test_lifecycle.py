@@ -12,16 +12,6 @@ from usergroup.engine.discovery import all_workflows
 pytestmark = pytest.mark.slow  # runs DAGs, some through `airflow dags test`: make test, not make test-fast
 
 
-@pytest.fixture
-def run(dag_test):
-    def run_(dag_id: str, **conf) -> str:
-        state, out = dag_test(dag_id, **conf)
-        assert state == "success", out[-3000:]
-        return out
-
-    return run_
-
-
 @pytest.mark.parametrize("store_target", ["postgres"], indirect=True)
 def test_modify_validate_terminate(run, store):
     """After a create (its own end-to-end tests run it through Airflow), each workflow through Airflow."""

@@ -21,16 +21,6 @@ def scim(store, tmp_path, monkeypatch):
     server.stop()
 
 
-@pytest.fixture
-def run(dag_test):
-    def run_(dag_id: str, **conf) -> str:
-        state, out = dag_test(dag_id, **conf)
-        assert state == "success", out[-3000:]
-        return out
-
-    return run_
-
-
 def subscriptions(store, product_type):
     with store.transaction() as repo:
         return [s for s in repo.list_subscriptions() if s.product.product_type == product_type]
