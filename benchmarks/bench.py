@@ -101,9 +101,7 @@ def scim_bulk_run(stack: PostgresStack, home: Path, count: int) -> dict:
     fake = stack.env["AIRFLOW_CONN_USERGROUP_OSSBSS"]
     try:
         stack.stop("scheduler")
-        stack.env["AIRFLOW_CONN_USERGROUP_OSSBSS"] = json.dumps({
-            "conn_type": "usergroup_scim", "host": "http://127.0.0.1", "port": server.port,
-            "extra": {"base_path": "/v2"}})
+        stack.env["AIRFLOW_CONN_USERGROUP_OSSBSS"] = server.connection()
         stack.start("scheduler")
         stack.wait_healthy()
         return bulk_run(stack, count)

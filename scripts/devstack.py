@@ -208,9 +208,8 @@ class Stack:
 
     def point_ossbss_at_scim(self) -> None:
         """The home's usergroup_ossbss connection names this SCIM server."""
-        homeconn.set_connection(homeconn.connections_path(self.home), "usergroup_ossbss", json.dumps({
-            "conn_type": "usergroup_scim", "host": "http://127.0.0.1", "port": self.scim_port,
-            "extra": {"base_path": "/v2"}}))
+        homeconn.set_connection(homeconn.connections_path(self.home), "usergroup_ossbss",
+                                self.scim_server.connection())
 
     def start(self, name: str) -> None:
         if name == "scim":

@@ -155,6 +155,11 @@ class ScimServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v2"
 
+    def connection(self, **fields) -> str:
+        """The usergroup_ossbss connection (Airflow's JSON form) to this server: host a URL, the extra's base_path."""
+        return json.dumps({"conn_type": "usergroup_scim", "host": "http://127.0.0.1", "port": self.port,
+                           "extra": {"base_path": "/v2"}, **fields})
+
     def start(self, timeout: float = 30) -> "ScimServer":
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(

@@ -1,7 +1,6 @@
 """A real SCIM server for the tests (scripts/scim_server.py, in its own process group), and a reader of it that is
 any SCIM client: plain HTTP, no code of ours."""
 
-import json
 import sys
 
 import httpx
@@ -17,12 +16,6 @@ from scim_server import ScimServer  # noqa: E402
 def scim_server(folder, *options: str) -> ScimServer:
     """A server on a free port, its journal and its log (a line per request) in `folder`."""
     return ScimServer(folder / "scim.jsonl", free_port(), folder / "scim.log", "--access-log", *options).start()
-
-
-def conn_json(server: ScimServer, **fields) -> str:
-    """The usergroup_ossbss connection to this server (host a URL with its scheme; the extra's base_path "/v2")."""
-    return json.dumps({"conn_type": "usergroup_scim", "host": "http://127.0.0.1", "port": server.port,
-                       "extra": {"base_path": "/v2"}, **fields})
 
 
 def read(server: ScimServer, kind: str, external_id=None) -> list[dict]:

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from e2e.test_live import restart_scheduler, subscription_of, trigger, usergroup_cli
-from scim import conn_json, read, scim_server
+from scim import read, scim_server
 
 pytestmark = [pytest.mark.live, pytest.mark.xdist_group("live")]
 
@@ -22,7 +22,7 @@ def server(live, tmp_path):
 
 def test_a_create_while_the_scim_server_is_down_fails_then_resumes_once_it_is_back(live, live_store, server):
     store = live_store[1]
-    restart_scheduler(live, AIRFLOW_CONN_USERGROUP_OSSBSS=conn_json(server), USERGROUP_OSSBSS_RETRIES="0")
+    restart_scheduler(live, AIRFLOW_CONN_USERGROUP_OSSBSS=server.connection(), USERGROUP_OSSBSS_RETRIES="0")
     server.stop()
     run_id = trigger(live, "Away Lab")
     assert live.wait_run(run_id, timeout=120) == "failed"
@@ -42,7 +42,7 @@ def test_a_create_while_the_scim_server_is_down_fails_then_resumes_once_it_is_ba
 
 def test_a_bulk_run_whose_scim_server_is_killed_mid_bulk_completes_on_its_retry(live, live_store, server):
     store = live_store[1]
-    restart_scheduler(live, AIRFLOW_CONN_USERGROUP_OSSBSS=conn_json(server), USERGROUP_CHUNK_SIZE="25")
+    restart_scheduler(live, AIRFLOW_CONN_USERGROUP_OSSBSS=server.connection(), USERGROUP_CHUNK_SIZE="25")
     names = [f"Killed bulk {i:03}" for i in range(300)]
     response = live.trigger({"group_names": names}, dag_id="create_user_groups")
     assert response.status_code == 200, response.text

@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from helpers import USER_EXTERNAL
-from scim import conn_json, read, scim_server
+from scim import read, scim_server
 
 pytestmark = pytest.mark.slow
 
@@ -16,7 +16,7 @@ EXTENSION = "urn:usergroup:params:scim:schemas:extension:2.0:User"
 @pytest.fixture
 def scim(store, tmp_path, monkeypatch):
     server = scim_server(tmp_path)
-    monkeypatch.setenv("AIRFLOW_CONN_USERGROUP_OSSBSS", conn_json(server))
+    monkeypatch.setenv("AIRFLOW_CONN_USERGROUP_OSSBSS", server.connection())
     yield server
     server.stop()
 

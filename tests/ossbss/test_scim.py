@@ -9,7 +9,7 @@ from uuid import uuid4
 import httpx
 import pytest
 
-from scim import conn_json, read, scim_server
+from scim import read, scim_server
 from usergroup.ossbss import Connection, StorePlace, client_for
 from usergroup.ossbss.errors import NotFoundError, PermanentError, TransientError
 from usergroup.ossbss.scim.connection import ScimConnectionError
@@ -17,7 +17,7 @@ from usergroup.ossbss.scim.http import ScimChangedError, ScimConflictError
 
 
 def client(server=None, **fields):
-    conn = json.loads(conn_json(server, **fields)) if server else {"conn_type": "usergroup_scim", **fields}
+    conn = json.loads(server.connection(**fields)) if server else {"conn_type": "usergroup_scim", **fields}
     return client_for(Connection(conn_id="usergroup_ossbss", **conn), StorePlace(None, "usergroup"))
 
 

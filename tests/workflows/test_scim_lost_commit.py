@@ -7,7 +7,7 @@ import pytest
 from test_faults import TaskDied
 
 from helpers import USER_INTERNAL, run_tasks, start_state
-from scim import conn_json, read, scim_server
+from scim import read, scim_server
 from usergroup.airflow.tasks import run_step
 from usergroup.ossbss import Connection, StorePlace, client_for
 from usergroup.workflows.user.create_user import create_user
@@ -43,7 +43,7 @@ def retried(store, oss, workflow, state, at: int) -> dict:
 
 
 def test_the_retry_of_a_lost_commit_finds_the_group_and_the_user_by_external_id(store, scim, monkeypatch):
-    oss = client_for(Connection(conn_id="usergroup_ossbss", **json.loads(conn_json(scim))), StorePlace(None, "u"))
+    oss = client_for(Connection(conn_id="usergroup_ossbss", **json.loads(scim.connection())), StorePlace(None, "u"))
     at = create_user_group.task_ids.index("provision_user_group")
     state = run_tasks(store, create_user_group, start_state(create_user_group, "lost", group_name="Lost Lab"), at,
                       run_id="lost", oss=oss)
