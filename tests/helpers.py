@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -65,18 +66,30 @@ USER_INTERNAL, USER_EXTERNAL = "3f1b7c52-8e4d-4a6b-9c21-5d7e0f3a9b11", "3f1b7c52
 
 
 def run_tasks(store, workflow, state: dict, upto: int | None = None, run_id: str = "r", oss=None, after: int = 0,
-              **kw) -> dict:
+              answers: dict[str, dict] | None = None, **kw) -> dict:
     """The tasks of `workflow` after the first `after` and up to `upto` (all by default), as its DAG runs them,
     in this process."""
     from usergroup.airflow.tasks import run_step
+    from usergroup.engine.input_step import InputStep
+    from usergroup.engine.runner import TaskTry
+    from usergroup.engine.suspend import answer, ask
 
     pairs = list(zip(workflow.steps, workflow.task_ids, strict=True))[:upto]
     for i, (s, task_id) in list(enumerate(pairs))[after:]:
         start = {"workflow_name": workflow.name, "workflow_target": str(workflow.target), "dag_id": workflow.name,
                  "run_id": run_id, "created_by": "test"} if i == 0 else None
+        if isinstance(s, InputStep):  # asked, then answered at once (an approval, unless `answers` says else)
+            task = TaskTry(step=s, task_id=task_id, workflow_target=str(workflow.target), try_number=1)
+            oss = oss or oss_for(store)
+            given = s.form.model_validate({**APPROVE, **(answers or {}).get(task_id, {})})
+            state = ask(task, state, store=store, oss=oss) or answer(task, state, given, store=store, oss=oss)
+            continue
         state = run_step(s, state, store=store, oss=oss or oss_for(store), try_number=1, task_id=task_id,
                          start=start, checks=workflow.checks if i == 0 else (), **kw)
     return state
+
+
+APPROVE = {"decision": "Approve"}
 
 
 def start_state(workflow, run_id: str, **fields) -> dict:
@@ -178,3 +191,34 @@ def app_client(name: str, monkeypatch):
     app = create_app()
     app.dependency_overrides[get_user] = lambda: SimpleNamespace(get_name=lambda: name)
     return TestClient(app, root_path="/orchestrator", cookies={"_token": f"token-of-{name}"})
+
+
+@contextmanager
+def approving(store, answer: dict | None = None, user: str = "ops"):
+    """While in it, each process that waits for an answer gets `answer` (an approval by default), as an operator
+    gives it through the operations every interface calls: for a run that asks, in `dag.test()`."""
+    import threading
+
+    from usergroup.interfaces.operations import AirflowRuns, OperationError, Operations
+
+    ops, stop, errors = Operations(store, AirflowRuns()), threading.Event(), []
+
+    def loop():
+        while not stop.wait(0.2):
+            with store.transaction() as repo:
+                waiting = repo.list_processes(status="suspended")
+            for p in waiting:
+                try:
+                    ops.resume(p["process_id"], pages=[answer or APPROVE], user=user)
+                except OperationError as exc:  # not parked in Airflow yet: the next round answers
+                    errors.append(exc.reason)
+                except Exception as exc:  # noqa: BLE001 - the test shows it; the next round tries again
+                    errors.append(repr(exc))
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield errors
+    finally:
+        stop.set()
+        thread.join(5)

@@ -188,3 +188,20 @@ class Client:
             if process["last_status"] in until or time.monotonic() > deadline:
                 return process
             time.sleep(0.2)
+
+
+def answer_waiting(live: LiveAirflow, store: Store, count: int = 1, answer: dict | None = None,
+                   timeout: float = 120) -> list[str]:
+    """Answer (approve, by default) the first `count` processes that wait, over orchestrator-core's API as admin;
+    their ids."""
+    admin, answered, deadline = Client(live, "admin"), [], time.monotonic() + timeout
+    while len(answered) < count:
+        assert time.monotonic() < deadline, f"{len(answered)} of {count} processes came to wait"
+        with store.transaction() as repo:
+            waiting = [p["process_id"] for p in repo.list_processes(status="suspended")]
+        for pid in waiting:
+            response = admin("PUT", f"/processes/{pid}/resume", json=[answer or {"decision": "Approve"}])
+            if response.status_code == 204:
+                answered.append(str(pid))
+        time.sleep(0.3)
+    return answered

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from helpers import USER_EXTERNAL, counts, create, dags_test, oss_for
+from helpers import USER_EXTERNAL, approving, counts, create, dags_test, oss_for
 from usergroup.engine.discovery import all_workflows
 
 pytestmark = pytest.mark.slow  # runs DAGs, some through `airflow dags test`: make test, not make test-fast
@@ -36,7 +36,9 @@ def test_a_users_whole_life_and_its_groups(run, dag_test, store):
     """create_user, modify_user, terminate_user through Airflow; the group is refused termination while the user
     lives (writing nothing), and terminates after."""
     gid = create(store, "Users Lab")["subscription_id"]
-    run("create_user", product=USER_EXTERNAL, user_group_id=gid, username="zoë", age=33)
+    with approving(store) as refusals:
+        state, out = dag_test("create_user", product=USER_EXTERNAL, user_group_id=gid, username="zoë", age=33)
+        assert state == "success", (refusals, out[-3000:])
     with store.transaction() as repo:
         (user,) = [s for s in repo.list_subscriptions() if s.product.product_type == "User"]
     uid = str(user.subscription_id)

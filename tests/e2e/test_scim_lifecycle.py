@@ -5,7 +5,7 @@ client reading the server sees."""
 import httpx
 import pytest
 
-from helpers import USER_EXTERNAL
+from helpers import USER_EXTERNAL, approving
 from scim import read, scim_server
 
 pytestmark = pytest.mark.slow
@@ -52,7 +52,9 @@ def test_both_products_whole_lives_are_what_the_scim_server_shows(run, dag_test,
     group_on_server(scim, group)
     run("validate_user_group", subscription_id=gid)
 
-    run("create_user", product=USER_EXTERNAL, user_group_id=gid, username="zoë", age=33)
+    with approving(store) as refusals:
+        state, out = dag_test("create_user", product=USER_EXTERNAL, user_group_id=gid, username="zoë", age=33)
+        assert state == "success", (refusals, out[-3000:])
     [user] = subscriptions(store, "User")
     uid = str(user.subscription_id)
     user_on_server(scim, user)

@@ -3,11 +3,12 @@ databases) has the same outcome and the same reason, the one usergroup.interface
 a fake `Runs` (the live tests have the real one)."""
 
 import html
+import json
 from uuid import UUID, uuid4
 
 import pytest
 
-from helpers import app_client, create, create_user, run_on
+from helpers import USER_EXTERNAL, app_client, create, create_user, run_on
 from usergroup.domain import ProcessStatus
 from usergroup.interfaces import deps, operations
 from usergroup.interfaces.cli.main import main
@@ -31,6 +32,9 @@ class FakeRuns:
         return f"its run {process['run_id']} is marked failed", None
 
     def clear_failed(self, dag_id, run_id, map_index) -> None:
+        return None
+
+    def respond(self, process, answer, user) -> None:
         return None
 
 
@@ -68,6 +72,18 @@ def in_use(store) -> str:
     return sid
 
 
+def suspended(store) -> str:
+    """A User external's create, waiting at approve_user."""
+    from usergroup.engine.runner import TaskTry
+    from usergroup.engine.suspend import ask
+    from usergroup.workflows.user.create_user import create_user as workflow
+
+    i = workflow.task_ids.index("approve_user")
+    state = create_user(store, in_use(store), f"w{uuid4().hex[:6]}", upto=i, product=USER_EXTERNAL)
+    assert ask(TaskTry(workflow.steps[i], "approve_user", "CREATE", 1), state, store=store, oss=None) is None
+    return state["process_id"]
+
+
 # case: (set up -> id, operation, extra form fields, expected status (None: done), a text the reason holds)
 CASES = {
     "abort running": (half, "abort", {}, None, ""),
@@ -76,6 +92,9 @@ CASES = {
     "abort unknown": (lambda s: str(uuid4()), "abort", {}, 404, "no process "),
     "resume failed": (failed, "resume", {}, None, ""),
     "resume completed": (completed, "resume", {}, 409, "is completed: only a failed process can be resumed"),
+    "answer suspended": (suspended, "answer", {"decision": "Approve", "note": "ok"}, None, ""),
+    "answer bad": (suspended, "answer", {"decision": "Reject"}, 400, "reason: Value error, give the reason to reject"),
+    "answer completed": (completed, "answer", {"decision": "Approve"}, 409, "only a failed process can be resumed"),
     "set in sync held": (held, "set_in_sync", {}, 409, "stays out of sync"),
     "set in sync unknown": (lambda s: str(uuid4()), "set_in_sync", {}, 404, "no subscription "),
     "terminate in use": (in_use, "terminate_user_group", {}, 400, "used in other subscriptions"),
@@ -91,6 +110,8 @@ def decided(store, op: str, target: str, fields: dict) -> tuple[int | None, str]
             ops.abort(target, "x")
         elif op == "resume":
             ops.resume(target)
+        elif op == "answer":
+            ops.resume(target, pages=[fields], user="tester")
         elif op == "set_in_sync":
             ops.set_in_sync(target)
         else:
@@ -103,6 +124,8 @@ def decided(store, op: str, target: str, fields: dict) -> tuple[int | None, str]
 def via_api(client, op, target, fields):
     if op in ("abort", "resume"):
         answer = client.put(f"/api/processes/{target}/{op}", headers=ORIGIN)
+    elif op == "answer":
+        answer = client.put(f"/api/processes/{target}/resume", json=[fields], headers=ORIGIN)
     elif op == "set_in_sync":
         answer = client.put(f"/api/subscriptions/{target}/set_in_sync", headers=ORIGIN)
     else:
@@ -115,7 +138,7 @@ def via_api(client, op, target, fields):
 def via_page(client, op, target, fields, store):
     some = create(store, f"Token {uuid4().hex[:6]}")["subscription"]["subscription_id"]
     token = client.get(f"/ui/subscriptions/{some}").text.split('name="csrf_token" value="')[1].split('"')[0]
-    if op in ("abort", "resume"):
+    if op in ("abort", "resume", "answer"):
         path = f"/ui/processes/{target}/{op}"
     elif op == "set_in_sync":
         path = f"/ui/subscriptions/{target}/set_in_sync"
@@ -129,6 +152,7 @@ def via_page(client, op, target, fields, store):
 
 def via_cli(op, target, fields, capsys):
     argv = {"abort": ["processes", "abort", target], "resume": ["processes", "resume", target],
+            "answer": ["processes", "resume", target, "--input", json.dumps(fields)],
             "set_in_sync": ["subscriptions", "set-in-sync", target]}.get(op)
     argv = argv or ["processes", "start", op, f"subscription_id={target}", *(f"{k}={v}" for k, v in fields.items())]
     capsys.readouterr()
@@ -163,6 +187,6 @@ def test_the_interfaces_agree(case, interface, store, monkeypatch, capsys):
     if op == "abort" and status is None:
         with store.transaction() as repo:
             assert repo.get_process(target)["status"] == "aborted"
-    if op == "resume" and status is None:
+    if op in ("resume", "answer") and status is None:
         with store.transaction() as repo:
             assert repo.get_process(target)["status"] == "running"

@@ -5,8 +5,10 @@ from datetime import UTC, datetime
 from airflow.sdk import DAG, Param, dag
 
 from usergroup.airflow.bulk import bulk_task
+from usergroup.airflow.input_task import InputTask
 from usergroup.airflow.schedule import select_task, workflow_task
 from usergroup.airflow.tasks import step_task
+from usergroup.engine.input_step import InputStep
 from usergroup.engine.workflow import Bulk, Schedule, Workflow
 from usergroup.settings import settings
 
@@ -20,6 +22,11 @@ def workflow_dag(workflow: Workflow) -> DAG:
     def render():
         state = None
         for index, (step, task_id) in enumerate(zip(workflow.steps, workflow.task_ids, strict=True)):
+            if isinstance(step, InputStep):  # human-in-the-loop: it takes the state its upstream task returned
+                asking = InputTask(step=step, workflow=workflow, upstream=state.operator.task_id, task_id=task_id)
+                state >> asking
+                state = asking.output
+                continue
             task = step_task(step, workflow, task_id=task_id, first=index == 0)
             state = task() if index == 0 else task(state)
 

@@ -1,8 +1,10 @@
 """The one adapter that turns a step into an Airflow task: the engine's runner for one process, its failures as
 Airflow's."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 from uuid import UUID
 
 from airflow.sdk import Variable, task
@@ -44,7 +46,7 @@ def initial_state(workflow: "Workflow", params: dict[str, Any], dag_run: Any, cu
     try:
         validated = workflow.form.model_validate(fields)
     except ValidationError as exc:
-        raise AirflowFailException(f"Invalid input: {_pydantic_message(exc)}") from None
+        raise AirflowFailException(f"Invalid input: {pydantic_message(exc)}") from None
     try:
         customer = UUID(customer_id)
     except ValueError:
@@ -68,8 +70,16 @@ def run_step(step: Step, state: State, *, store: Store, oss: OssBssClient, try_n
     task_id = task_id or step.name
     task = TaskTry(step=step, task_id=task_id, workflow_target=state["workflow_target"], try_number=try_number,
                    map_index=map_index, hostname=hostname)
-    try:
+    with airflow_errors(task_id):
         return run_one(task, state, store=store, oss=oss, opening=start, checks=checks)
+
+
+@contextmanager
+def airflow_errors(task_id: str) -> Iterator[None]:
+    """The engine's failures as Airflow's: one another try cannot cure fails the task at once
+    (AirflowFailException), a store out of reach is StoreUnavailableError (retried), any other is raised as it is."""
+    try:
+        yield
     except ProcessAbortedError as exc:  # the process keeps its abort; the task fails at once
         raise AirflowFailException(f"{task_id}: {exc}") from None
     except PERMANENT_ERRORS as exc:  # refused, or no retry cures it
@@ -100,13 +110,7 @@ def step_task(step: Step, workflow: "Workflow", *, task_id: str | None = None, f
         row = {"task_id": task_id, "map_index": getattr(ti, "map_index", -1), "try_number": ti.try_number,
                "hostname": getattr(ti, "hostname", None)}
         if state is None:  # its upstream task returned nothing: it was marked success by hand, or never ran
-            exc = MissingStateError(f"{task_id}: no state from the upstream task (was it marked success by hand?); "
-                                    "clear the run's first failed or skipped task with its downstream tasks")
-            process_id = process_id_for(dag_run.dag_id, dag_run.run_id)
-            failed = TaskTry(step=step, workflow_target=str(workflow.target), **row)
-            record_failures(store, failed, {process_id: exc}, datetime.now(UTC),
-                            opening={**opening, "input_state": dict(params or {})})
-            raise AirflowFailException(str(exc))
+            missing_state(store, TaskTry(step=step, workflow_target=str(workflow.target), **row), opening, params)
         with stopped_by_sigterm():
             return run_step(step, state, store=store, oss=oss, task_id=task_id, map_index=row["map_index"],
                             try_number=row["try_number"], start=opening if first else None, hostname=row["hostname"],
@@ -115,6 +119,15 @@ def step_task(step: Step, workflow: "Workflow", *, task_id: str | None = None, f
     body.__name__ = body.__qualname__ = task_id
     body.__doc__ = step.description
     return task(task_id=task_id, task_display_name=step.description, **step.task_options)(body)
+
+
+def missing_state(store: Store, task: TaskTry, opening: dict[str, Any], params: Any) -> NoReturn:
+    exc = MissingStateError(f"{task.task_id}: no state from the upstream task (was it marked success by hand?); "
+                            "clear the run's first failed or skipped task with its downstream tasks")
+    process_id = process_id_for(opening["dag_id"], opening["run_id"])
+    record_failures(store, task, {process_id: exc}, datetime.now(UTC),
+                    opening={**opening, "input_state": dict(params or {})})
+    raise AirflowFailException(str(exc))
 
 
 def services(task_id: str) -> tuple[Store, OssBssClient]:
@@ -143,5 +156,5 @@ def _triggered_by(dag_run: Any) -> str:
     return ":".join(str(p) for p in (getattr(run_type, "value", run_type), user) if p)
 
 
-def _pydantic_message(exc: ValidationError) -> str:
+def pydantic_message(exc: ValidationError) -> str:
     return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())

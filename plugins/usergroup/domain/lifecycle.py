@@ -23,6 +23,7 @@ class Target(StrEnum):
 class ProcessStatus(StrEnum):
     CREATED = "created"
     RUNNING = "running"
+    SUSPENDED = "suspended"  # waiting for an operator's answer (an input step)
     FAILED = "failed"
     ABORTED = "aborted"
     COMPLETED = "completed"

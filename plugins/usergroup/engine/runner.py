@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from usergroup.domain import ProcessStatus, SubscriptionModel, Target
 from usergroup.domain.errors import LifecycleError
 from usergroup.domain.product import Product
-from usergroup.engine.step import State, Step, StepContext, StepError
+from usergroup.engine.step import AbortProcess, State, Step, StepContext, StepError
 from usergroup.ossbss.errors import PermanentError
 from usergroup.settings import settings
 from usergroup.store.errors import (
@@ -53,10 +53,12 @@ class TaskTry:
     hostname: str | None = None
     dag_id: str = ""  # the run, for a task that runs many of its processes
     run_id: str = ""
+    note: str | None = None  # what the trail says of the try besides its outcome (who answered an input step)
 
     def row(self, started_at: datetime) -> dict[str, Any]:
         return {"name": self.step.name, "task_id": self.task_id, "map_index": self.map_index,
-                "try_number": self.try_number, "hostname": self.hostname, "started_at": started_at}
+                "try_number": self.try_number, "hostname": self.hostname, "started_at": started_at,
+                **({"note": self.note} if self.note else {})}
 
 
 class RunStopped(BaseException):  # noqa: N818 - named for what happened, like Airflow's AirflowTaskTerminated
@@ -174,7 +176,7 @@ def run_one(task: TaskTry, state: State, *, store: Store, oss: Any, opening: dic
         record_failures(store, task, {pid: exc}, started_at, ProcessStatus.ABORTED if refused else ProcessStatus.FAILED,
                         existing_only=opening is not None)
         raise
-    except RunStopped as exc:
+    except (RunStopped, AbortProcess) as exc:
         record_failures(store, task, {pid: exc}, started_at, ProcessStatus.ABORTED, _opened(opening, state))
         raise
     except Exception as exc:

@@ -6,6 +6,7 @@ from typing import Any
 from usergroup.domain import ProcessStatus
 from usergroup.engine.process_id import process_id_for
 from usergroup.engine.workflow import Bulk, Schedule, Workflow
+from usergroup.store.processes import LIVE
 from usergroup.store.repository import Repository
 
 
@@ -34,7 +35,7 @@ def settle(repo: Repository, declared: Workflow | Schedule | Bulk, run: EndedRun
     A refused input (the first task fails at once) leaves no process, as before. A scheduled run holds a
     process per subscription, a bulk run one per item: each one that had not completed follows the run."""
     if isinstance(declared, Schedule | Bulk):  # those that follow the run: created or running (not thousands done)
-        said = [_follow(repo, p, run) for status in (ProcessStatus.CREATED, ProcessStatus.RUNNING)
+        said = [_follow(repo, p, run) for status in LIVE
                 for p in repo.list_processes(dag_id=run.dag_id, run_id=run.run_id, status=str(status))]
         return "; ".join(s for s in said if s) or None
     workflow = declared
@@ -53,7 +54,7 @@ def settle(repo: Repository, declared: Workflow | Schedule | Bulk, run: EndedRun
 
 
 def _follow(repo: Repository, process: dict[str, Any], run: EndedRun) -> str | None:
-    if process["status"] not in (ProcessStatus.CREATED, ProcessStatus.RUNNING):
+    if process["status"] not in LIVE:
         return None
     if run.state == "failed":
         status, reason = ProcessStatus.FAILED, f"the DAG run failed at {process['last_step']}: {run.msg}"

@@ -23,6 +23,10 @@ class StepError(Exception):
     lifecycle): no retry cures it."""
 
 
+class AbortProcess(StepError):  # noqa: N818 - orchestrator-core's word: the step ends its process, aborted
+    """The process will not go on (an operator said no): it ends `aborted`, with this reason."""
+
+
 class StepStore(Protocol):
     """The store as a step sees it (the runner's chunk: claims and links are written with its trail)."""
 
@@ -77,6 +81,12 @@ class Step:
     def __call__(self, state: State, context: StepContext | None = None) -> State:
         """Run the step: each argument is the state's value of its name, as its annotation says (a UUID as
         `UUID`, a subscription as its lifecycle class), or the context."""
+        result = self.func(**self.arguments(state, context)) or {}
+        if undeclared := set(result) - self.returns:
+            raise StepError(f"step {self.name} returned {', '.join(sorted(undeclared))}, which it does not declare")
+        return result
+
+    def arguments(self, state: State, context: StepContext | None = None) -> dict[str, Any]:
         kwargs = {}
         for p in self.params:
             if p.kind == "context":
@@ -85,10 +95,7 @@ class Step:
                 kwargs[p.name] = _typed(self.name, p, state[p.name])
             elif p.required:
                 raise StepError(f"step {self.name}: {p.name!r} is not in the state")
-        result = self.func(**kwargs) or {}
-        if undeclared := set(result) - self.returns:
-            raise StepError(f"step {self.name} returned {', '.join(sorted(undeclared))}, which it does not declare")
-        return result
+        return kwargs
 
 
 def step(description: str, name: str | None = None, returns: tuple[str, ...] = (),

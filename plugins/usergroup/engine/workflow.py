@@ -16,6 +16,7 @@ from usergroup.engine.generic_steps import (
     store_process_subscription,
     unsync,
 )
+from usergroup.engine.input_step import InputStep
 from usergroup.engine.params import params_of
 from usergroup.engine.step import Step, StepError
 
@@ -45,6 +46,9 @@ class Workflow:
     def __post_init__(self):
         """Each step's arguments are in the state when it runs: `Init`, the form's fields, or an earlier step's
         returns. A misspelled parameter fails here, where the DAG is parsed."""
+        if isinstance(self.steps[0], InputStep):
+            raise StepError(f"workflow {self.name}: its first step {self.steps[0].name} cannot ask (it opens the "
+                            "process)")
         known = set(Init.__annotations__) | set(self.form.model_fields)
         for s in (*self.checks, *self.steps):
             if missing := s.takes - known:

@@ -10,6 +10,8 @@ from pydantic_core import to_jsonable_python
 
 from usergroup.domain import Target
 from usergroup.domain.subscription import products_of_type
+from usergroup.engine.discovery import all_workflows
+from usergroup.engine.input_step import InputForm, InputStep
 from usergroup.engine.workflow import Workflow
 
 
@@ -119,3 +121,32 @@ def _safe(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_safe(v) for v in value]
     return to_jsonable_python(value, fallback=str)
+
+
+def waiting_step(process: dict[str, Any]) -> InputStep:
+    """The input step a suspended process waits at (its last step)."""
+    workflow = all_workflows().get(process["workflow_name"])
+    steps = dict(zip(workflow.task_ids, workflow.steps, strict=True)) if workflow else {}
+    step = steps.get(process["last_step"])
+    if not isinstance(step, InputStep):
+        raise FormError(409, {"title": f"process {process['process_id']} waits at {process['last_step']}, which "
+                                       "asks for nothing"})
+    return step
+
+
+def validate_answer(form: type[InputForm], given: Any) -> InputForm:
+    """The answer to an input step, posted as orchestrator-core's resume takes it: a list of one form page. None or
+    no page is 510 with the form's JSON schema; an invalid page is 400 naming each field that is wrong."""
+    if given is None or given == []:
+        raise FormError(510, {"type": "FormNotCompleteError", "title": "Form not complete", "status": 510,
+                              "detail": f"the process waits for an answer to {form.title()!r}",
+                              "form": form.json_schema(), "meta": {"hasNext": False}})
+    if not isinstance(given, list) or not all(isinstance(p, dict) for p in given):
+        raise FormError(400, invalid([{"loc": [], "msg": "the body must be a list of form pages (JSON objects)",
+                                        "type": "list_type"}]))
+    if len(given) > 1:
+        raise FormError(400, invalid([{"loc": [1], "msg": "the answer is one form page", "type": "too_long"}]))
+    try:
+        return form.model_validate(given[0])
+    except ValidationError as exc:
+        raise FormError(400, invalid(exc.errors(include_url=False, include_context=False))) from None

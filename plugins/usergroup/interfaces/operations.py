@@ -14,9 +14,10 @@ from pydantic_core import to_jsonable_python
 from usergroup.airflow.tasks import initial_state
 from usergroup.domain import ProcessStatus
 from usergroup.engine.discovery import all_workflows, subscription_workflows
+from usergroup.engine.input_step import InputForm
 from usergroup.engine.process_id import process_id_for
 from usergroup.engine.step import StepContext
-from usergroup.interfaces.form_pages import FormError, invalid, validate_pages
+from usergroup.interfaces.form_pages import FormError, invalid, validate_answer, validate_pages, waiting_step
 from usergroup.store.errors import StoreError
 from usergroup.store.repository import Store
 
@@ -60,6 +61,7 @@ class Runs(Protocol):
     def trigger(self, dag_id: str, run_id: str, conf: dict, user: str) -> None: ...
     def abort(self, store: Store, process: dict, reason: str) -> tuple[str, str | None]: ...
     def clear_failed(self, dag_id: str, run_id: str, map_index: int) -> None: ...
+    def respond(self, process: dict, answer: InputForm, user: str) -> None: ...
 
 
 class AirflowRuns:
@@ -93,6 +95,18 @@ class AirflowRuns:
 
         try:
             clear_failed_tasks(dag_id, run_id, map_index)
+        except RunBusyError as exc:
+            raise Busy(str(exc)) from None
+
+    def respond(self, process: dict, answer: InputForm, user: str) -> None:
+        from usergroup.airflow.answers import respond
+        from usergroup.airflow.runs import RunBusyError
+
+        fields = answer.model_dump(mode="json")
+        chosen = fields.pop(answer.option_field)
+        try:
+            respond(process["dag_id"], process["run_id"], process["last_step"], process["map_index"], [chosen],
+                    fields, user, user)
         except RunBusyError as exc:
             raise Busy(str(exc)) from None
 
@@ -160,19 +174,36 @@ class Operations:
             body = invalid([{"loc": [], "msg": str(exc), "type": "value_error"}])
             raise Invalid(body["detail"], body) from None
 
-    def resume(self, process_id: UUID | str, allow: Allow = _allowed) -> None:
-        """Clear the failed task of its run: the run goes on from there. The process row is locked meanwhile: of
-        concurrent resumes one clears, the others find it running."""
+    def resume(self, process_id: UUID | str, allow: Allow = _allowed, pages: Any = None, user: str = "") -> None:
+        """A suspended process: its answer (`pages`: the form of the step it waits at, as orchestrator-core's resume
+        takes it) goes to its waiting task. A failed one: clear the failed task of its run, the run goes on from
+        there. The process row is locked meanwhile: of concurrent resumes one goes through, the others find it
+        running (409)."""
         with self.store.transaction() as repo:
             process = self._process(process_id, lock=True, repo=repo)
             allow(process["dag_id"])
+            if process["status"] == ProcessStatus.SUSPENDED:
+                return self._answer(repo, process, pages, user)
             if process["status"] != ProcessStatus.FAILED:
-                raise Conflict(f"process {process_id} is {process['status']}: only a failed process can be resumed")
+                raise Conflict(f"process {process_id} is {process['status']}: only a failed process can be resumed "
+                               "(or a suspended one, with its answer)")
             try:
                 self.runs.clear_failed(process["dag_id"], process["run_id"], process["map_index"])
             except Busy as exc:
                 raise Conflict(f"process {process_id} cannot be resumed now: {exc}") from None
             repo.resume_process(UUID(str(process_id)))
+
+    def _answer(self, repo, process: dict, pages: Any, user: str) -> None:
+        step = waiting_step(process)
+        try:
+            answer = validate_answer(step.form, pages)
+        except FormError as exc:
+            raise Invalid(exc.body.get("detail") or exc.body.get("title", ""), exc.body, exc.status) from None
+        try:
+            self.runs.respond(process, answer, user)
+        except Busy as exc:
+            raise Conflict(f"process {process['process_id']} cannot take an answer now: {exc}") from None
+        repo.resume_process(process["process_id"])
 
     def abort(self, process_id: UUID | str, reason: str, allow: Allow = _allowed) -> str:
         """Abort an unfinished process (its run is stopped first); one already aborted or completed is refused.

@@ -8,6 +8,7 @@ from pydantic_core import to_jsonable_python
 from usergroup.airflow.runs import retrying
 from usergroup.domain import Product, SubscriptionModel
 from usergroup.engine.discovery import all_workflows
+from usergroup.engine.input_step import InputStep
 from usergroup.store.repository import Repository
 
 SUBSCRIPTION_COLUMNS = ("subscription_id", "customer_id", "description", "status", "insync", "start_date",
@@ -37,6 +38,8 @@ def process_record(repo: Repository, process: dict[str, Any], detail: bool = Fal
         view["traceback"] = process["traceback"]
         view["input_state"] = process["input_state"]
         view["subscriptions"] = repo.subscriptions_of(process["process_id"])
+        if form := waiting_form(process):
+            view["form"] = form
     return to_jsonable_python(view)
 
 PROCESS_COLUMNS = ("process_id", "workflow_name", "workflow_target", "last_step", "failed_reason", "created_by",
@@ -76,6 +79,7 @@ def process_json(repo: Repository, process: dict[str, Any], detail: bool = True)
     view["steps"] = [{"name": s["name"], "task_id": s["task_id"], "status": s["status"], "started": s["started_at"],
                       "executed": s["completed_at"],
                       "try_number": s["try_number"], **({"state": s["state"]} if detail else {}),
+                      **({"note": s["note"]} if s["note"] else {}),
                       **({"error": s["error"]} if s["error"] else {})} for s in steps]
     view["steps"] += [{"name": step.name, "task_id": task_id, "status": "pending"}
                       for step, task_id in zip(workflow.steps, workflow.task_ids, strict=True) if task_id not in done] \
@@ -84,6 +88,17 @@ def process_json(repo: Repository, process: dict[str, Any], detail: bool = True)
     if detail:
         view["traceback"] = process["traceback"]
         view["current_state"] = succeeded[-1]["state"] if succeeded else process["input_state"]
+    if form := waiting_form(process):
+        view["form"] = form  # as orchestrator-core shows a suspended process's input
     view["subscriptions"] = [subscription_summary(repo.get_subscription(s))
                              for s in repo.subscriptions_of(process["process_id"])]
     return to_jsonable_python(view)
+
+
+def waiting_form(process: dict[str, Any]) -> dict[str, Any] | None:
+    """The JSON schema of the form a suspended process waits for."""
+    workflow = all_workflows().get(process["workflow_name"])
+    if process["status"] != "suspended" or workflow is None:
+        return None
+    step = dict(zip(workflow.task_ids, workflow.steps, strict=True)).get(process["last_step"])
+    return step.form.json_schema() if isinstance(step, InputStep) else None

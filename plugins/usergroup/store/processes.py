@@ -16,10 +16,11 @@ from usergroup.store.tables import (
     processes_subscriptions,
 )
 
-UNFINISHED = (ProcessStatus.CREATED, ProcessStatus.RUNNING, ProcessStatus.FAILED)
+UNFINISHED = (ProcessStatus.CREATED, ProcessStatus.RUNNING, ProcessStatus.SUSPENDED, ProcessStatus.FAILED)
 # Processes whose claims count: those whose first task has run (one the API opened is `created` until then, and
 # claims nothing: of concurrent runs the first whose first task claims the name wins).
-CLAIMING = (ProcessStatus.RUNNING, ProcessStatus.FAILED)
+CLAIMING = (ProcessStatus.RUNNING, ProcessStatus.SUSPENDED, ProcessStatus.FAILED)
+LIVE = (str(ProcessStatus.CREATED), str(ProcessStatus.RUNNING), str(ProcessStatus.SUSPENDED))  # its run goes on
 FINAL = (str(ProcessStatus.ABORTED), str(ProcessStatus.COMPLETED))  # a process that ended keeps its status
 
 
@@ -109,10 +110,16 @@ class Processes:
                                  .values(status=str(ProcessStatus.COMPLETED), last_modified_at=now())).rowcount \
             if ids else 0
 
-    def resume_process(self, process_id: UUID) -> None:
-        """`failed` -> `running`: its failed task was cleared and runs again."""
+    def suspend_process(self, process_id: UUID) -> None:
+        """`running` -> `suspended`: it waits for an operator's answer at its last step."""
         self.conn.execute(update(processes).where(processes.c.process_id == process_id,
-                                                  processes.c.status == str(ProcessStatus.FAILED))
+                                                  processes.c.status == str(ProcessStatus.RUNNING))
+                          .values(status=str(ProcessStatus.SUSPENDED), last_modified_at=now()))
+
+    def resume_process(self, process_id: UUID) -> None:
+        """`failed` or `suspended` -> `running`: its failed task was cleared and runs again, or it was answered."""
+        self.conn.execute(update(processes).where(processes.c.process_id == process_id, processes.c.status.in_(
+            [str(ProcessStatus.FAILED), str(ProcessStatus.SUSPENDED)]))
                           .values(status=str(ProcessStatus.RUNNING), last_modified_at=now()))
 
     def fail_process(self, process_id: UUID, status: ProcessStatus, *, last_step: str, failed_reason: str,
@@ -146,10 +153,10 @@ class Processes:
                              "aborted")
 
     def stop_run(self, dag_id: str, run_id: str, reason: str) -> None:
-        """The run was stopped (marked failed): its processes still created or running fail, with `reason`."""
+        """The run was stopped (marked failed): its processes still created, running or suspended fail, with
+        `reason`."""
         self.conn.execute(update(processes).where(
-            processes.c.dag_id == dag_id, processes.c.run_id == run_id,
-            processes.c.status.in_([str(ProcessStatus.CREATED), str(ProcessStatus.RUNNING)]))
+            processes.c.dag_id == dag_id, processes.c.run_id == run_id, processes.c.status.in_(LIVE))
             .values(status=str(ProcessStatus.FAILED), failed_reason=reason, last_modified_at=now()))
 
     def run_outcome(self, dag_id: str, run_id: str) -> tuple[dict[str, int], list[dict[str, Any]]]:

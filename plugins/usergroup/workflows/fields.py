@@ -3,10 +3,11 @@ for the first task and the REST API's form, with what Airflow's trigger form sho
 which `usergroup.engine.params` derives the params)."""
 
 import re
+import unicodedata
 from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictInt
 
 from usergroup.domain.schema import FieldSchema
 
@@ -47,3 +48,12 @@ class UserSubscriptionForm(SubscriptionForm):
 
 
 Age = Annotated[StrictInt | None, Field(ge=0, le=150), FieldSchema("Age", "Optional: the user's age, 0 to 150.")]
+
+
+def _visible(value: str) -> str:
+    if bad := next((c for c in value if unicodedata.category(c) in ("Cc", "Cf", "Co", "Cs", "Cn")), None):
+        raise ValueError(f"holds a control or invisible character (U+{ord(bad):04X}): write plain text")
+    return value
+
+
+Remark = Annotated[str, Field(max_length=1000), AfterValidator(_visible)]  # a line an operator writes

@@ -45,8 +45,10 @@ def get_process(process_id: UUID, user: Reader) -> dict:
 
 @router.put("/{process_id}/resume", status_code=204)
 def resume(process_id: UUID, user: User, pages: Annotated[Any, Body()] = None) -> Response:
-    """Clear the failed task of its run (and those that did not run because of it): the run goes on from there."""
-    operations().resume(process_id, allow=lambda dag: may_run(user, dag))
+    """A suspended process: the answer to the form it waits for (`[{...}]`; 400 naming a wrong field, 510 with the
+    form if none is given). A failed one: clear the failed task of its run (and those that did not run because of
+    it), the run goes on from there (`[{}]`)."""
+    operations().resume(process_id, allow=lambda dag: may_run(user, dag), pages=pages, user=user.get_name())
     return Response(status_code=204)
 
 

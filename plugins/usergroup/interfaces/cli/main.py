@@ -153,12 +153,26 @@ def processes_abort(args) -> int:
 
 
 def processes_resume(args) -> int:
-    """Clear the failed task of the process's run: the run goes on from there."""
+    """A suspended process: `--input` answers the form it waits for. A failed one: clear its run's failed task."""
+    import getpass
+
     from usergroup.interfaces.operations import OperationError
 
+    answer = None
+    if args.input is not None:
+        try:
+            answer = json.loads(args.input)
+        except json.JSONDecodeError as exc:
+            print(f"usergroup: --input is not JSON: {exc}", file=sys.stderr)
+            return 1
+        answer = [answer] if isinstance(answer, dict) else answer
     try:
-        operations().resume(args.id)
+        operations().resume(args.id, pages=answer, user=f"cli:{getpass.getuser()}")
     except OperationError as exc:
+        if form := (exc.body or {}).get("form"):
+            fields = ", ".join(f"{name} ({'|'.join(map(str, f['enum'])) if 'enum' in f else f.get('type', 'any')})"
+                               for name, f in form.get("properties", {}).items())
+            exc.reason += f"; answer with --input '{{...}}', the fields of {form.get('title')}: {fields}"
         return refused(exc)
     print(f"process {args.id} is running again")
     return 0
@@ -259,10 +273,14 @@ def processes_show(args) -> int:
                 "created_by", "dag_id", "run_id", "started_at", "last_modified_at", "subscriptions"):
         print(f"{key:17} {view[key]}")
     for st in view["steps"]:
+        note = (st["note"] or "").splitlines()
         print(f"step              {st['task_id']:28} try {st['try_number']}  {st['status']:9} {st['completed_at']}"
-              f"{'  ' + st['note'] if st['note'] else ''}")
-        if st["error"]:
-            print("                  " + st["error"].splitlines()[0])
+              f"{'  ' + note[0] if note else ''}")
+        for line in [*note[1:], *(st["error"] or "").splitlines()[:1]]:
+            print("                  " + line)
+    if form := view.get("form"):
+        print(f"waits for         {form.get('title')}: answer with usergroup processes resume {args.id} --input "
+              f"'{{...}}' (fields: {', '.join(form.get('properties', {}))})")
     return 0
 
 
@@ -418,8 +436,11 @@ def parser() -> argparse.ArgumentParser:
     pa.add_argument("id", type=_uuid, help="the process id")
     pa.add_argument("--reason", default="aborted by an operator", help="recorded as the process's reason")
     pa.set_defaults(func=processes_abort)
-    pe = procs.add_parser("resume", help="resume a failed process: its failed task is cleared and the run goes on")
+    pe = procs.add_parser("resume", help="resume a failed process (its failed task is cleared and the run goes on), "
+                          "or answer a suspended one")
     pe.add_argument("id", type=_uuid, help="the process id")
+    pe.add_argument("--input", help="the answer to the form a suspended process waits for, a JSON object (usergroup "
+                    "processes show ID prints the form)")
     pe.set_defaults(func=processes_resume)
     pt = procs.add_parser("start", help="start a workflow, checked as the API checks it")
     pt.add_argument("workflow", help="the workflow's name (usergroup workflows list)")

@@ -11,7 +11,7 @@ from usergroup.interfaces.deps import Reader, User, may_run, may_set_in_sync, op
 from usergroup.interfaces.operations import Invalid, OperationError
 from usergroup.interfaces.ui.csrf import check_csrf
 from usergroup.interfaces.ui.html import UI, page
-from usergroup.interfaces.ui.pages import subscription_view
+from usergroup.interfaces.ui.pages import process_view, subscription_view
 from usergroup.interfaces.ui.workflow_form import page_field, posted_pages
 
 router = APIRouter()
@@ -58,6 +58,20 @@ async def set_in_sync(request: Request, subscription_id: UUID, user: User):
             raise HTTPException(exc.status, exc.reason) from None
         return subscription_view(request, subscription_id, user, 409, error=exc.reason)
     return _back(request, f"/subscriptions/{subscription_id}?done=in_sync")
+
+
+@router.post("/processes/{process_id}/answer", response_class=HTMLResponse)
+async def answer(request: Request, process_id: UUID, user: User):
+    """The answer to the form a suspended process waits for (the button pressed is its option)."""
+    posted = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    check_csrf(request, posted.pop("csrf_token", None))
+    try:
+        operations().resume(process_id, allow=lambda dag: may_run(user, dag), pages=[posted], user=user.get_name())
+    except OperationError as exc:
+        if exc.status not in (400, 409, 510):
+            raise HTTPException(exc.status, exc.reason) from None
+        return process_view(request, process_id, user, exc.status, error=exc.reason, posted=posted)
+    return _back(request, f"/processes/{process_id}?done=answered")
 
 
 @router.get("/processes/{process_id}/{action}", response_class=HTMLResponse)

@@ -19,6 +19,7 @@ router = APIRouter()
 PAGE_SIZE = 25
 RUN_PAGE = 50  # processes the Process tab of a run shows
 DONE = {"started": "The workflow was started: its process is below.", "resumed": "The process was resumed.",
+        "answered": "Your answer was given: the process goes on with it.",
         "aborted": "The process was aborted.", "in_sync": "The subscription is in sync again."}
 
 
@@ -72,10 +73,16 @@ def subscription_view(request: Request, subscription_id: UUID, user, status_code
 
 @router.get("/processes/{process_id}", response_class=HTMLResponse)
 def process_page(request: Request, process_id: UUID, user: Reader, done: str = "") -> HTMLResponse:
+    return process_view(request, process_id, user, notice=DONE.get(done, ""))
+
+
+def process_view(request: Request, process_id: UUID, user, status_code: int = 200, notice: str = "", error: str = "",
+                 posted: dict | None = None) -> HTMLResponse:
+    """The process's page; after a refused answer, with why and what was posted."""
     with store().transaction() as repo:
         view = process_json(repo, process_or_404(repo, process_id))
-    return page(request, "process.html", processes=[view], actions=_actions(user, [view]), notice=DONE.get(done, ""),
-                title=f"Process {process_id}")
+    return page(request, "process.html", status_code, processes=[view], actions=_actions(user, [view]),
+                notice=notice, error=error, posted=posted or {}, title=f"Process {process_id}")
 
 
 @router.get("/runs/{dag_id}/{run_id:path}", response_class=HTMLResponse)
@@ -84,7 +91,7 @@ def run_page(request: Request, dag_id: str, run_id: str, user: Reader) -> HTMLRe
     which the first RUN_PAGE are shown, those that did not complete first)."""
     with store().transaction() as repo:
         total = repo.count_processes(dag_id=dag_id, run_id=run_id)
-        shown = [p for status in ("failed", "running", "created", "aborted", "completed")
+        shown = [p for status in ("failed", "suspended", "running", "created", "aborted", "completed")
                  for p in repo.list_processes(dag_id=dag_id, run_id=run_id, status=status, limit=RUN_PAGE)][:RUN_PAGE]
         views = [process_json(repo, p) for p in shown]
     return page(request, "process.html", processes=views, actions=_actions(user, views), notice="", total=total,
@@ -98,7 +105,9 @@ def _actions(user, views: list[dict]) -> dict[str, list[str]]:
         may = _may(lambda: may_run(user, v["dag_id"]))  # noqa: B023
         status = v["last_status"]
         out[v["process_id"]] = [a for a, ok in (("resume", status == ProcessStatus.FAILED),
-                                                 ("abort", status in ("created", "running", "failed", "waiting")))
+                                                 ("answer", status == ProcessStatus.SUSPENDED),
+                                                 ("abort", status in ("created", "running", "suspended", "failed",
+                                                                      "waiting")))
                                 if ok and may]
     return out
 

@@ -1,19 +1,21 @@
 """The create User workflow: a user in an existing User Group (orchestrator-core's workshop), declared once."""
 
-from typing import Annotated
+from typing import Annotated, ClassVar, Literal
 from uuid import UUID, uuid5
 
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from usergroup.domain import SubscriptionLifecycle, Target, UserInactive, UserProvisioning
 from usergroup.domain.names import USERNAME_RULES, Username
 from usergroup.domain.schema import FieldSchema
 from usergroup.domain.subscription import products_of_type
 from usergroup.engine.generic_steps import store_process_subscription
-from usergroup.engine.step import State, StepContext, step
+from usergroup.engine.input_step import InputForm, input_step
+from usergroup.engine.step import AbortProcess, State, StepContext, step
 from usergroup.engine.workflow import create_workflow
 from usergroup.ossbss.client import OSSBSS_RETRIES
-from usergroup.workflows.fields import Age, CanonicalUuid, SubscriptionId
+from usergroup.settings import settings
+from usergroup.workflows.fields import Age, CanonicalUuid, Remark, SubscriptionId
 
 USER_PRODUCTS = {str(p.product_id): p.name for p in products_of_type("User")}
 
@@ -64,6 +66,36 @@ def initialize_subscription(subscription: UserInactive, user_group_id: UUID, use
     return {"subscription": UserProvisioning.from_other_lifecycle(subscription, SubscriptionLifecycle.PROVISIONING)}
 
 
+class UserApproval(InputForm):
+    """Approve the external user"""
+
+    option_field: ClassVar[str] = "decision"
+    decision: Annotated[Literal["Approve", "Reject"], FieldSchema(
+        "Decision", "Approve: the user is provisioned. Reject: the process ends aborted, nothing provisioned.")]
+    note: Annotated[Remark, FieldSchema("Note", "Why you approve (optional).")] = ""
+    reason: Annotated[Remark, FieldSchema("Reason", "Why you reject: required to reject.")] = Field(
+        default="", validate_default=True)
+
+    @field_validator("reason")
+    @classmethod
+    def _reason_to_reject(cls, reason: str, info: ValidationInfo) -> str:
+        if info.data.get("decision") == "Reject" and not reason:
+            raise ValueError("give the reason to reject")
+        return reason
+
+
+def _external(subscription: UserProvisioning) -> bool:
+    return subscription.affiliation == "external"
+
+
+@input_step("Approve the external user", UserApproval, when=_external, timeout=lambda: settings().approval_timeout)
+def approve_user(decision: str, reason: str) -> State:
+    """An external user is provisioned only once an operator approves; internal users are not asked."""
+    if decision == "Reject":
+        raise AbortProcess(f"the external user was rejected: {reason}")
+    return {}
+
+
 @step("Provision user", returns=("subscription", "user_id"), **OSSBSS_RETRIES)
 def provision_user(subscription: UserProvisioning, ctx: StepContext) -> State:
     user = subscription.user
@@ -79,7 +111,8 @@ create_user = create_workflow(
 
 Runs orchestrator-core's create workflow for the **User** products (workshop), one task per step:
 `create_subscription` → `store_process_subscription` (CREATE) → `initialize_subscription` →
-`provision_user` → `set_status` (active) → `resync` → `done`.
+`approve_user` (User external only: an operator approves or rejects) → `provision_user` → `set_status`
+(active) → `resync` → `done`.
 
 Trigger it with the `product` (User internal or User external: its fixed input `affiliation`), the
 `user_group_id` of an **active** User Group in sync, a `username` (the group name's rules, unique among the
@@ -88,6 +121,7 @@ shows in the user at once, and the group cannot be terminated while the user is 
 """,
     product_type="User",
     form=CreateUserForm,
-    steps=[create_subscription, store_process_subscription(Target.CREATE), initialize_subscription, provision_user],
+    steps=[create_subscription, store_process_subscription(Target.CREATE), initialize_subscription, approve_user,
+           provision_user],
     checks=(check_user_group,),
 )

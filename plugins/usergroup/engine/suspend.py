@@ -1,0 +1,51 @@
+"""An input step's task: it asks (its process is suspended), then its answer runs the step; a bad answer is refused
+and it asks again; no answer in time aborts the process."""
+
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from usergroup.domain import ProcessStatus
+from usergroup.engine.input_step import InputForm, InputStep
+from usergroup.engine.runner import TaskTry, record_failures, run_one
+from usergroup.engine.step import AbortProcess, State
+from usergroup.store.repository import Store
+
+
+def ask(task: TaskTry, state: State, *, store: Store, oss: Any) -> State | None:
+    """The process is suspended at the task, the trail saying what it waits for (`task.note`): None, it waits. A
+    process the step does not ask goes on at once, and one whose task committed already (a try that died after its
+    commit) gets that state."""
+    step: InputStep = task.step
+    if not step.asks(state):
+        return run_one(replace(task, note="not asked"), state, store=store, oss=oss)
+    pid = UUID(state["process_id"])
+    with store.transaction() as repo:
+        row = repo.enter_step(pid, task.task_id, task.map_index)
+        if row.done_try is not None:
+            return row.done_state
+        repo.suspend_process(pid)
+        repo.record_steps([{**task.row(datetime.now(UTC)), "process_id": pid, "status": "suspended", "state": None,
+                            "error": None}])
+    return None
+
+
+def answer(task: TaskTry, state: State, given: InputForm, *, store: Store, oss: Any) -> State:
+    """Run the step with the answer's fields in its state (`run_one`: the trail's row says who answered, when and
+    what, in `task.note`); a step that says no (`AbortProcess`) ends the process aborted."""
+    return run_one(task, {**state, **given.model_dump(mode="json")}, store=store, oss=oss)
+
+
+def refuse(task: TaskTry, state: State, *, store: Store) -> None:
+    """A bad answer counts for nothing: the trail says why (`task.note`), and the process waits still."""
+    with store.transaction() as repo:
+        repo.record_steps([{**task.row(datetime.now(UTC)), "process_id": UUID(state["process_id"]),
+                            "status": "suspended", "state": None, "error": None}])
+
+
+def time_out(task: TaskTry, state: State, reason: str, *, store: Store) -> AbortProcess:
+    """No answer in time: the process is aborted with `reason` (returned, for the task to fail with)."""
+    exc = AbortProcess(reason)
+    record_failures(store, task, {UUID(state["process_id"]): exc}, datetime.now(UTC), ProcessStatus.ABORTED)
+    return exc
