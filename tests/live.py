@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 import requests
@@ -205,3 +206,20 @@ def answer_waiting(live: LiveAirflow, store: Store, count: int = 1, answer: dict
                 answered.append(str(pid))
         time.sleep(0.3)
     return answered
+
+
+def hitl_path(process: dict) -> str:
+    """Airflow's REST path of the request a process waits on (at its last step)."""
+    return (f"/dags/{process['dag_id']}/dagRuns/{quote(process['run_id'], safe='')}/taskInstances/"
+            f"{process['last_step']}/-1/hitlDetails")
+
+
+def parked(live: LiveAirflow, process: dict, timeout: float = 30) -> dict:
+    """Airflow's request, once the process's task waits in awaiting_input."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        response = live.api("GET", hitl_path(process))
+        if response.status_code == 200 and response.json()["task_instance"]["state"] == "awaiting_input":
+            return response.json()
+        time.sleep(0.3)
+    raise AssertionError(f"{process['last_step']} of {process['process_id']} never waited in awaiting_input")

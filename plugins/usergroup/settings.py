@@ -45,6 +45,7 @@ class Settings(BaseSettings):
     ossbss_max_retry_delay: Duration = timedelta(minutes=5)
     ossbss_timeout: Duration = timedelta(minutes=10)
     approval_timeout: Duration = timedelta(days=7)  # how long an external user's create waits for an operator
+    asking_max_active_runs: PositiveInt = 10_000  # runs of a workflow that asks (each may wait for days) at once
     bulk_timeout: Duration = timedelta(hours=1)  # a bulk task runs its step for up to `max_items` items
     listener_lock_timeout: NonNegativeFloat = 2  # seconds the listener waits for a run's processes when it ends
 

@@ -14,14 +14,21 @@ pytestmark = pytest.mark.slow
 
 
 def suspended(store, timeout: float = 60) -> dict:
-    """The process that waits for an answer, once it does."""
+    """The process that waits for an answer, once its task waits in Airflow (awaiting_input)."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with store.transaction() as repo:
-            if found := repo.list_processes(status="suspended"):
-                return found[0]
+            found = repo.list_processes(status="suspended")
+        for p in found:
+            with create_session() as session:
+                if session.query(TaskInstance.state).filter_by(dag_id=p["dag_id"], run_id=p["run_id"],
+                                                               task_id=p["last_step"]).scalar() == "awaiting_input":
+                    return p
         time.sleep(0.2)
-    raise AssertionError("no process became suspended")
+    raise AssertionError("no process came to wait")
 
 
 def answering(store, *then) -> tuple[threading.Thread, list]:

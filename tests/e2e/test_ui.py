@@ -8,8 +8,8 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from helpers import ROOT, USER_GROUP, USER_INTERNAL, create, oss_for
-from live import Client, chromium, logged_in
+from helpers import ROOT, USER_EXTERNAL, USER_GROUP, USER_INTERNAL, create, oss_for
+from live import Client, chromium, logged_in, parked
 
 pytestmark = [pytest.mark.live, pytest.mark.xdist_group("live")]  # live: not in test-fast; one worker
 
@@ -230,6 +230,34 @@ def test_the_process_tab_of_a_failed_run_resumes_it_and_another_is_aborted(live,
     view.get_by_role("button", name="Set in sync").click()
     view.get_by_text("The subscription is in sync again.").wait_for()
     assert api("GET", f"/subscriptions/domain-model/{script}").json()["insync"] is True
+
+
+def test_an_external_user_is_approved_from_the_process_tab_and_a_viewer_only_reads_it(live, api, groups, admin,
+                                                                                     viewer):
+    pid = api.start("create_user", {"product": USER_EXTERNAL},
+                    {"user_group_ids": [groups["UI Physics"]], "username": "carol"})
+    process = api.wait(pid, until=("suspended", "failed", "aborted", "completed"))
+    assert process["last_status"] == "suspended", process
+    parked(live, process)
+
+    view = process_tab(viewer, live, process)
+    form = view.locator("form.answer")
+    assert "Approve the external user" in form.inner_text() and "You may read this form" in form.inner_text()
+    assert all(b.is_disabled() for b in form.locator("button").all()) and form.locator("button").count() == 2
+
+    view = process_tab(admin, live, process)
+    view.locator("form.answer input[name=note]").fill("met them <b>today</b>")
+    load(admin, view.locator("form.answer").get_by_role("button", name="Reject"))  # a rejection needs a reason
+    assert "reason: Value error, give the reason to reject" in view.locator("#error").inner_text()
+    assert view.locator("form.answer input[name=note]").input_value() == "met them <b>today</b>"
+    assert api("GET", f"/processes/{pid}").json()["last_status"] == "suspended"
+    shot(admin, "ui-approval.png")
+    load(admin, view.locator("form.answer").get_by_role("button", name="Approve"))
+    view.get_by_text("Your answer was given: the process goes on with it.").wait_for()
+    done = api.wait(pid)
+    assert done["last_status"] == "completed", done
+    (step,) = [s for s in done["steps"] if s["name"] == "approve_user"]
+    assert "answered by admin" in step["note"] and "met them <b>today</b>" in step["note"]
 
 
 def test_a_viewer_sees_everything_and_can_start_nothing(live, api, groups, viewer):

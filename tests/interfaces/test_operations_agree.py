@@ -94,7 +94,7 @@ CASES = {
     "resume completed": (completed, "resume", {}, 409, "is completed: only a failed process can be resumed"),
     "answer suspended": (suspended, "answer", {"decision": "Approve", "note": "ok"}, None, ""),
     "answer bad": (suspended, "answer", {"decision": "Reject"}, 400, "reason: Value error, give the reason to reject"),
-    "answer completed": (completed, "answer", {"decision": "Approve"}, 409, "only a failed process can be resumed"),
+    "answer completed": (completed, "answer", {"decision": "Approve"}, 409, "is completed: it waits for no answer"),
     "set in sync held": (held, "set_in_sync", {}, 409, "stays out of sync"),
     "set in sync unknown": (lambda s: str(uuid4()), "set_in_sync", {}, 404, "no subscription "),
     "terminate in use": (in_use, "terminate_user_group", {}, 400, "used in other subscriptions"),

@@ -42,7 +42,8 @@ def _respond(dag_id: str, run_id: str, task_id: str, map_index: int, chosen: lis
         if ti is None:
             raise RunBusyError(f"Airflow has no task {task_id} in run {run_id} of {dag_id} (any more)")
         if ti.state != TaskInstanceState.AWAITING_INPUT:
-            raise RunBusyError(f"its task {task_id} is {ti.state or 'not started'}: it waits for no answer")
+            raise RunBusyError(f"its task {task_id} is {ti.state or 'not started'}, not waiting for an answer (a "
+                               "task about to wait: try again in a moment)")
         taken = session.execute(
             update(HITLDetail).where(HITLDetail.ti_id == ti.id, HITLDetail.responded_at.is_(None))
             .values(responded_by=user, responded_at=timezone.utcnow(), chosen_options=chosen,

@@ -16,8 +16,12 @@ SCHEDULES_START = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def workflow_dag(workflow: Workflow) -> DAG:
+    # A run that waits for an operator stays running for days: such a workflow takes many runs at once.
+    asks = any(isinstance(s, InputStep) for s in workflow.steps)
+
     @dag(dag_id=workflow.name, schedule=None, catchup=False, doc_md=workflow.description, tags=list(workflow.tags),
-         default_args=settings().task_defaults,
+         default_args=settings().task_defaults, **({"max_active_runs": settings().asking_max_active_runs} if asks
+                                                   else {}),
          params={name: Param(**schema) for name, schema in workflow.params.items()})
     def render():
         state = None

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk import Param
 from airflow.sdk.exceptions import TaskAwaitingInput
-from airflow.sdk.execution_time.hitl import upsert_hitl_detail
+from airflow.sdk.execution_time.hitl import get_hitl_detail_content_detail, upsert_hitl_detail
 from pydantic import ValidationError
 
 from usergroup.airflow.tasks import airflow_errors, missing_state, opening_of, pydantic_message, services
@@ -40,13 +40,15 @@ class InputTask(HITLOperator):
 
     def execute(self, context: Any) -> Any:
         state, task, store, oss = self._prepare(context)
-        timeout = self.step.timeout()
-        deadline = datetime.now(UTC) + timeout
+        deadline = datetime.now(UTC) + self.step.timeout()
         asked = f"asked {self.step.form.title()!r} at {_at(datetime.now(UTC))}, to be answered by {_at(deadline)}"
         with airflow_errors(self.task_id), stopped_by_sigterm():
             done = ask(_noted(task, [asked]), state, store=store, oss=oss)
         if done is not None:
             return done
+        if (given := _answered(context)) is not None:  # answered before this try began: a retry must not lose it
+            return self.execute_complete(context, given, deadline.isoformat(),
+                                         [asked, f"an answer given to try {task.try_number - 1} is taken"])
         self._wait(context, state, deadline, [asked])
 
     def execute_complete(self, context: Any, event: dict[str, Any], deadline: str = "",
@@ -97,6 +99,20 @@ class InputTask(HITLOperator):
                                 kwargs={"deadline": deadline.isoformat(), "notes": notes})
 
 
+def _answered(context: Any) -> dict[str, Any] | None:
+    """The answer Airflow holds for this task instance, if any: one given while the task waited, whose resume was
+    lost (the task died, or Airflow's scheduler retried it as it resumed), as the event a resume would bring."""
+    try:
+        detail = get_hitl_detail_content_detail(context["task_instance"].id)
+    except Exception:  # noqa: BLE001 - none yet (404): it asks
+        return None
+    if detail is None or not detail.response_received:
+        return None
+    user = detail.responded_by_user
+    return {"chosen_options": detail.chosen_options, "params_input": detail.params_input,
+            "responded_at": detail.responded_at, "responded_by_user": {"name": user.name} if user else None}
+
+
 def _noted(task: TaskTry, notes: list[str]) -> TaskTry:
     return replace(task, note="\n".join(notes))
 
@@ -116,4 +132,4 @@ def _body(workflow: "Workflow", state: dict[str, Any]) -> str:
 
 def _md(text: str) -> str:
     """Text as Markdown shows it literally."""
-    return re.sub(r"([\\`*_{}\[\]()<>#+\-.!|~])", r"\\\1", text)
+    return re.sub(r"([\\`*_{}\[\]()<>#+\-.!|~&])", r"\\\1", text)

@@ -46,6 +46,13 @@ _PATTERN = re.compile(GROUP_NAME_PATTERN)
 _INVISIBLE = re.compile(f"[{_FORMAT}{_BLANK}]")
 
 
+def invisible(text: str) -> str | None:
+    """The first character of `text` that shows as nothing, breaks the line or changes direction, if any."""
+    found = _INVISIBLE.search(text)
+    return found.group() if found else next(
+        (c for c in text if unicodedata.category(c) in ("Cc", "Cf", "Co", "Cs", "Cn", "Zl", "Zp")), None)
+
+
 def check_name(value: str, field: str = "group_name") -> str:
     """The name in Unicode NFC if it is a valid name, else ValueError saying which rule of `field` it breaks."""
     if not isinstance(value, str):

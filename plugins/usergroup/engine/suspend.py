@@ -39,9 +39,11 @@ def answer(task: TaskTry, state: State, given: InputForm, *, store: Store, oss: 
 
 def refuse(task: TaskTry, state: State, *, store: Store) -> None:
     """A bad answer counts for nothing: the trail says why (`task.note`), and the process waits still."""
+    pid = UUID(state["process_id"])
     with store.transaction() as repo:
-        repo.record_steps([{**task.row(datetime.now(UTC)), "process_id": UUID(state["process_id"]),
-                            "status": "suspended", "state": None, "error": None}])
+        repo.suspend_process(pid)  # an answer through our interfaces had set it running
+        repo.record_steps([{**task.row(datetime.now(UTC)), "process_id": pid, "status": "suspended", "state": None,
+                            "error": None}])
 
 
 def time_out(task: TaskTry, state: State, reason: str, *, store: Store) -> AbortProcess:

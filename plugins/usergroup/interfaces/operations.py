@@ -184,6 +184,9 @@ class Operations:
             allow(process["dag_id"])
             if process["status"] == ProcessStatus.SUSPENDED:
                 return self._answer(repo, process, pages, user)
+            if pages not in (None, [], [{}]):  # an answer: to a process that no longer waits, it is refused
+                raise Conflict(f"process {process_id} is {process['status']}: it waits for no answer (a failed "
+                               "process is resumed with [{}])")
             if process["status"] != ProcessStatus.FAILED:
                 raise Conflict(f"process {process_id} is {process['status']}: only a failed process can be resumed "
                                "(or a suspended one, with its answer)")
@@ -194,9 +197,8 @@ class Operations:
             repo.resume_process(UUID(str(process_id)))
 
     def _answer(self, repo, process: dict, pages: Any, user: str) -> None:
-        step = waiting_step(process)
         try:
-            answer = validate_answer(step.form, pages)
+            answer = validate_answer(waiting_step(process).form, pages)
         except FormError as exc:
             raise Invalid(exc.body.get("detail") or exc.body.get("title", ""), exc.body, exc.status) from None
         try:

@@ -74,7 +74,7 @@ def process_json(repo: Repository, process: dict[str, Any], detail: bool = True)
     if process["status"] == "failed" and retrying(process["dag_id"], process["run_id"], process["map_index"]):
         view["last_status"] = "waiting"  # orchestrator-core's word for a failed step that will be retried
     steps = repo.steps_of(process["process_id"])
-    done = {s["task_id"] for s in steps if s["status"] in ("success", "replayed")}
+    done = {s["task_id"] for s in steps if s["status"] in ("success", "replayed", "suspended")}  # not pending
     workflow = all_workflows().get(process["workflow_name"])
     view["steps"] = [{"name": s["name"], "task_id": s["task_id"], "status": s["status"], "started": s["started_at"],
                       "executed": s["completed_at"],

@@ -3,12 +3,12 @@ for the first task and the REST API's form, with what Airflow's trigger form sho
 which `usergroup.engine.params` derives the params)."""
 
 import re
-import unicodedata
 from typing import Annotated, Any
 from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictInt
 
+from usergroup.domain.names import invisible
 from usergroup.domain.schema import FieldSchema
 
 # The canonical form only, as the form below takes it (`$` would let a final newline through `re.search`).
@@ -51,8 +51,8 @@ Age = Annotated[StrictInt | None, Field(ge=0, le=150), FieldSchema("Age", "Optio
 
 
 def _visible(value: str) -> str:
-    if bad := next((c for c in value if unicodedata.category(c) in ("Cc", "Cf", "Co", "Cs", "Cn")), None):
-        raise ValueError(f"holds a control or invisible character (U+{ord(bad):04X}): write plain text")
+    if bad := invisible(value):
+        raise ValueError(f"holds a control or invisible character (U+{ord(bad):04X}): write plain text on one line")
     return value
 
 

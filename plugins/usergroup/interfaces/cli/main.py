@@ -170,12 +170,17 @@ def processes_resume(args) -> int:
         operations().resume(args.id, pages=answer, user=f"cli:{getpass.getuser()}")
     except OperationError as exc:
         if form := (exc.body or {}).get("form"):
-            fields = ", ".join(f"{name} ({'|'.join(map(str, f['enum'])) if 'enum' in f else f.get('type', 'any')})"
-                               for name, f in form.get("properties", {}).items())
+            fields = ", ".join(f"{name} ({_choices(f)})" for name, f in form.get("properties", {}).items())
             exc.reason += f"; answer with --input '{{...}}', the fields of {form.get('title')}: {fields}"
         return refused(exc)
     print(f"process {args.id} is running again")
     return 0
+
+
+def _choices(field: dict) -> str:
+    """A form field's values, as the answer takes them."""
+    values = field.get("enum") or ([field["const"]] if "const" in field else None)
+    return "|".join(map(str, values)) if values else field.get("type", "any")
 
 
 def processes_start(args) -> int:
