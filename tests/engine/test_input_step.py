@@ -5,7 +5,7 @@ from uuid import uuid4
 
 import pytest
 
-from helpers import USER_EXTERNAL, USER_INTERNAL, create, create_user
+from helpers import USER_EXTERNAL, USER_INTERNAL, create, create_user, run_on
 from usergroup.engine.input_step import InputForm, input_step
 from usergroup.engine.runner import TaskTry
 from usergroup.engine.step import AbortProcess, StepError, step
@@ -14,6 +14,7 @@ from usergroup.engine.workflow import create_workflow
 from usergroup.workflows.fields import SubscriptionForm
 from usergroup.workflows.user.create_user import UserApproval
 from usergroup.workflows.user.create_user import create_user as workflow
+from usergroup.workflows.user.terminate_user import terminate_user
 
 APPROVE_AT = workflow.task_ids.index("approve_user")
 
@@ -103,6 +104,9 @@ def test_a_rejection_aborts_the_process_with_its_reason(store):
     process, row = process_and_step(store, state)
     assert process["status"] == "aborted" and "rejected: unknown person" in process["failed_reason"]
     assert row["status"] == "failed"
+    run_on(store, terminate_user, state["subscription_id"])  # the clean-up frees its name
+    with store.transaction() as repo:
+        assert repo.get_subscription(state["subscription_id"]).status == "terminated"
 
 
 def test_a_refused_answer_leaves_it_waiting_and_no_answer_in_time_aborts_it(store):

@@ -173,7 +173,7 @@ def processes_resume(args) -> int:
             fields = ", ".join(f"{name} ({_choices(f)})" for name, f in form.get("properties", {}).items())
             exc.reason += f"; answer with --input '{{...}}', the fields of {form.get('title')}: {fields}"
         return refused(exc)
-    print(f"process {args.id} is running again")
+    print(f"process {args.id} is {'answered: it goes on' if answer not in (None, [{}]) else 'running again'}")
     return 0
 
 
