@@ -220,6 +220,7 @@ def parked(live: LiveAirflow, process: dict, timeout: float = 30) -> dict:
     while time.monotonic() < deadline:
         response = live.api("GET", hitl_path(process))
         if response.status_code == 200 and response.json()["task_instance"]["state"] == "awaiting_input":
+            time.sleep(1.5)  # settled (usergroup.airflow.answers.SETTLE): Airflow 3.3.2 loses an answer given sooner
             return response.json()
         time.sleep(0.3)
     raise AssertionError(f"{process['last_step']} of {process['process_id']} never waited in awaiting_input")

@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from helpers import USER_EXTERNAL, USER_INTERNAL, create, oss_for
+from usergroup.airflow.answers import SETTLE
 from usergroup.interfaces.operations import AirflowRuns, Conflict, Invalid, OperationError, Operations
 
 pytestmark = pytest.mark.slow
@@ -26,6 +27,7 @@ def suspended(store, timeout: float = 60) -> dict:
             with create_session() as session:
                 if session.query(TaskInstance.state).filter_by(dag_id=p["dag_id"], run_id=p["run_id"],
                                                                task_id=p["last_step"]).scalar() == "awaiting_input":
+                    time.sleep(SETTLE.total_seconds() + 0.2)  # it takes an answer once Airflow has settled it
                     return p
         time.sleep(0.2)
     raise AssertionError("no process came to wait")
@@ -219,3 +221,4 @@ def test_its_group_cannot_be_terminated_while_it_waits_and_internal_users_are_no
                    and s.user.username == "judy"]
         steps = {s["task_id"]: s for s in repo.steps_of(repo.processes_of(judy.subscription_id)[0]["process_id"])}
     assert steps["approve_user"]["note"] == "not asked" and judy.status == "active"
+

@@ -2,6 +2,7 @@
 for our API, page and command; never inside a task."""
 
 import time
+from datetime import timedelta
 
 from airflow._shared.timezones import timezone
 from airflow.models.hitl import HITLDetail, HITLUser
@@ -14,6 +15,8 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 
 from usergroup.airflow.runs import RunBusyError
+
+SETTLE = timedelta(seconds=1)  # how long a task waits before it takes an answer (see _respond)
 
 
 def respond(dag_id: str, run_id: str, task_id: str, map_index: int, chosen: list[str], params_input: dict,
@@ -44,6 +47,10 @@ def _respond(dag_id: str, run_id: str, task_id: str, map_index: int, chosen: lis
         if ti.state != TaskInstanceState.AWAITING_INPUT:
             raise RunBusyError(f"its task {task_id} is {ti.state or 'not started'}, not waiting for an answer (a "
                                "task about to wait: try again in a moment)")
+        if ti.updated_at is not None and timezone.utcnow() - ti.updated_at < SETTLE:
+            # Airflow 3.3.2's scheduler takes a task resumed before it has handled the end of its parking for lost,
+            # and retries it: that retry would ask again, and the answer would be lost.
+            raise RunBusyError(f"its task {task_id} has only just begun to wait: try again in a moment")
         taken = session.execute(
             update(HITLDetail).where(HITLDetail.ti_id == ti.id, HITLDetail.responded_at.is_(None))
             .values(responded_by=user, responded_at=timezone.utcnow(), chosen_options=chosen,

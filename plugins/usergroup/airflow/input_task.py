@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk import Param
 from airflow.sdk.exceptions import TaskAwaitingInput
-from airflow.sdk.execution_time.hitl import get_hitl_detail_content_detail, upsert_hitl_detail
+from airflow.sdk.execution_time.hitl import upsert_hitl_detail
 from pydantic import ValidationError
 
 from usergroup.airflow.tasks import airflow_errors, missing_state, opening_of, pydantic_message, services
@@ -46,10 +46,8 @@ class InputTask(HITLOperator):
             done = ask(_noted(task, [asked]), state, store=store, oss=oss)
         if done is not None:
             return done
-        if (given := _answered(context)) is not None:  # answered before this try began: a retry must not lose it
-            return self.execute_complete(context, given, deadline.isoformat(),
-                                         [asked, f"an answer given to try {task.try_number - 1} is taken"])
-        self._wait(context, state, deadline, [asked])
+        self._request(context, state)
+        self._park(deadline, [asked])
 
     def execute_complete(self, context: Any, event: dict[str, Any], deadline: str = "",
                          notes: list[str] | None = None) -> Any:
@@ -72,7 +70,8 @@ class InputTask(HITLOperator):
             with airflow_errors(self.task_id):
                 refuse(_noted(task, notes), state, store=store)
             self.log.warning("Answer refused: %s", pydantic_message(exc))
-            self._wait(context, state, datetime.fromisoformat(deadline), notes)
+            self._request(context, state)  # a new request: the refused answer is cleared
+            self._park(datetime.fromisoformat(deadline), notes)
         notes.append(f"answered by {by} at {_at(at)}: {given.summary()}")
         with airflow_errors(self.task_id), stopped_by_sigterm():
             return answer(_noted(task, notes), state, given, store=store, oss=oss)
@@ -88,29 +87,18 @@ class InputTask(HITLOperator):
             missing_state(store, task, opening_of(self.workflow, dag_run), context.get("params"))
         return state, task, store, oss
 
-    def _wait(self, context: Any, state: dict[str, Any], deadline: datetime, notes: list[str]) -> None:
-        """Write the request (a new one clears an answer refused) and park the task until it is answered, or the
-        deadline passes (the scheduler then resumes it with a timeout)."""
+    def _request(self, context: Any, state: dict[str, Any]) -> None:
+        """Write Airflow's request (what the Required Actions page shows); writing it again clears its answer."""
         upsert_hitl_detail(ti_id=context["task_instance"].id, options=self.options, subject=self.subject,
                            body=_body(self.workflow, state), defaults=None, multiple=False,
                            params=self.serialized_params, assigned_users=self.assigned_users)
+
+    def _park(self, deadline: datetime, notes: list[str]) -> None:
+        """Park the task until it is answered (at once if its request holds an answer), or the deadline passes
+        (the scheduler then resumes it with a timeout)."""
         raise TaskAwaitingInput(method_name="execute_complete", timeout=max(deadline - datetime.now(UTC),
                                                                             timedelta(0)),
                                 kwargs={"deadline": deadline.isoformat(), "notes": notes})
-
-
-def _answered(context: Any) -> dict[str, Any] | None:
-    """The answer Airflow holds for this task instance, if any: one given while the task waited, whose resume was
-    lost (the task died, or Airflow's scheduler retried it as it resumed), as the event a resume would bring."""
-    try:
-        detail = get_hitl_detail_content_detail(context["task_instance"].id)
-    except Exception:  # noqa: BLE001 - none yet (404): it asks
-        return None
-    if detail is None or not detail.response_received:
-        return None
-    user = detail.responded_by_user
-    return {"chosen_options": detail.chosen_options, "params_input": detail.params_input,
-            "responded_at": detail.responded_at, "responded_by_user": {"name": user.name} if user else None}
 
 
 def _noted(task: TaskTry, notes: list[str]) -> TaskTry:
@@ -123,11 +111,11 @@ def _at(moment: datetime) -> str:
 
 def _body(workflow: "Workflow", state: dict[str, Any]) -> str:
     """What the operator decides on (Markdown): the subscription and the workflow's input, as text."""
-    lines = [f"Process `{state['process_id']}` of **{_md(workflow.title)}**."]
+    head = [f"Process `{state['process_id']}` of **{_md(workflow.title)}**."]
     if isinstance(sub := state.get("subscription"), dict) and sub.get("description"):
-        lines.append(f"Subscription: {_md(sub['description'])}")
-    lines += [f"- {_md(name)}: {_md(str(state.get(name)))}" for name in workflow.form.model_fields]
-    return "\n\n".join(lines[:2]) + "\n\n" + "\n".join(lines[2:])
+        head.append(f"Subscription: {_md(sub['description'])}")
+    fields = [f"- {_md(name)}: {_md(str(state.get(name)))}" for name in workflow.form.model_fields]
+    return "\n\n".join([*head, "\n".join(fields)])
 
 
 def _md(text: str) -> str:

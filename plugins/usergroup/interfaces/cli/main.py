@@ -5,6 +5,7 @@ import argparse
 import json
 import logging
 import sys
+from typing import Any
 from uuid import UUID
 
 from usergroup.domain import ProcessStatus
@@ -158,14 +159,10 @@ def processes_resume(args) -> int:
 
     from usergroup.interfaces.operations import OperationError
 
-    answer = None
-    if args.input is not None:
-        try:
-            answer = json.loads(args.input)
-        except json.JSONDecodeError as exc:
-            print(f"usergroup: --input is not JSON: {exc}", file=sys.stderr)
-            return 1
-        answer = [answer] if isinstance(answer, dict) else answer
+    answer, ok = _json_option(args.input, "--input")
+    if not ok:
+        return 1
+    answer = [answer] if isinstance(answer, dict) else answer
     try:
         operations().resume(args.id, pages=answer, user=f"cli:{getpass.getuser()}")
     except OperationError as exc:
@@ -175,6 +172,15 @@ def processes_resume(args) -> int:
         return refused(exc)
     print(f"process {args.id} is {'answered: it goes on' if answer not in (None, [{}]) else 'running again'}")
     return 0
+
+
+def _json_option(text: str | None, option: str) -> tuple[Any, bool]:
+    """The option's JSON value (None if not given), and whether it was JSON (if not, said on stderr)."""
+    try:
+        return (None if text is None else json.loads(text)), True
+    except json.JSONDecodeError as exc:
+        print(f"usergroup: {option} is not JSON: {exc}", file=sys.stderr)
+        return None, False
 
 
 def _choices(field: dict) -> str:
@@ -191,10 +197,8 @@ def processes_start(args) -> int:
     from usergroup.interfaces.operations import OperationError
 
     if args.pages is not None:
-        try:
-            given = json.loads(args.pages)
-        except json.JSONDecodeError as exc:
-            print(f"usergroup: --pages is not JSON: {exc}", file=sys.stderr)
+        given, ok = _json_option(args.pages, "--pages")
+        if not ok:
             return 1
     else:
         given = _pages_of(args.workflow, args.fields)
