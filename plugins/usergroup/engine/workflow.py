@@ -65,6 +65,10 @@ class Workflow:
     def title(self) -> str:
         return self.description.strip().splitlines()[0].lstrip("# ")
 
+    def step_at(self, task_id: str) -> Step | None:
+        """The step its task `task_id` runs."""
+        return dict(zip(self.task_ids, self.steps, strict=True)).get(task_id)
+
     @property
     def task_ids(self) -> list[str]:
         """One task per step, named for it; a step that comes again is `name__1`, `name__2` (as Airflow names

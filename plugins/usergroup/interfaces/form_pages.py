@@ -126,8 +126,7 @@ def _safe(value: Any) -> Any:
 def waiting_step(process: dict[str, Any]) -> InputStep:
     """The input step a suspended process waits at (its last step)."""
     workflow = all_workflows().get(process["workflow_name"])
-    steps = dict(zip(workflow.task_ids, workflow.steps, strict=True)) if workflow else {}
-    step = steps.get(process["last_step"])
+    step = workflow.step_at(process["last_step"]) if workflow else None
     if not isinstance(step, InputStep):
         raise FormError(409, {"title": f"process {process['process_id']} waits at {process['last_step']}, which "
                                        "asks for nothing"})

@@ -100,5 +100,5 @@ def waiting_form(process: dict[str, Any]) -> dict[str, Any] | None:
     workflow = all_workflows().get(process["workflow_name"])
     if process["status"] != "suspended" or workflow is None:
         return None
-    step = dict(zip(workflow.task_ids, workflow.steps, strict=True)).get(process["last_step"])
+    step = workflow.step_at(process["last_step"])
     return step.form.json_schema() if isinstance(step, InputStep) else None
