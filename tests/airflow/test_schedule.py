@@ -6,9 +6,12 @@ from types import SimpleNamespace
 import pytest
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from helpers import create, oss_for, run_on
+from helpers import create, create_user, oss_for, run_on
 from usergroup.airflow.schedule import select_task, workflow_task
 from usergroup.engine.process_id import process_id_for
+from usergroup.workflows.user.modify_user import modify_user
+from usergroup.workflows.user.validate_user import validate_user
+from usergroup.workflows.user.validate_users import validate_users
 from usergroup.workflows.user_group.modify_user_group import modify_user_group
 from usergroup.workflows.user_group.terminate_user_group import terminate_user_group
 from usergroup.workflows.user_group.validate_user_group import validate_user_group
@@ -18,13 +21,14 @@ RUN = SimpleNamespace(dag_id="validate_user_groups", run_id="scheduled__night", 
                       triggering_user_name=None, conf={})
 
 
-def validate(subscription_id: str, index: int, try_number: int = 1) -> dict:
+def validate(subscription_id: str, index: int, try_number: int = 1, schedule=validate_user_groups) -> dict:
     ti = SimpleNamespace(map_index=index, try_number=try_number, hostname="worker")
-    return workflow_task(validate_user_group).function(subscription_id, dag_run=RUN, ti=ti)
+    run = SimpleNamespace(**{**vars(RUN), "dag_id": schedule.name})
+    return workflow_task(schedule.workflow).function(subscription_id, dag_run=run, ti=ti)
 
 
-def select() -> list[str]:
-    return select_task(validate_user_groups).function()
+def select(schedule=validate_user_groups) -> list[str]:
+    return select_task(schedule).function()
 
 
 def test_each_subscription_is_a_process_of_its_own_whatever_its_place(store):
@@ -61,3 +65,27 @@ def test_drift_fails_its_own_instance_and_a_refused_one_is_skipped(store):
         statuses = {str(repo.subscriptions_of(p["process_id"])[0]): p["status"]
                     for p in repo.list_processes(dag_id=RUN.dag_id)}
     assert statuses == {ok: "completed", drifted: "failed"}  # the skipped one wrote nothing
+
+
+def test_the_users_nightly_validation_selects_active_users_in_sync_and_a_drifted_one_fails_alone(store):
+    gid = create(store, "Night Users")["subscription_id"]
+    ok, drifted, held = (create_user(store, gid, name)["subscription_id"] for name in ("ok", "drifted", "held"))
+    create_user(store, gid, "half", upto=3)  # provisioning: not selected
+    selected = select(validate_users)
+    assert sorted(selected) == sorted([ok, drifted, held])  # users only, active and in sync
+    holder = run_on(store, modify_user, held, upto=2, username="held 2")  # taken since the selection
+    oss_for(store).deprovision_user(drifted)
+    validate(ok, selected.index(ok), schedule=validate_users)
+    with pytest.raises(AirflowFailException, match=r"user\.user_id: expected .*, found none"):
+        validate(drifted, selected.index(drifted), schedule=validate_users)
+    with pytest.raises(AirflowSkipException, match=f"held by process {holder['process_id']}"):
+        validate(held, selected.index(held), schedule=validate_users)
+    with store.transaction() as repo:
+        processes = repo.list_processes(dag_id=validate_users.name)
+        statuses = {str(repo.subscriptions_of(p["process_id"])[0]): p["status"] for p in processes}
+        ok_steps = [s["task_id"] for p in processes if p["status"] == "completed"
+                    for s in repo.steps_of(p["process_id"])]
+        insync = {sid: repo.get_subscription(sid).insync for sid in (ok, drifted)}
+    assert statuses == {ok: "completed", drifted: "failed"}  # the skipped one wrote nothing
+    assert ok_steps == validate_user.task_ids and insync == {ok: True, drifted: False}
+    assert select(validate_users) == [ok]  # out of sync, held: neither is picked the next night

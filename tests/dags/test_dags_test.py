@@ -32,8 +32,10 @@ CONF = {
                                   "username": "zoë", "age": 33},
     "modify_user": lambda store: {**_user(store), "username": "Zoë Z"},
     "terminate_user": _user,
+    "validate_user": _user,
     "create_user_groups": lambda store: {"group_names": ["Smoke 1", "Smoke 2", "Smoke 3"]},
     "validate_user_groups": lambda store: _group(store) and None,  # the schedule takes no conf
+    "validate_users": lambda store: _user(store) and None,
 }
 
 

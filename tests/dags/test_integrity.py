@@ -31,7 +31,8 @@ def bag():
 def test_every_dag_is_declared_and_every_declaration_has_a_dag(bag):
     assert set(bag.dags) == set(declared())
     assert {"create_user_group", "modify_user_group", "terminate_user_group", "validate_user_group"} <= set(WORKFLOWS)
-    assert set(SCHEDULES) == {"validate_user_groups"}
+    assert {"create_user", "modify_user", "terminate_user", "validate_user"} <= set(WORKFLOWS)
+    assert set(SCHEDULES) == {"validate_user_groups", "validate_users"}
     assert set(BULKS) == {"create_user_groups"}
 
 

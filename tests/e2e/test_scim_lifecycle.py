@@ -1,11 +1,11 @@
 """Through Airflow (`dag.test()`) against a real SCIM server over HTTP, on both stores: a group created, renamed,
-validated, used by a user (created, modified, terminated) and terminated is, after every step, exactly what any SCIM
-client reading the server sees."""
+validated, used by a user (created, modified, validated, terminated) and terminated is, after every step, exactly what
+any SCIM client reading the server sees."""
 
 import httpx
 import pytest
 
-from helpers import USER_EXTERNAL, approving
+from helpers import USER_EXTERNAL, USER_INTERNAL, approving
 from scim import read, scim_server
 
 pytestmark = pytest.mark.slow
@@ -64,6 +64,7 @@ def test_both_products_whole_lives_are_what_the_scim_server_shows(run, dag_test,
     [user] = subscriptions(store, "User")
     assert (user.user.username, user.user.age) == ("Zoë Z", 34)
     user_on_server(scim, user)
+    run("validate_user", subscription_id=uid)
 
     run("terminate_user", subscription_id=uid)
     assert read(scim, "Users") == [] and group_on_server(scim, group).get("members", []) == []
@@ -76,12 +77,17 @@ def test_both_products_whole_lives_are_what_the_scim_server_shows(run, dag_test,
 def test_validate_names_what_changed_behind_our_back(run, dag_test, store, scim):
     run("create_user_group", group_name="Drift Lab")
     [group] = subscriptions(store, "UserGroup")
+    run("create_user", product=USER_INTERNAL, user_group_id=str(group.subscription_id), username="drifter")
+    [user] = subscriptions(store, "User")
     from usergroup.airflow.ossbss_hook import OssBssHook
 
     OssBssHook().client.drift(group.subscription_id, group_name="Drifted")  # as any other SCIM client could
     state, out = dag_test("validate_user_group", subscription_id=str(group.subscription_id))
     assert state == "failed"
     assert "group_name: expected 'Drift Lab', found 'Drifted' in the OSS/BSS" in out
+    state, out = dag_test("validate_user", subscription_id=str(user.subscription_id))  # its user is out of sync too
+    assert state == "failed"
+    assert "user.group.group_name: expected 'Drift Lab', found 'Drifted' in the OSS/BSS" in out
 
 
 def test_a_name_the_scim_server_holds_fails_the_create_with_its_detail(dag_test, store, scim):

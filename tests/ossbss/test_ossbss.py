@@ -1,6 +1,6 @@
 """The OSS/BSS: the client the `usergroup_ossbss` connection names, retry decided by its error classes, and the
-fake (provision, rename, remove and read a group, each idempotent; drift behind the store's back; its tables
-migrated beside the store's)."""
+fake (provision, rename, remove and read a group, each idempotent; read a user and its membership; drift behind
+the store's back; its tables migrated beside the store's)."""
 
 import json
 from pathlib import Path
@@ -21,7 +21,7 @@ from usergroup.engine.step import StepContext, StepError, step
 from usergroup.interfaces.cli.main import main
 from usergroup.ossbss import CLIENTS, Connection, StorePlace, UnknownClientError, client_for
 from usergroup.ossbss.errors import NotFoundError, OssBssError, PermanentError, RefusedByOssBssError, TransientError
-from usergroup.ossbss.fake import HEAD, MIGRATIONS, VERSION_TABLE, FakeOssBss, fake_metadata
+from usergroup.ossbss.fake import HEAD, MIGRATIONS, VERSION_TABLE, FakeOssBss, fake_metadata, fake_ossbss_users
 from usergroup.store.connect import mapped_schema
 from usergroup.workflows.user_group.create_user_group import (
     create_subscription,
@@ -64,6 +64,27 @@ def test_drift_changes_or_removes_a_group_behind_the_stores_back(oss):
         oss.drift(sid, group_name="X", remove=True)
 
 
+def test_read_user_is_the_user_and_its_membership(oss):
+    """Its membership is its group, under the group's name now; a user whose group is gone is in none."""
+    lab, other, sid = uuid4(), uuid4(), uuid4()
+    lab_id, other_id = oss.provision_user_group(lab, "Lab"), oss.provision_user_group(other, "Other Lab")
+    user_id = oss.provision_user(sid, lab_id, "alice", 30)
+    assert oss.read_user(sid) == {"user_id": user_id, "username": "alice", "age": 30,
+                                  "groups": [{"group_id": lab_id, "group_name": "Lab"}]}
+    oss.drift(lab, group_name="Renamed Lab")
+    assert oss.read_user(sid)["groups"] == [{"group_id": lab_id, "group_name": "Renamed Lab"}]
+    with oss.engine.begin() as conn:  # moved to another group behind the store's back
+        conn.execute(fake_ossbss_users.update().where(fake_ossbss_users.c.subscription_id == sid)
+                     .values(group_id=other_id))
+    assert oss.read_user(sid)["groups"] == [{"group_id": other_id, "group_name": "Other Lab"}]
+    oss.drift(other, remove=True)
+    assert oss.read_user(sid) == {"user_id": user_id, "username": "alice", "age": 30, "groups": []}
+    assert oss.provision_user(uuid4(), lab_id, "bob", None) != user_id
+    oss.deprovision_user(sid)
+    assert oss.read_user(sid) is None
+    assert [c["action"] for c in oss.changes(sid)] == ["provision_user", "remove_user"]  # reading changes nothing
+
+
 def test_renaming_a_group_it_does_not_hold_is_a_permanent_error(oss):
     with pytest.raises(NotFoundError, match="nothing to rename"):
         oss.rename_user_group(uuid4(), "X")
@@ -73,7 +94,8 @@ def test_renaming_a_group_it_does_not_hold_is_a_permanent_error(oss):
 def test_an_unavailable_oss_fails_every_call(oss, knobs):
     knobs(USERGROUP_FAKE_OSS_FAIL="1")
     for call in (lambda: oss.provision_user_group(uuid4(), "X"), lambda: oss.rename_user_group(uuid4(), "X"),
-                 lambda: oss.deprovision_user_group(uuid4()), lambda: oss.read_user_group(uuid4())):
+                 lambda: oss.deprovision_user_group(uuid4()), lambda: oss.read_user_group(uuid4()),
+                 lambda: oss.read_user(uuid4())):
         with pytest.raises(TransientError, match="unavailable"):
             call()
 

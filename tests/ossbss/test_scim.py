@@ -63,6 +63,32 @@ def test_a_group_and_its_user_through_their_lifecycle_are_what_the_server_shows(
     assert oss.deprovision_user_group(group_sid) is False
 
 
+def patch_members(server, group_id, op: str, user_id) -> None:
+    """Change a group's members behind our back, as any other SCIM client could."""
+    path, value = ("members", [{"value": user_id}]) if op == "add" else (f'members[value eq "{user_id}"]', None)
+    answer = httpx.patch(f"{server.url}/Groups/{group_id}", timeout=10, json={
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": op, "path": path, **({"value": value} if value else {})}]})
+    assert answer.status_code < 300, answer.text
+
+
+def test_read_user_is_the_user_and_the_groups_whose_members_hold_it(server):
+    oss, lab, other, sid = client(server), uuid4(), uuid4(), uuid4()
+    lab_id, other_id = oss.provision_user_group(lab, "Lab"), oss.provision_user_group(other, "Other Lab")
+    user_id = oss.provision_user(sid, lab_id, "alice", 33)
+    assert oss.read_user(sid) == {"user_id": user_id, "username": "alice", "age": 33,
+                                  "groups": [{"group_id": lab_id, "group_name": "Lab"}]}
+    oss.drift(lab, group_name="Renamed Lab")
+    assert oss.read_user(sid)["groups"] == [{"group_id": lab_id, "group_name": "Renamed Lab"}]
+    patch_members(server, lab_id, "remove", user_id)
+    assert oss.read_user(sid)["groups"] == []  # removed from its group
+    patch_members(server, other_id, "add", user_id)
+    assert oss.read_user(sid)["groups"] == [{"group_id": other_id, "group_name": "Other Lab"}]  # in another one
+    bob = uuid4()
+    oss.provision_user(bob, other_id, "bob", None)
+    assert oss.read_user(bob)["age"] is None and oss.read_user(uuid4()) is None
+
+
 def test_a_retry_finds_what_the_first_call_created_by_its_external_id(server):
     oss, sid = client(server), uuid4()
     first = oss.provision_user_group(sid, "Lab")

@@ -89,6 +89,7 @@ DECLARED_CASES = {
     "modify_user": [{**SUB, "username": "bob"}, {**SUB, "username": "bob", "age": 7, "version": 4},
                     {**SUB, "username": "bob", "age": 151}, {**SUB, "username": "\u202ebob"}, SUB],
     "terminate_user": [SUB, {**SUB, "version": 2.5}, {"subscription_id": ID.replace("-", "")}],
+    "validate_user": [SUB, {**SUB, "version": 3}, {**SUB, "version": 0}, {"subscription_id": "nope"}],
     "create_user_groups": [{"group_names": ["A", "B"]}, {"group_names": NAMES}, {"source": "file:///x/names.txt"},
                            {"group_names": []}, {"group_names": ["A", " B"]}, {"group_names": ["A"] * 10_001},
                            {"group_names": "A"}, {"source": ""}, {"source": 3}],

@@ -41,6 +41,10 @@ class OssBssClient(Protocol):
     def deprovision_user(self, subscription_id: UUID) -> bool:
         """Remove whatever user the OSS/BSS holds for this subscription; False if it held none. Idempotent."""
 
+    def read_user(self, subscription_id: UUID) -> dict | None:
+        """The user the OSS/BSS holds for this subscription ({user_id, username, age, groups}: `groups` the
+        {group_id, group_name} of each group it is a member of), or None."""
+
 
 def provision_many(oss: OssBssClient, groups: dict[UUID, str]) -> dict[UUID, int | str | Exception]:
     """Provision many groups: the client's batch call if it has one, else one call per group. An item's refusal

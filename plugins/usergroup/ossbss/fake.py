@@ -250,6 +250,20 @@ class FakeOssBss:
                 self._log(conn, subscription_id, "remove_user", None)
         return removed
 
+    def read_user(self, subscription_id: UUID) -> dict | None:
+        """The user and its membership: its group (none if the group is gone)."""
+        self._answer_or_fail(f"user of {subscription_id} not read")
+        users, groups = fake_ossbss_users, fake_ossbss_groups
+        query = (select(users.c.user_id, users.c.username, users.c.age, groups.c.group_id, groups.c.group_name)
+                 .select_from(users.outerjoin(groups, groups.c.group_id == users.c.group_id))
+                 .where(users.c.subscription_id == UUID(str(subscription_id))))
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            return None
+        member_of = [] if row.group_id is None else [{"group_id": row.group_id, "group_name": row.group_name}]
+        return {"user_id": row.user_id, "username": row.username, "age": row.age, "groups": member_of}
+
     def users(self) -> list[dict]:
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(select(fake_ossbss_users))]

@@ -77,7 +77,7 @@ def test_a_user_and_its_group_as_text_and_json(store, capsys):
     assert terminate["reason"] == "subscription.no_modify_subscription_in_use_by_others" and uid in terminate["message"]
     assert main(["subscriptions", "workflows", uid]) == 0
     assert capsys.readouterr().out.split() == ["modify", "modify_user", "allowed", "terminate", "terminate_user",
-                                               "allowed"]
+                                               "allowed", "validate", "validate_user", "allowed"]
 
 
 def test_show_unknown_and_malformed_ids(store, capsys):
@@ -213,11 +213,14 @@ def test_workflows_lists_every_dag_id(capsys):
     assert main(["workflows"]) == 0
     assert capsys.readouterr().out.split() == ["create_user", "create_user_group", "create_user_groups",
                                                "modify_user", "modify_user_group", "terminate_user",
-                                               "terminate_user_group", "validate_user_group", "validate_user_groups"]
+                                               "terminate_user_group", "validate_user", "validate_user_group",
+                                               "validate_user_groups", "validate_users"]
     assert main(["workflows", "--chain"]) == 0
     out = capsys.readouterr().out
     assert "modify_user_group\tMODIFY\tstore_process_subscription >> unsync >> modify_user_group_subscription" in out
     assert "validate_user_groups\t@daily\tvalidate_user_group for each active User Group in sync" in out
+    assert "validate_users\t@daily\tvalidate_user for each active User internal or User external in sync" in out
+    assert "validate_user\tVALIDATE\tstore_process_subscription >> unsync >> check_user_in_ossbss >> resync" in out
     assert "create_user_groups\tbulk\tcreate_user_group for each of many, each task for all: create_subs" in out
 
 

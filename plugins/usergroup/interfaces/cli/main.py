@@ -342,7 +342,8 @@ def ossbss_list(args) -> int:
 
 
 def ossbss_drift(args) -> int:
-    """Change a group in the OSS/BSS behind the store's back, to see validate_user_group catch it."""
+    """Change a group in the OSS/BSS behind the store's back, to see validate_user_group (and its users'
+    validate_user) catch it."""
     was = ossbss(args, "drift").drift(UUID(args.id), group_name=args.rename, remove=args.remove)
     change = "removed" if args.remove else f"renamed to {args.rename!r}"
     print(f"OSS/BSS: group {was['group_id']} ({was['group_name']!r}) of subscription {args.id} {change}")
@@ -412,7 +413,8 @@ def parser() -> argparse.ArgumentParser:
     ol = oss.add_parser("list", help="the groups it holds")
     ol.add_argument("--json", action="store_true", help="an array of groups")
     ol.set_defaults(func=ossbss_list)
-    od = oss.add_parser("drift", help="change a group behind the store's back (validate_user_group then fails)")
+    od = oss.add_parser("drift", help="change a group behind the store's back (validate_user_group and "
+                                     "its users' validate_user then fail)")
     od.add_argument("id", type=_uuid, help="the subscription whose group drifts")
     how = od.add_mutually_exclusive_group(required=True)
     how.add_argument("--rename", metavar="NAME", help="give the group another name")

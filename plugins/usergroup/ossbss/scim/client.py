@@ -35,6 +35,11 @@ LOOKUP = 50  # externalIds per search of a batch (`externalId eq "a" or external
 OPERATION_BYTES = 300  # a Bulk operation's JSON, but for its group name's
 
 
+def _age(user: ScimUser) -> int | None:
+    """The age in our extension (none: a User without it)."""
+    return user[UserGroupUser].age if user[UserGroupUser] else None
+
+
 def eq(attribute: str, value: object) -> str:
     """A filter's comparison, its value a SCIM (JSON) string: quotes and backslashes in it stay the value's."""
     return f"{attribute} eq {json.dumps(str(value))}"
@@ -151,10 +156,19 @@ class ScimOssBss:
 
     def update_user(self, subscription_id: UUID, username: str, age: int | None) -> bool:
         user = self._get(ScimUser, subscription_id, f"nothing to update to {username!r}")
-        if (user.user_name, user[UserGroupUser].age if user[UserGroupUser] else None) == (username, age):
+        if (user.user_name, _age(user)) == (username, age):
             return False
         self._patch(user, ("replace", "userName", username), ("replace", AGE, age))
         return True
+
+    def read_user(self, subscription_id: UUID) -> dict | None:
+        """The User and its membership: every Group whose members hold it."""
+        user = self._find(ScimUser, subscription_id)
+        if user is None:
+            return None
+        return {"user_id": ossbss_id(user.id), "username": user.user_name, "age": _age(user),
+                "groups": [{"group_id": ossbss_id(g.id), "group_name": g.display_name}
+                           for g in self._search(Group, eq("members.value", user.id))]}
 
     def deprovision_user(self, subscription_id: UUID) -> bool:
         user = self._find(ScimUser, subscription_id)
