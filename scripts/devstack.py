@@ -41,6 +41,15 @@ HOME_CONNECTIONS = {"AIRFLOW_CONN_USERGROUP_DEFAULT": "usergroup_default",
                     "AIRFLOW_CONN_USERGROUP_OSSBSS": "usergroup_ossbss"}
 
 
+# The DAG bundles: ours, and examples/dags (paused until an operator unpauses one: subscription_events reacts to
+# the subscriptions' asset events, as another pipeline would).
+BUNDLES = json.dumps([
+    {"name": "dags-folder", "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle", "kwargs": {}},
+    {"name": "examples", "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+     "kwargs": {"path": str(ROOT / "examples" / "dags")}},
+])
+
+
 def tuned_settings(home: Path, port: int) -> dict[str, str]:
     base = f"http://127.0.0.1:{port}"
     return {
@@ -53,6 +62,7 @@ def tuned_settings(home: Path, port: int) -> dict[str, str]:
         "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": BUNDLES,
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__PARALLELISM": "8",  # task processes at once: what 2 cores take
         "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.1",
@@ -144,6 +154,7 @@ class Stack:
         homeconn.setup(self.home, None, None, "AIRFLOW_CONN_USERGROUP_DEFAULT" in self.given,
                        {"dags_folder": str(ROOT / "dags"), "plugins_folder": str(ROOT / "plugins"),
                         "load_examples": "False"})
+        homeconn.set_option(self.home / "airflow.cfg", "dag_processor", "dag_bundle_config_list", BUNDLES)
         (self.home / "logs" / "stack").mkdir(parents=True, exist_ok=True)
         if self.scim_port:
             self.start("scim")

@@ -11,6 +11,7 @@ import pytest
 from airflow.dag_processing.dagbag import DagBag
 
 from helpers import ROOT
+from usergroup.airflow.bulk import ANNOUNCE_TASK
 from usergroup.airflow.schedule import SELECT_TASK
 from usergroup.engine.discovery import all_workflows, declared
 from usergroup.engine.workflow import Bulk, Schedule
@@ -40,7 +41,10 @@ def test_every_dag_is_declared_and_every_declaration_has_a_dag(bag):
 def test_a_bulk_run_has_its_workflows_tasks_each_after_the_last_has_ended(bag, name):
     dag, bulk = bag.dags[name], BULKS[name]
     ids = bulk.workflow.task_ids
-    assert [t.task_id for t in dag.topological_sort()] == ids
+    assert [t.task_id for t in dag.topological_sort()] == [*ids, ANNOUNCE_TASK]
+    announcing = dag.get_task(ANNOUNCE_TASK)  # after the last task, whatever it ended; the run's state stays its
+    assert announcing.is_teardown and not announcing.on_failure_fail_dagrun
+    assert announcing.upstream_task_ids == {ids[-1]}
     for upstream, downstream in zip(ids, ids[1:], strict=False):
         assert dag.get_task(downstream).upstream_task_ids == {upstream}
         assert dag.get_task(downstream).trigger_rule == "all_done"  # an item that failed holds no other back

@@ -14,7 +14,8 @@ from sqlalchemy.engine import make_url
 
 from helpers import create, oss_for
 from usergroup.airflow.ossbss_hook import OssBssConnectionError, OssBssHook
-from usergroup.airflow.tasks import PERMANENT_ERRORS, run_step, services, step_task
+from usergroup.airflow.services import services
+from usergroup.airflow.tasks import PERMANENT_ERRORS, run_step, step_task
 from usergroup.domain import USER_GROUP_PRODUCT, UserGroupInactive
 from usergroup.engine.generic_steps import resync
 from usergroup.engine.step import StepContext, StepError, step

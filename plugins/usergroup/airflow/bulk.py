@@ -11,8 +11,10 @@ from uuid import UUID
 from airflow.sdk import task
 from airflow.sdk.exceptions import AirflowFailException
 
+from usergroup.airflow.events import announce
+from usergroup.airflow.services import services
 from usergroup.airflow.sources import read_source
-from usergroup.airflow.tasks import customer_id, initial_state, opening_of, services
+from usergroup.airflow.tasks import airflow_errors, announcing, customer_id, initial_state, opening_of
 from usergroup.domain.names import name_key
 from usergroup.engine.process_id import process_id_for
 from usergroup.engine.runner import NoItemsError, RunStopped, TaskTry, run_many, stopped_by_sigterm
@@ -25,6 +27,7 @@ from usergroup.store.repository import Store
 log = logging.getLogger(__name__)
 
 NAMED = 20  # failed items a task's error names; the rest are counted
+ANNOUNCE_TASK = "announce"
 
 
 def bulk_task(bulk: Bulk, step: Step, task_id: str, index: int):
@@ -78,6 +81,23 @@ def bulk_task(bulk: Bulk, step: Step, task_id: str, index: int):
     options = {**step.task_options, "execution_timeout": settings().bulk_timeout}
     return task(task_id=task_id, task_display_name=step.description, trigger_rule="all_success" if index == 0
                 else "all_done", **options)(body)
+
+
+def announce_task(bulk: Bulk):
+    """The task that announces the run's completed items, one asset event per chunk (`events`): a teardown after
+    the last task, whatever that ended. Airflow registers a task's events only when it succeeds, and the last task
+    fails when any item did not complete: the items that did are announced all the same, and the run's state
+    stays the last task's."""
+
+    def body(*, dag_run=None, outlet_events=None):
+        store, _ = services(ANNOUNCE_TASK)
+        with airflow_errors(ANNOUNCE_TASK):
+            return {"announced": announce(store, outlet_events, run=(dag_run.dag_id, dag_run.run_id),
+                                          chunk=settings().chunk_size)}
+
+    body.__name__ = body.__qualname__ = ANNOUNCE_TASK
+    return task(task_id=ANNOUNCE_TASK, task_display_name="Announce the completed subscriptions",
+                execution_timeout=settings().bulk_timeout, **announcing(bulk.workflow))(body)
 
 
 @contextmanager

@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 from airflow.sdk import DAG, Param, dag
 
-from usergroup.airflow.bulk import bulk_task
+from usergroup.airflow.bulk import announce_task, bulk_task
 from usergroup.airflow.input_task import InputTask
 from usergroup.airflow.schedule import select_task, workflow_task
 from usergroup.airflow.tasks import step_task
@@ -62,5 +62,6 @@ def bulk_dag(bulk: Bulk) -> DAG:
             if previous is not None:
                 previous >> current
             previous = current
+        previous >> announce_task(bulk)().as_teardown()
 
     return render()

@@ -12,7 +12,8 @@ from airflow.sdk.exceptions import TaskAwaitingInput
 from airflow.sdk.execution_time.hitl import upsert_hitl_detail
 from pydantic import ValidationError
 
-from usergroup.airflow.tasks import airflow_errors, missing_state, opening_of, pydantic_message, services
+from usergroup.airflow.services import services
+from usergroup.airflow.tasks import airflow_errors, missing_state, opening_of, pydantic_message
 from usergroup.engine.input_step import InputStep
 from usergroup.engine.params import params_of
 from usergroup.engine.runner import TaskTry, stopped_by_sigterm

@@ -1,15 +1,13 @@
 """A workflow run for many subscriptions: one mapped task instance, one process, per subscription."""
 
+from uuid import UUID
+
 from airflow.sdk import task
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from usergroup.airflow.tasks import (
-    customer_id,
-    initial_state,
-    opening_of,
-    run_step,
-    services,
-)
+from usergroup.airflow.events import announce
+from usergroup.airflow.services import services
+from usergroup.airflow.tasks import airflow_errors, announcing, customer_id, initial_state, opening_of, run_step
 from usergroup.engine.runner import stopped_by_sigterm
 from usergroup.engine.workflow import Schedule, Workflow
 from usergroup.store.errors import RefusedError
@@ -38,7 +36,7 @@ def workflow_task(workflow: Workflow):
     changed it since the selection) is skipped, with the reason (its process, if `unsync` refused it, is
     aborted)."""
 
-    def body(subscription_id: str, *, dag_run=None, ti=None):
+    def body(subscription_id: str, *, dag_run=None, ti=None, outlet_events=None):
         state = initial_state(workflow, {"subscription_id": subscription_id}, dag_run, customer_id(),
                               per_subscription=True)
         store, oss = services(workflow.name)
@@ -54,11 +52,14 @@ def workflow_task(workflow: Workflow):
                     if isinstance(exc.__cause__, RefusedError):  # at the check or `unsync`: nothing was changed
                         raise AirflowSkipException(f"subscription {subscription_id} not run: {exc}") from exc
                     raise
+        with airflow_errors(workflow.name):
+            announce(store, outlet_events, [UUID(state["process_id"])])
         return {"subscription_id": subscription_id, "process_id": state["process_id"]}
 
     body.__name__ = body.__qualname__ = workflow.name
     body.__doc__ = workflow.title
-    return task(task_id=workflow.name, task_display_name=workflow.title, **_widest(workflow))(body)
+    return task(task_id=workflow.name, task_display_name=workflow.title, **_widest(workflow),
+                **announcing(workflow))(body)
 
 
 def _widest(workflow: Workflow) -> dict:

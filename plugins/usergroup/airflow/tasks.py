@@ -4,6 +4,7 @@ Airflow's."""
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any, NoReturn
 from uuid import UUID
 
@@ -13,9 +14,10 @@ from pydantic import ValidationError
 from pydantic_core import to_jsonable_python
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from usergroup.airflow.hook import UserGroupHook
-from usergroup.airflow.ossbss_hook import OssBssHook
+from usergroup.airflow.events import alias, announce, mark_announced
+from usergroup.airflow.services import services
 from usergroup.domain.subscription import products_of_type
+from usergroup.engine.generic_steps import done
 from usergroup.engine.process_id import process_id_for
 from usergroup.engine.runner import (
     PERMANENT_ERRORS,
@@ -99,7 +101,7 @@ def step_task(step: Step, workflow: "Workflow", *, task_id: str | None = None, f
     the initial state and opens the process; every other task takes the state its upstream task returned."""
     task_id = task_id or step.name
 
-    def body(state: State | None = None, *, params=None, dag_run=None, ti=None):
+    def body(state: State | None = None, *, params=None, dag_run=None, ti=None, outlet_events=None):
         opening = opening_of(workflow, dag_run)
         if first:
             if unknown := sorted(set(getattr(dag_run, "conf", None) or {}) - set(workflow.params)):
@@ -112,13 +114,24 @@ def step_task(step: Step, workflow: "Workflow", *, task_id: str | None = None, f
         if state is None:  # its upstream task returned nothing: it was marked success by hand, or never ran
             missing_state(store, TaskTry(step=step, workflow_target=str(workflow.target), **row), opening, params)
         with stopped_by_sigterm():
-            return run_step(step, state, store=store, oss=oss, task_id=task_id, map_index=row["map_index"],
-                            try_number=row["try_number"], start=opening if first else None, hostname=row["hostname"],
-                            checks=workflow.checks if first else ())
+            state = run_step(step, state, store=store, oss=oss, task_id=task_id, map_index=row["map_index"],
+                             try_number=row["try_number"], start=opening if first else None, hostname=row["hostname"],
+                             checks=workflow.checks if first else ())
+        if step is done:
+            with airflow_errors(task_id):
+                announce(store, outlet_events, [UUID(state["process_id"])])
+        return state
 
     body.__name__ = body.__qualname__ = task_id
     body.__doc__ = step.description
-    return task(task_id=task_id, task_display_name=step.description, **step.task_options)(body)
+    return task(task_id=task_id, task_display_name=step.description, **step.task_options,
+                **(announcing(workflow) if step is done else {}))(body)
+
+
+def announcing(workflow: "Workflow") -> dict[str, Any]:
+    """The options of the task that completes the workflow's processes: it emits their events (`events`)."""
+    return {"outlets": [alias(workflow.product_type)],
+            "on_success_callback": partial(mark_announced, workflow.product_type)}
 
 
 def missing_state(store: Store, task: TaskTry, opening: dict[str, Any], params: Any) -> NoReturn:
@@ -128,16 +141,6 @@ def missing_state(store: Store, task: TaskTry, opening: dict[str, Any], params: 
     record_failures(store, task, {process_id: exc}, datetime.now(UTC),
                     opening={**opening, "input_state": dict(params or {})})
     raise AirflowFailException(str(exc))
-
-
-def services(task_id: str) -> tuple[Store, OssBssClient]:
-    """The store, through the `usergroup_default` connection, and the OSS/BSS client the `usergroup_ossbss`
-    connection names."""
-    hook = UserGroupHook()
-    try:
-        return hook.store, OssBssHook(store=hook).client
-    except ValueError as exc:  # no store or OSS/BSS connection, or a bad one: no retry cures it
-        raise AirflowFailException(f"{task_id}: {exc}") from None
 
 
 class MissingStateError(RuntimeError):

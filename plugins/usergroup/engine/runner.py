@@ -321,11 +321,21 @@ def _write(repo: Repository, task: TaskTry, todo: dict[UUID, State], updates: di
         states[pid] = {**todo[pid], **to_jsonable_python(update)}
     repo.link(links, task.workflow_target)
     repo.complete(completed)
+    repo.record_events([event for pid in completed if (event := _event(states[pid], task)) is not None])
     repo.record_steps([{**task.row(started_at), "process_id": pid, "status": "success", "state": s, "error": None}
                        for pid, s in states.items()])
     errors = {pid: _error(exc) for pid, exc in failures.items()}
     repo.fail_steps(errors, ProcessStatus.FAILED, **task.row(started_at))
     return states, errors
+
+
+def _event(state: State, task: TaskTry) -> dict[str, Any] | None:
+    """What a completed process announces: its subscription as it left it."""
+    if not isinstance(sub := state.get("subscription"), dict):
+        return None
+    return {"process_id": UUID(state["process_id"]), "subscription_id": UUID(sub["subscription_id"]),
+            "product_type": sub["product"]["product_type"], "workflow_name": state["workflow_name"],
+            "workflow_target": task.workflow_target, "status": sub["status"], "version": sub["version"]}
 
 
 def _holds(state: State, sub: SubscriptionModel) -> bool:

@@ -7,6 +7,7 @@ from uuid import UUID
 from sqlalchemy import Connection, Engine
 
 from usergroup.domain.product import Product
+from usergroup.store.events import Events
 from usergroup.store.insync import InSyncLock
 from usergroup.store.names import Names
 from usergroup.store.processes import Processes
@@ -35,7 +36,7 @@ class Store:
             tx.rollback()
 
 
-class Repository(Products, Subscriptions, Search, Names, InSyncLock, Processes, Trail):
+class Repository(Products, Subscriptions, Search, Names, InSyncLock, Processes, Trail, Events):
     """Every operation the steps, the runner and the interfaces need, on one connection (one transaction)."""
 
     def __init__(self, conn: Connection):

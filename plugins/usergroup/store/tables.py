@@ -137,3 +137,20 @@ processes_subscriptions = Table(
     Column("workflow_target", String(20), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
 )
+
+# The transactional outbox of subscription events: a process that completes writes its event here in the
+# transaction that completes it; the task that completed it announces it (an Airflow asset event) and marks it
+# announced once Airflow has taken it, so an event is neither lost nor sent twice by a task's retry.
+subscription_events = Table(
+    "subscription_events",
+    metadata,
+    Column("process_id", Uuid, ForeignKey(processes.c.process_id), primary_key=True),
+    Column("subscription_id", Uuid, nullable=False),
+    Column("product_type", String(255), nullable=False),
+    Column("workflow_name", String(255), nullable=False),
+    Column("workflow_target", String(20), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("completed_at", UTCDateTime, nullable=False),
+    Column("announced_at", UTCDateTime),
+)
