@@ -44,7 +44,7 @@ def test_names_end_active_and_in_sync(dag_test, store):
             steps = repo.steps_of(process["process_id"])
             assert [s["name"] for s in steps] == STEPS and {s["status"] for s in steps} == {"success"}
     assert row_counts(store) == {"subscriptions": 3, "user_group_blocks": 3, "user_blocks": 0, "processes": 3,
-                                 "process_steps": 21, "processes_subscriptions": 3}
+                                 "process_steps": 21, "processes_subscriptions": 3, "subscription_events": 3}
 
 
 @pytest.mark.parametrize("store_target", ["sqlite"], indirect=True)  # refused before any store is touched
