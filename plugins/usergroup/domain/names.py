@@ -44,6 +44,8 @@ USERNAME_RULES = _NAME_RULES + "the group's users."
 
 _PATTERN = re.compile(GROUP_NAME_PATTERN)
 _INVISIBLE = re.compile(f"[{_FORMAT}{_BLANK}]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 def invisible(text: str) -> str | None:
@@ -62,11 +64,11 @@ def check_name(value: str, field: str = "group_name") -> str:
         raise ValueError(f"{field} must not be empty")
     if len(value) > GROUP_NAME_MAX_LENGTH:
         raise ValueError(f"{field} is {len(value)} characters long, the maximum is {GROUP_NAME_MAX_LENGTH}")
-    if any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in value):
+    if _CONTROL.search(value):
         raise ValueError(f"{field} must not contain control characters")
-    if (surrogate := next((i for i, c in enumerate(value) if 0xD800 <= ord(c) <= 0xDFFF), None)) is not None:
-        raise ValueError(f"{field} must not contain a lone surrogate: U+{ord(value[surrogate]):04X} at position "
-                         f"{surrogate + 1} (not a character: text that was not valid UTF-16 or UTF-8)")
+    if surrogate := _SURROGATE.search(value):
+        raise ValueError(f"{field} must not contain a lone surrogate: U+{ord(surrogate.group()):04X} at position "
+                         f"{surrogate.start() + 1} (not a character: text that was not valid UTF-16 or UTF-8)")
     if found := _INVISIBLE.search(value):
         c = found.group()
         raise ValueError(f"{field} must not contain invisible or direction-changing characters: U+{ord(c):04X} "
