@@ -31,13 +31,22 @@ PHASES = ("services", "get_connection", "connect", "dialect_init", "oss_engine",
 
 
 def preload() -> None:
-    """What the task process has imported before it parses the DAG file: the SDK and, forked from the supervisor,
-    the supervisor and the task runner (USERGROUP_TASK_COST_PRELOAD=sdk: the SDK only, as `make bench` parses)."""
+    """What the task process has imported before it parses the DAG file (USERGROUP_TASK_COST_PRELOAD): `sdk`, the
+    SDK only (as `make bench` parses); `runner`, forked from the supervisor, the supervisor and the task runner
+    too; `worker` (the default), forked from a LocalExecutor worker, which was forked from the scheduler: our
+    plugin, and what our listener preloads as the scheduler's job starts, too."""
     import airflow.sdk  # noqa: F401
 
-    if os.environ.get("USERGROUP_TASK_COST_PRELOAD") != "sdk":
+    mode = os.environ.get("USERGROUP_TASK_COST_PRELOAD", "worker")
+    if mode != "sdk":
         import airflow.sdk.execution_time.supervisor
         import airflow.sdk.execution_time.task_runner  # noqa: F401
+    if mode == "worker":
+        import usergroup_plugin  # noqa: F401
+
+        from usergroup.airflow.listener import on_starting
+
+        on_starting(type("Job", (), {})())
 
 
 def child_parse(dag_file: str) -> dict:
@@ -166,10 +175,10 @@ def task_ids() -> list[str]:
     return create_user_group.task_ids
 
 
-def measure(url: str, repeats: int, bytecode: bool) -> dict:
+def measure(url: str, repeats: int, bytecode: bool, preloaded: str = "worker") -> dict:
     ids = task_ids()
     with tempfile.TemporaryDirectory(prefix="task-cost-") as home:
-        env = child_env(url, home, bytecode)
+        env = {**child_env(url, home, bytecode), "USERGROUP_TASK_COST_PRELOAD": preloaded}
         run_child(["parse", str(OURS)], env), run_child(["parse", str(BASE)], env)  # warm the bytecode cache
         parse = {"ours": [], "base": []}
         tasks: dict[str, list[dict]] = {t: [] for t in ids}
@@ -224,10 +233,12 @@ def main() -> None:
     parser.add_argument("url", help="the PostgreSQL database of a migrated store")
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--no-bytecode", action="store_true", help="compile every source in every process")
+    parser.add_argument("--preload", choices=("worker", "runner", "sdk"), default="worker",
+                        help="what the task process has imported before it parses (see preload())")
     parser.add_argument("--json", help="write every measure to this file")
     parser.add_argument("--sql", action="store_true", help="print the statements each task sent")
     args = parser.parse_args()
-    results = measure(args.url, args.repeats, not args.no_bytecode)
+    results = measure(args.url, args.repeats, not args.no_bytecode, args.preload)
     if args.json:
         Path(args.json).write_text(json.dumps(results))
     if args.sql:

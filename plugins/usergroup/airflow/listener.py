@@ -94,6 +94,15 @@ def _settle_or_raise(workflow: Workflow | Schedule | Bulk, run: EndedRun) -> Non
 
 
 @hookimpl
+def on_starting(component) -> None:
+    """A scheduler, dag-processor or triggerer job starts (not a task: its DAG file imports what it needs)."""
+    if type(component).__name__ == "Job":
+        from usergroup.airflow.preload import preload
+
+        preload()
+
+
+@hookimpl
 def on_dag_run_failed(dag_run, msg: str) -> None:
     _ended(dag_run, "failed", msg)
 
