@@ -3,6 +3,7 @@ browser (headless Debian Chromium driven by Playwright), `airflow dags trigger -
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -318,3 +319,15 @@ def test_make_up_exits_non_zero_when_it_cannot_mend_the_stack(stack):
     assert f"make up: the stack at {stack.base} is not healthy and could not be mended" in result.stderr
     assert "`make down` then `make up` starts afresh" in result.stderr
     stack.pids = json.loads((stack.home / "stack.json").read_text())["pids"]
+
+
+def test_up_latency_times_creates_over_the_rest_api(stack, store):
+    """benchmarks/up_latency.py, the README's trigger-to-success median, against a stack as `make up` starts it."""
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "up_latency.py"), "--runs", "2", "--port",
+                          str(stack.port)], env={**os.environ, "AIRFLOW_HOME": str(stack.home)}, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr[-2000:]
+    assert re.search(r"2 runs over REST, trigger to success: median \d+\.\d\d s", out.stdout), out.stdout
+    with store.transaction() as repo:
+        timed = [s for s in repo.list_subscriptions() if s.user_group.group_name.startswith("Latency ")]
+    assert len(timed) == 2 and {s.status for s in timed} == {"active"}
