@@ -88,7 +88,7 @@ def bulk_run(stack: PostgresStack, count: int) -> dict:
                                 "return_value", params={"deserialize": True}).json()
         value = xcom["value"] if isinstance(xcom["value"], dict) else json.loads(xcom["value"])
         tasks[ti["task_id"]] = {"seconds": (ts(ti["end_date"]) - ts(ti["start_date"])).total_seconds(),
-                                "max_rss_mb": value["max_rss_mb"], "xcom_bytes": len(json.dumps(value))}
+                                "max_rss_mb": value.get("max_rss_mb", 0), "xcom_bytes": len(json.dumps(value))}
     return {"groups": count, "seconds": seconds, "per_min": count / seconds * 60, "tasks": tasks,
             "max_rss_mb": max(t["max_rss_mb"] for t in tasks.values())}
 
