@@ -1,13 +1,15 @@
 """task_cost: our CPU per task of create_user_group, each task in a fresh process as Airflow runs it.
 
-Each measure runs in a new interpreter that has already imported `airflow.sdk` (as Airflow's task runner has):
-the DAG file's parse (runpy, against benchmarks/baseline_chain.py), then each of the seven tasks' bodies in turn,
+Each measure runs in a new interpreter that has already imported what a task process finds imported (`preload()`:
+by default as a LocalExecutor worker forks it from the scheduler, our plugin's preload included): the DAG file's
+parse (runpy, against benchmarks/baseline_chain.py), then each of the seven tasks' bodies in turn,
 one process per task, on one run whose state passes from task to task (as XCom passes it), against a real
 PostgreSQL store. CPU is process time (the machine is shared), the median of REPEATS runs; the statements a task
 sends are counted at the DBAPI (every cursor.execute: the dialect's first-connect queries too) and through
 SQLAlchemy (`before_cursor_execute`), with the transactions it commits.
 
     python benchmarks/task_cost.py postgresql://postgres@127.0.0.1:5432/ugprof [--repeats 15] [--no-bytecode]
+        [--preload worker|runner|sdk]
 
 The database must hold a migrated store (`usergroup db upgrade`, with the fake OSS/BSS's tables beside it). By
 default the children read and write bytecode in a private cache (as a deployment whose package pip compiled);
