@@ -235,6 +235,18 @@ def test_the_rest_api(stack, store):
     assert {r["dag_run_id"] for r in runs(stack)} == before | {run_id}
 
 
+def test_up_latency_times_creates_over_the_rest_api(stack, store):
+    """benchmarks/up_latency.py, the README's trigger-to-success median, against a stack as `make up` starts it."""
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "up_latency.py"), "--runs", "2", "--port",
+                          str(stack.port)], env={**os.environ, "AIRFLOW_HOME": str(stack.home)}, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr[-2000:]
+    assert re.search(r"2 runs over REST, trigger to success: median \d+\.\d\d s", out.stdout), out.stdout
+    with store.transaction() as repo:
+        timed = [s for s in repo.list_subscriptions() if s.user_group.group_name.startswith("Latency ")]
+    assert len(timed) == 2 and {s.status for s in timed} == {"active"}
+
+
 def test_airflow_commands_with_the_home_reach_the_stack(stack):
     """`make up` pins its database in the home's airflow.cfg: a plain `airflow` command with AIRFLOW_HOME sees
     the stack's runs (the README's CLI trigger and the usergroup command rely on it)."""
@@ -320,14 +332,3 @@ def test_make_up_exits_non_zero_when_it_cannot_mend_the_stack(stack):
     assert "`make down` then `make up` starts afresh" in result.stderr
     stack.pids = json.loads((stack.home / "stack.json").read_text())["pids"]
 
-
-def test_up_latency_times_creates_over_the_rest_api(stack, store):
-    """benchmarks/up_latency.py, the README's trigger-to-success median, against a stack as `make up` starts it."""
-    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "up_latency.py"), "--runs", "2", "--port",
-                          str(stack.port)], env={**os.environ, "AIRFLOW_HOME": str(stack.home)}, capture_output=True,
-                         text=True, timeout=300)
-    assert out.returncode == 0, out.stdout + out.stderr[-2000:]
-    assert re.search(r"2 runs over REST, trigger to success: median \d+\.\d\d s", out.stdout), out.stdout
-    with store.transaction() as repo:
-        timed = [s for s in repo.list_subscriptions() if s.user_group.group_name.startswith("Latency ")]
-    assert len(timed) == 2 and {s.status for s in timed} == {"active"}
