@@ -192,14 +192,15 @@ class Client:
 
 
 def answer_waiting(live: LiveAirflow, store: Store, count: int = 1, answer: dict | None = None,
-                   timeout: float = 120) -> list[str]:
-    """Answer (approve, by default) the first `count` processes that wait, over orchestrator-core's API as admin;
-    their ids."""
+                   timeout: float = 120, runs: set[str] | None = None) -> list[str]:
+    """Answer (approve, by default) the first `count` processes that wait (of the `runs` given: the stack is
+    shared, an earlier test's process may wait too), over orchestrator-core's API as admin; their ids."""
     admin, answered, deadline = Client(live, "admin"), [], time.monotonic() + timeout
     while len(answered) < count:
         assert time.monotonic() < deadline, f"{len(answered)} of {count} processes came to wait"
         with store.transaction() as repo:
-            waiting = [p["process_id"] for p in repo.list_processes(status="suspended")]
+            waiting = [p["process_id"] for p in repo.list_processes(status="suspended")
+                       if runs is None or p["run_id"] in runs]
         for pid in waiting:
             response = admin("PUT", f"/processes/{pid}/resume", json=[answer or {"decision": "Approve"}])
             if response.status_code == 204:
