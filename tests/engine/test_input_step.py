@@ -1,7 +1,7 @@
 """The input step as plain engine calls (no Airflow): declared, asked (suspended), answered, refused, timed out."""
 
 from typing import ClassVar, Literal
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 
@@ -9,7 +9,7 @@ from helpers import USER_EXTERNAL, USER_INTERNAL, create, create_user, run_on
 from usergroup.engine.input_step import InputForm, input_step
 from usergroup.engine.runner import TaskTry
 from usergroup.engine.step import AbortProcess, StepError, step
-from usergroup.engine.suspend import answer, ask, refuse, time_out
+from usergroup.engine.suspend import answer, ask, kept_answer, refuse, time_out
 from usergroup.engine.workflow import create_workflow
 from usergroup.workflows.fields import SubscriptionForm
 from usergroup.workflows.user.create_user import UserApproval
@@ -94,6 +94,32 @@ def test_asked_the_process_is_suspended_then_answered_it_runs_with_the_answer(st
     process, row = process_and_step(store, state)
     assert (process["status"], row["status"], row["note"]) == ("running", "success", "answered by ops")
     assert ask(task, state, store=store, oss=None) == done  # committed: the state it left, not asked again
+
+
+def test_an_answer_whose_try_was_lost_is_taken_by_the_next_try_not_asked_again(store):
+    """Airflow may retry the task an answer was given to (its scheduler took the resumed task for lost): the process
+    keeps the answer until a try takes it, so the retry runs with it; one for another task is not taken, and a
+    suspension (a refusal, a new question) forgets it."""
+    task, state = waiting(store)
+    ask(task, state, store=store, oss=None)
+    approval, pid = UserApproval(decision="Approve", note="fine"), UUID(state["process_id"])
+    with store.transaction() as repo:
+        repo.resume_process(pid, kept_answer("another_task", -1, approval, "ops"))
+    assert ask(task, state, store=store, oss=None) is None  # not its answer: asked again, and forgotten
+    with store.transaction() as repo:
+        assert repo.get_process(pid)["answer"] is None
+        repo.resume_process(pid, kept_answer("approve_user", -1, approval, "ops"))
+        assert repo.get_process(pid)["answer"]["fields"] == {"decision": "Approve", "note": "fine",
+                                                                           "reason": ""}
+
+    retry = TaskTry(**{**task.__dict__, "try_number": 2})
+    done = ask(retry, state, store=store, oss=None)
+    assert (done["decision"], done["note"]) == ("Approve", "fine")
+    process, row = process_and_step(store, state)
+    assert (process["status"], row["status"], row["try_number"]) == ("running", "success", 2)
+    assert row["note"].startswith("answered by ops at ") and "Approve" in row["note"]
+    assert "taken by try 2" in row["note"]
+    assert ask(retry, state, store=store, oss=None) == done  # committed: taken once
 
 
 def test_a_rejection_aborts_the_process_with_its_reason(store):

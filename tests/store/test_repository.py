@@ -17,7 +17,7 @@ from usergroup.store.mappings.user_group import user_group_blocks
 from usergroup.store.migrate import current_revision, upgrade
 
 CUSTOMER = uuid4()
-HEAD = "0009"
+HEAD = "0010"
 
 
 def initial(name: str | None = None, customer=CUSTOMER) -> UserGroupInactive:

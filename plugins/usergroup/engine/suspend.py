@@ -16,7 +16,8 @@ from usergroup.store.repository import Store
 def ask(task: TaskTry, state: State, *, store: Store, oss: Any) -> State | None:
     """The process is suspended at the task, the trail saying what it waits for (`task.note`): None, it waits. A
     process the step does not ask goes on at once, and one whose task committed already (a try that died after its
-    commit) gets that state."""
+    commit) gets that state. One answered already takes its answer: the try it was given to was lost (Airflow
+    retried it, or its worker died before the step committed)."""
     step: InputStep = task.step
     if not step.asks(state):
         return run_one(replace(task, note="not asked"), state, store=store, oss=oss)
@@ -25,10 +26,24 @@ def ask(task: TaskTry, state: State, *, store: Store, oss: Any) -> State | None:
         row = repo.enter_step(pid, task.task_id, task.map_index)
         if row.done_try is not None:
             return row.done_state
-        repo.suspend_process(pid)
-        repo.record_steps([{**task.row(datetime.now(UTC)), "process_id": pid, "status": "suspended", "state": None,
-                            "error": None}])
-    return None
+        given = row.answer if (row.answer or {}).get("task_id") == task.task_id and \
+            row.answer.get("map_index", -1) == task.map_index else None
+        if given is None:
+            repo.suspend_process(pid)
+            repo.record_steps([{**task.row(datetime.now(UTC)), "process_id": pid, "status": "suspended",
+                                "state": None, "error": None}])
+    if given is None:
+        return None
+    form = step.form.model_validate(given["fields"])
+    note = (f"answered by {given['by']} at {given['at']}: {form.summary()} (taken by try {task.try_number}: the try "
+            "it was given to did not take it)")
+    return answer(replace(task, note=note), state, form, store=store, oss=oss)
+
+
+def kept_answer(task_id: str, map_index: int, form: InputForm, by: str) -> dict[str, Any]:
+    """An answer as its process keeps it until the task it was given to takes it (`Processes.resume_process`)."""
+    return {"task_id": task_id, "map_index": map_index, "fields": form.model_dump(mode="json"), "by": by,
+            "at": f"{datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC"}
 
 
 def answer(task: TaskTry, state: State, given: InputForm, *, store: Store, oss: Any) -> State:

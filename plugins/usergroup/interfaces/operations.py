@@ -17,6 +17,7 @@ from usergroup.engine.discovery import all_workflows, subscription_workflows
 from usergroup.engine.input_step import InputForm
 from usergroup.engine.process_id import process_id_for
 from usergroup.engine.step import StepContext
+from usergroup.engine.suspend import kept_answer
 from usergroup.interfaces.form_pages import FormError, invalid, validate_answer, validate_pages, waiting_step
 from usergroup.store.errors import StoreError
 from usergroup.store.repository import Store
@@ -205,7 +206,8 @@ class Operations:
             self.runs.respond(process, answer, user)
         except Busy as exc:
             raise Conflict(f"process {process['process_id']} cannot take an answer now: {exc}") from None
-        repo.resume_process(process["process_id"])
+        repo.resume_process(process["process_id"], kept_answer(process["last_step"], process["map_index"], answer,
+                                                               user))
 
     def abort(self, process_id: UUID | str, reason: str, allow: Allow = _allowed) -> str:
         """Abort an unfinished process (its run is stopped first); one already aborted or completed is refused.

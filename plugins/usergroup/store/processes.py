@@ -48,20 +48,21 @@ class Processes:
              enter: bool = False) -> dict[UUID, SimpleNamespace]:
         """The processes of `ids`, locked until this transaction ends (a second live try of a task waits here, then
         finds the first one's commit), each with its status, failed_reason and input_state, the try that
-        committed `task_id` (`done_try`) with the state it left (`done_state`), and the state the `previous` task
-        left (`previous_state`). With `enter`, those not ended are marked running at `task_id` by the statement
-        that locks them."""
+        committed `task_id` (`done_try`) with the state it left (`done_state`), the state the `previous` task
+        left (`previous_state`) and the answer given to it while suspended (`answer`, see `resume_process`). With
+        `enter`, those not ended are marked running at `task_id` by the statement that locks them."""
         found: dict[UUID, SimpleNamespace] = {}
         if enter:
-            entered = self.conn.execute(self._running(ids, task_id).returning(processes.c.process_id)).scalars()
-            found = {pid: SimpleNamespace(status=str(ProcessStatus.RUNNING), failed_reason=None, input_state=None)
-                     for pid in entered}
+            entered = self.conn.execute(self._running(ids, task_id).returning(processes.c.process_id,
+                                                                              processes.c.answer))
+            found = {r.process_id: SimpleNamespace(status=str(ProcessStatus.RUNNING), failed_reason=None,
+                                                   input_state=None, answer=r.answer) for r in entered}
         if rest := [pid for pid in ids if pid not in found]:
             rows = self.conn.execute(select(processes.c.process_id, processes.c.status, processes.c.failed_reason,
-                                            processes.c.input_state)
+                                            processes.c.input_state, processes.c.answer)
                                      .where(processes.c.process_id.in_(rest)).with_for_update())
             found |= {r.process_id: SimpleNamespace(status=r.status, failed_reason=r.failed_reason,
-                                                    input_state=r.input_state) for r in rows}
+                                                    input_state=r.input_state, answer=r.answer) for r in rows}
         for p in found.values():
             p.done_try = p.done_state = p.previous_state = None
         # Read after the lock: a try that waited for it sees the commit of the one it waited for.
@@ -107,20 +108,24 @@ class Processes:
         """`running` -> `completed`; how many were."""
         return self.conn.execute(update(processes).where(processes.c.process_id.in_(ids),
                                                          processes.c.status == str(ProcessStatus.RUNNING))
-                                 .values(status=str(ProcessStatus.COMPLETED), last_modified_at=now())).rowcount \
+                                 .values(status=str(ProcessStatus.COMPLETED), answer=None, last_modified_at=now())
+                                 ).rowcount \
             if ids else 0
 
     def suspend_process(self, process_id: UUID) -> None:
-        """`running` -> `suspended`: it waits for an operator's answer at its last step."""
+        """`running` -> `suspended`: it waits for an operator's answer at its last step (an answer it held was
+        taken or refused)."""
         self.conn.execute(update(processes).where(processes.c.process_id == process_id,
                                                   processes.c.status == str(ProcessStatus.RUNNING))
-                          .values(status=str(ProcessStatus.SUSPENDED), last_modified_at=now()))
+                          .values(status=str(ProcessStatus.SUSPENDED), answer=None, last_modified_at=now()))
 
-    def resume_process(self, process_id: UUID) -> None:
-        """`failed` or `suspended` -> `running`: its failed task was cleared and runs again, or it was answered."""
+    def resume_process(self, process_id: UUID, answer: dict[str, Any] | None = None) -> None:
+        """`failed` or `suspended` -> `running`: its failed task was cleared and runs again, or it was answered.
+        The `answer` ({task_id, map_index, fields, by, at}) is kept until the process is suspended, fails or
+        completes: a retry of the task it was given to takes it from here (`lock`)."""
         self.conn.execute(update(processes).where(processes.c.process_id == process_id, processes.c.status.in_(
             [str(ProcessStatus.FAILED), str(ProcessStatus.SUSPENDED)]))
-                          .values(status=str(ProcessStatus.RUNNING), last_modified_at=now()))
+                          .values(status=str(ProcessStatus.RUNNING), answer=answer, last_modified_at=now()))
 
     def fail_process(self, process_id: UUID, status: ProcessStatus, *, last_step: str, failed_reason: str,
                      traceback: str | None = None) -> None:
@@ -134,7 +139,7 @@ class Processes:
         if failures:
             self.conn.execute(update(processes).where(processes.c.process_id == bindparam("pid"),
                                                       *(processes.c.status != s for s in FINAL))  # no IN: executemany
-                              .values(status=str(status), last_modified_at=now()), failures)
+                              .values(status=str(status), answer=None, last_modified_at=now()), failures)
 
     def abort_process(self, process_id: UUID, reason: str) -> None:
         """The operator's word that a process will not go on: from then on none of its steps runs. Aborting an
@@ -143,7 +148,7 @@ class Processes:
             update(processes)
             .where(processes.c.process_id == process_id,
                    processes.c.status.in_([*UNFINISHED, ProcessStatus.ABORTED]))
-            .values(status=str(ProcessStatus.ABORTED), failed_reason=reason, last_modified_at=now())
+            .values(status=str(ProcessStatus.ABORTED), failed_reason=reason, answer=None, last_modified_at=now())
         ).rowcount
         if not aborted:
             process = self.get_process(process_id)
@@ -157,7 +162,7 @@ class Processes:
         `reason`."""
         self.conn.execute(update(processes).where(
             processes.c.dag_id == dag_id, processes.c.run_id == run_id, processes.c.status.in_(LIVE))
-            .values(status=str(ProcessStatus.FAILED), failed_reason=reason, last_modified_at=now()))
+            .values(status=str(ProcessStatus.FAILED), failed_reason=reason, answer=None, last_modified_at=now()))
 
     def run_outcome(self, dag_id: str, run_id: str) -> tuple[dict[str, int], list[dict[str, Any]]]:
         """How many of the run's processes are in each status, and those not completed nor aborted (by id)."""

@@ -107,6 +107,7 @@ processes = Table(
     Column("input_state", JSON, nullable=False),
     Column("started_at", UTCDateTime, nullable=False),
     Column("last_modified_at", UTCDateTime, nullable=False),
+    Column("answer", JSON),  # given to it while suspended, until its input step takes it: {task_id, map_index, ...}
     Index("ix_processes_dag_run", "dag_id", "run_id"),  # unique per run, or per run and subscription: its id
 )
 

@@ -37,7 +37,7 @@ def test_db_upgrade_creates_the_store(store_target, monkeypatch, capsys):
     assert main(["db", "upgrade"]) == 0
     assert main(["db", "upgrade"]) == 0
     out = capsys.readouterr().out
-    assert f"(schema {store_target.db_schema}) is at revision 0009" in out
+    assert f"(schema {store_target.db_schema}) is at revision 0010" in out
 
 
 def test_show_json_has_the_documented_shape(one_subscription, capsys):
