@@ -32,6 +32,22 @@ def test_every_route_needs_a_login_and_a_viewer_acts_on_nothing(live, admin):
         assert viewer("PUT", f"/processes/{pid}/{action}", json=[{}]).status_code == 403
 
 
+def test_the_contract_is_served_to_a_login_only(live, admin):
+    """The OpenAPI and Swagger UI through Airflow's api-server: 401 without a login, the 11 operations with one."""
+    anonymous = Client(live, None)
+    for path in ("/openapi.json", "/docs", "/docs/swagger-ui-bundle.js"):
+        assert anonymous("GET", path).status_code == 401
+    schema = admin("GET", "/openapi.json").json()
+    assert schema["servers"] == [{"url": "/orchestrator"}]
+    assert sum(len(operations) for operations in schema["paths"].values()) == 11
+    assert schema["paths"]["/api/processes/{process_id}/abort"]["put"]["responses"]["409"]["content"]
+    docs = admin("GET", "/docs")
+    assert docs.status_code == 200 and "/orchestrator/api/openapi.json" in docs.text
+    assert admin("GET", "/docs/swagger-ui.css").status_code == 200
+    allow = admin("OPTIONS", "/processes/00000000-0000-0000-0000-000000000000")
+    assert (allow.status_code, allow.headers["Allow"]) == (405, "GET")
+
+
 def test_products(admin):
     products = admin("GET", "/products/").json()
     assert [(p["name"], p["product_type"], p["fixed_inputs"]) for p in products] == [

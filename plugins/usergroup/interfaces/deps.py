@@ -11,6 +11,7 @@ from airflow.api_fastapi.core_api.security import get_user
 from fastapi import Depends, HTTPException
 
 from usergroup.domain import SubscriptionModel
+from usergroup.interfaces.contract import RANGE, shaped
 from usergroup.store.repository import Repository, Store
 
 
@@ -64,20 +65,13 @@ def operations():
     return Operations(store(), runs())
 
 
-MAX_ROW = 2**31 - 1
-
-
 def page_range(value: str | None) -> tuple[int, int | None]:
-    """orchestrator-core's `range=start,end` (end exclusive); all (end None) by default."""
-    if not value:
+    """orchestrator-core's `range=start,end` (end exclusive; an end before its start is an empty page); all (end
+    None) by default."""
+    if value is None:
         return 0, None
-    try:
-        start, end = map(int, value.split(","))
-    except ValueError:
-        raise HTTPException(400, f"range {value!r}: give start,end") from None
-    if not 0 <= start <= end <= MAX_ROW:
-        raise HTTPException(400, f"range {value!r}: 0 <= start <= end <= {MAX_ROW}")
-    return start, end
+    start, end = map(int, shaped(value, RANGE, "range", "give start,end (each at most 9 digits)").split(","))
+    return start, max(start, end)
 
 
 def subscription_or_404(repo: Repository, subscription_id: UUID) -> SubscriptionModel:

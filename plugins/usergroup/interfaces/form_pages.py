@@ -128,8 +128,8 @@ def waiting_step(process: dict[str, Any]) -> InputStep:
     workflow = all_workflows().get(process["workflow_name"])
     step = workflow.step_at(process["last_step"]) if workflow else None
     if not isinstance(step, InputStep):
-        raise FormError(409, {"title": f"process {process['process_id']} waits at {process['last_step']}, which "
-                                       "asks for nothing"})
+        said = f"process {process['process_id']} waits at {process['last_step']}, which asks for nothing"
+        raise FormError(409, {"title": said, "detail": said, "status": 409})
     return step
 
 

@@ -1,6 +1,8 @@
 """The FastAPI app: every route behind Airflow's login (`get_user`: its Bearer token or the UI's cookie); the API
 at /api, the pages at /ui."""
 
+from importlib.metadata import version
+
 from airflow.api_fastapi.core_api.security import get_user
 from fastapi import Depends, FastAPI, Request
 from fastapi.exception_handlers import request_validation_exception_handler
@@ -8,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException  # FastAPI's and Starlette's own (e.g. a form part too large)
 
-from usergroup.interfaces.api import processes, products, subscriptions
+from usergroup.interfaces.api import docs, processes, products, subscriptions
 from usergroup.interfaces.form_pages import FormError
 from usergroup.interfaces.operations import OperationError
 from usergroup.interfaces.ui import actions, pages
@@ -17,13 +19,15 @@ from usergroup.interfaces.ui.html import UI, page
 
 
 def create_app() -> FastAPI:
-    app = FastAPI(title="usergroup: orchestrator-core's API", dependencies=[Depends(get_user)], docs_url=None,
-                  redoc_url=None, openapi_url=None)
+    # Airflow's login on every route; the contract is served by routes of our own (FastAPI's would be open).
+    app = FastAPI(title="usergroup: orchestrator-core's API", version=version("usergroup"),
+                  dependencies=[Depends(get_user)], docs_url=None, redoc_url=None, openapi_url=None)
+    app.include_router(docs.router, prefix="/api")
     app.include_router(products.router, prefix="/api/products")
     app.include_router(processes.router, prefix="/api/processes")
     app.include_router(subscriptions.router, prefix="/api/subscriptions")
-    app.include_router(pages.router, prefix=UI)
-    app.include_router(actions.router, prefix=UI)
+    app.include_router(pages.router, prefix=UI, include_in_schema=False)
+    app.include_router(actions.router, prefix=UI, include_in_schema=False)
     app.add_middleware(SameOrigin)
 
     @app.exception_handler(FormError)
@@ -32,14 +36,15 @@ def create_app() -> FastAPI:
 
     @app.exception_handler(OperationError)
     async def operation_error(request: Request, exc: OperationError) -> JSONResponse:
-        return JSONResponse(exc.body or {"detail": exc.reason}, status_code=exc.status)
+        return JSONResponse(exc.body or {"detail": exc.reason, "status": exc.status}, status_code=exc.status)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:
         if _page(request):
             detail = "You are not logged in to Airflow: log in, then come back." if exc.status_code == 401 \
                 else exc.detail
-            return page(request, "error.html", exc.status_code, status=exc.status_code, detail=detail)
+            return page(request, "error.html", exc.status_code, headers=exc.headers, status=exc.status_code,
+                        detail=detail)
         return JSONResponse({"detail": exc.detail, "status": exc.status_code}, status_code=exc.status_code,
                             headers=exc.headers)
 

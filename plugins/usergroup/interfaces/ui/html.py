@@ -27,13 +27,14 @@ def templates() -> Environment:
     return env
 
 
-def page(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+def page(request: Request, template: str, status_code: int = 200, headers: dict[str, str] | None = None,
+         **context: Any) -> HTMLResponse:
     app = request.scope.get("root_path", "")  # the plugin's prefix, /orchestrator
     airflow = app.rsplit("/", 1)[0]  # Airflow's base path
     html = templates().get_template(template).render(
-        ui=app + UI, airflow=airflow, csrf=csrf_token(request), quote=lambda v: quote(str(v), safe=""),
-        query=urlencode, **context)
-    return HTMLResponse(html, status_code=status_code, headers=HEADERS)
+        ui=app + UI, api=app + "/api", airflow=airflow, csrf=csrf_token(request),
+        quote=lambda v: quote(str(v), safe=""), query=urlencode, **context)
+    return HTMLResponse(html, status_code=status_code, headers={**HEADERS, **(headers or {})})
 
 
 def when(value: datetime | str | None) -> str:
