@@ -108,6 +108,10 @@ def test_an_answer_whose_try_was_lost_is_taken_by_the_next_try_not_asked_again(s
     assert ask(task, state, store=store, oss=None) is None  # not its answer: asked again, and forgotten
     with store.transaction() as repo:
         assert repo.get_process(pid)["answer"] is None
+        repo.resume_process(pid, {**kept_answer("approve_user", -1, approval, "ops"), "fields": {"decision": "?"}})
+    assert ask(task, state, store=store, oss=None) is None  # one the form no longer takes: asked again
+    with store.transaction() as repo:
+        assert repo.get_process(pid)["answer"] is None
         repo.resume_process(pid, kept_answer("approve_user", -1, approval, "ops"))
         assert repo.get_process(pid)["answer"]["fields"] == {"decision": "Approve", "note": "fine",
                                                                            "reason": ""}

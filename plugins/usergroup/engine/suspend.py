@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+from pydantic import ValidationError
+
 from usergroup.domain import ProcessStatus
 from usergroup.engine.input_step import InputForm, InputStep
 from usergroup.engine.runner import TaskTry, record_failures, run_one
@@ -28,16 +30,23 @@ def ask(task: TaskTry, state: State, *, store: Store, oss: Any) -> State | None:
             return row.done_state
         given = row.answer if (row.answer or {}).get("task_id") == task.task_id and \
             row.answer.get("map_index", -1) == task.map_index else None
-        if given is None:
+        form = _valid(step.form, given)
+        if form is None:  # asked (again: a kept answer the form no longer takes is forgotten)
             repo.suspend_process(pid)
             repo.record_steps([{**task.row(datetime.now(UTC)), "process_id": pid, "status": "suspended",
                                 "state": None, "error": None}])
-    if given is None:
+    if form is None:
         return None
-    form = step.form.model_validate(given["fields"])
     note = (f"answered by {given['by']} at {given['at']}: {form.summary()} (taken by try {task.try_number}: the try "
             "it was given to did not take it)")
     return answer(replace(task, note=note), state, form, store=store, oss=oss)
+
+
+def _valid(form: type[InputForm], given: dict[str, Any] | None) -> InputForm | None:
+    try:
+        return None if given is None else form.model_validate(given["fields"])
+    except (ValidationError, KeyError, TypeError):
+        return None
 
 
 def kept_answer(task_id: str, map_index: int, form: InputForm, by: str) -> dict[str, Any]:
