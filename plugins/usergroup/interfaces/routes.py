@@ -23,9 +23,9 @@ def create_app() -> FastAPI:
     app = FastAPI(title="usergroup: orchestrator-core's API", version=version("usergroup"),
                   dependencies=[Depends(get_user)], docs_url=None, redoc_url=None, openapi_url=None)
     app.include_router(docs.router, prefix="/api")
-    app.include_router(products.router, prefix="/api/products")
-    app.include_router(processes.router, prefix="/api/processes")
-    app.include_router(subscriptions.router, prefix="/api/subscriptions")
+    app.include_router(products.router, prefix="/api/products", tags=["Products"])
+    app.include_router(processes.router, prefix="/api/processes", tags=["Processes"])
+    app.include_router(subscriptions.router, prefix="/api/subscriptions", tags=["Subscriptions"])
     app.include_router(pages.router, prefix=UI, include_in_schema=False)
     app.include_router(actions.router, prefix=UI, include_in_schema=False)
     app.add_middleware(SameOrigin)
