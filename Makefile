@@ -39,7 +39,7 @@ run airflow-home: export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN ?= sqlite:///$(absp
 
 PORT ?= 8080
 
-.PHONY: venv airflow-home run up down test test-fast browser bench bench-ui lint clean
+.PHONY: venv airflow-home run up down test test-fast compose-test compose-images browser bench bench-ui lint clean
 
 venv: $(VENV)/.installed
 
@@ -85,6 +85,16 @@ test-fast: venv
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest -m "not live and not slow" -n 2 $(PYTEST_ARGS)
+
+# The compose deployment in containers (also in `make test`): Docker's engine and, where no registry is reachable,
+# stand-ins for the images it names (scripts/compose_stack.py), then up, a run, a killed worker, scale, down -v.
+compose-test: venv
+	$(BIN)/python -m pytest tests/deploy/test_compose_up.py $(PYTEST_ARGS)
+
+# Only the engine and the stand-in images (as root, from Debian's packages and PyPI).
+compose-images: venv
+	$(BIN)/python scripts/compose_stack.py engine >/dev/null
+	$(BIN)/python scripts/compose_stack.py images
 
 # The browser test drives a headless Chromium: Debian's (installed here if apt can), else Playwright's own.
 browser: venv
