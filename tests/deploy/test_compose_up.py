@@ -65,12 +65,11 @@ def stack(engine, tmp_path_factory):
             shutil.copytree(source, project / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy(source, project / name)
-    for folder in ("logs", "config"):  # written by the containers' user (uid 50000)
-        (project / folder).mkdir(mode=0o777)
-        (project / folder).chmod(0o777)
+    for folder in ("logs", "config"):  # as the README says: the containers write them as this user
+        (project / folder).mkdir()
     port = free_port()
     (project / ".env").write_text("\n".join([
-        "AIRFLOW_UID=50000", f"POSTGRES_PASSWORD={secrets.token_urlsafe(16)}",
+        f"AIRFLOW_UID={os.getuid()}", f"POSTGRES_PASSWORD={secrets.token_urlsafe(16)}",
         f"AIRFLOW_FERNET_KEY={base64.urlsafe_b64encode(os.urandom(32)).decode()}",
         f"AIRFLOW_JWT_SECRET={secrets.token_urlsafe(32)}", f"AIRFLOW_API_SECRET_KEY={secrets.token_urlsafe(32)}",
         f"AIRFLOW_PORT={port}", "AIRFLOW_TASK_HEARTBEAT_TIMEOUT=20", "AIRFLOW_TASK_QUEUED_TIMEOUT=30",

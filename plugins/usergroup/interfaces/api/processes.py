@@ -105,7 +105,7 @@ def _pairs(value: str | None, known: dict[str, str]) -> list[tuple[str, str]]:
     return [(known[field], given) for field, given in zip(parts[::2], parts[1::2], strict=True)]
 
 
-def _where(pairs: list[tuple[str, str]]) -> dict[str, str] | None:
+def _where(conditions: list[tuple[str, str]]) -> dict[str, str] | None:
     """A filter's conditions, all of which must hold: None if it asks one column for two values (none matches)."""
     where: dict[str, str] = {}
-    return None if any(where.setdefault(column, given) != given for column, given in pairs) else where
+    return None if any(where.setdefault(column, given) != given for column, given in conditions) else where
