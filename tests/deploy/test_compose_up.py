@@ -83,12 +83,12 @@ def stack(engine, tmp_path_factory):
                               healthy_s=healthy_s)
     finally:
         down = compose(project, "down", "-v", "--remove-orphans", check=False)
-        left = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project=ug{port}"],
-                              capture_output=True, text=True).stdout.split()
-        volumes = subprocess.run(["docker", "volume", "ls", "-q", "--filter",
-                                  f"label=com.docker.compose.project=ug{port}"], capture_output=True,
-                                 text=True).stdout.split()
-        assert down.returncode == 0 and left == [] and volumes == [], (down.stderr, left, volumes)
+        left = {kind: subprocess.run(["docker", *command, "-q", "--filter",
+                                      f"label=com.docker.compose.project=ug{port}"], capture_output=True,
+                                     text=True).stdout.split()
+                for kind, command in (("containers", ["ps", "-a"]), ("volumes", ["volume", "ls"]),
+                                      ("networks", ["network", "ls"]))}
+        assert down.returncode == 0 and not any(left.values()), (down.stderr, left)
 
 
 def workers(stack) -> list[str]:
