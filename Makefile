@@ -107,9 +107,10 @@ browser: venv
 
 # A benchmark, not a test: needs PostgreSQL (USERGROUP_BENCH_DATABASE_URL, default the local server).
 # `make bench SCALE_ROWS=1000000` measures the create with a million subscriptions in the store (seeding takes
-# minutes); BULK sets the bulk run's size (10,000).
+# minutes); BULK sets the bulk run's size (10,000), BULK_LARGE the large run's (100,000 names from a file; 0: none).
 bench: venv
-	BENCH_SCALE_ROWS=$(or $(SCALE_ROWS),100000) BENCH_BULK=$(or $(BULK),10000) $(BIN)/python benchmarks/bench.py
+	BENCH_SCALE_ROWS=$(or $(SCALE_ROWS),100000) BENCH_BULK=$(or $(BULK),10000) \
+		BENCH_BULK_LARGE=$(or $(BULK_LARGE),100000) $(BIN)/python benchmarks/bench.py
 
 # Only the Subscriptions page's load time, with 100,000 subscriptions in the store (a few minutes).
 bench-ui: venv

@@ -51,6 +51,7 @@ class Settings(BaseSettings):
 
     # The engine and a bulk run's limits.
     chunk_size: PositiveInt = 500  # processes per transaction
+    bulk_workers: PositiveInt = 2  # chunks a bulk task runs at once on PostgreSQL, each on a connection of its own
     max_items: PositiveInt = 10_000  # items a bulk run takes
     max_source_bytes: PositiveInt = 16 * 1024 * 1024  # 10,000 names of 255 characters of 4 bytes, and line ends
 

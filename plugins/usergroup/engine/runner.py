@@ -6,7 +6,7 @@ import signal
 import threading
 import traceback
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -195,37 +195,86 @@ def run_many(task: TaskTry, *, store: Store, oss: Any, previous: str | None = No
     (one that has none failed or stopped before: it is not run). A process that committed the task, or was
     aborted, is not run again. An item's permanent error fails its process only, in its chunk's transaction;
     any other error fails the chunk (nothing of it is committed) and is raised. `prepare` answers a service for a
-    whole chunk at once (a batch call). Returns how many ran, and the failures (input state, why) by process."""
-    ran, failed, size = 0, {}, settings().chunk_size
+    whole chunk at once (a batch call). On PostgreSQL `bulk_workers` chunks run at once, each in its own
+    transaction (`in_parallel`). Returns how many ran, and the failures (input state, why) by process."""
+    size = settings().chunk_size
+    stop = threading.Event()  # the task is stopped (SIGTERM): a chunk in flight rolls back
 
-    def chunk(repo: Repository, rows: dict[UUID, Any]) -> None:
-        nonlocal ran
+    def chunk(repo: Repository, rows: dict[UUID, Any]) -> tuple[int, dict[UUID, tuple[State, str]]]:
         todo = {pid: r.previous_state if previous else r.input_state for pid, r in rows.items()
                 if r.done_try is None and r.status != ProcessStatus.ABORTED}
         todo = {pid: s for pid, s in todo.items() if s is not None}
-        if todo:
-            states_, failures = _run_chunk(repo, task, oss, todo, datetime.now(UTC), many=True, prepare=prepare,
-                                           refused=refused or {})
-            ran += len(states_)
-            failed.update({pid: (todo[pid], why) for pid, (why, _) in failures.items()})
+        if not todo:
+            return 0, {}
+        states_, failures = _run_chunk(repo, task, oss, todo, datetime.now(UTC), many=True, prepare=prepare,
+                                       refused=refused or {})
+        if stop.is_set():
+            raise RunStopped("the task was stopped by Airflow (SIGTERM) before this chunk committed")
+        return len(states_), {pid: (todo[pid], why) for pid, (why, _) in failures.items()}
 
     if opening is not None:
-        for start in range(0, len(states), size):
-            part = {UUID(s["process_id"]): s for s in states[start:start + size]}
+        def first(part: list[State]) -> tuple[int, dict[UUID, tuple[State, str]]]:
+            part = {UUID(s["process_id"]): s for s in part}
             with store.transaction() as repo:
                 repo.open_processes([{"process_id": pid, "input_state": s, **opening} for pid, s in part.items()])
-                chunk(repo, repo.lock(list(part), task.task_id))
-        return ran, failed
-    after = None
-    while True:
+                return chunk(repo, repo.lock(list(part), task.task_id))
+
+        work, parts = first, [states[start:start + size] for start in range(0, len(states), size)]
+    else:
+        def later(ids: list[UUID]) -> tuple[int, dict[UUID, tuple[State, str]]]:
+            with store.transaction() as repo:
+                return chunk(repo, repo.lock(ids, task.task_id, task.map_index, previous))
+
         with store.transaction() as repo:
-            ids = repo.run_chunk(task.dag_id, task.run_id, after, size)
-            if not ids:
-                if after is None:
-                    raise NoItemsError("the run has no items")
-                return ran, failed
-            chunk(repo, repo.lock(ids, task.task_id, task.map_index, previous))
-            after = ids[-1]
+            ids = repo.run_process_ids(task.dag_id, task.run_id)
+        if not ids:
+            raise NoItemsError("the run has no items")
+        work, parts = later, [ids[start:start + size] for start in range(0, len(ids), size)]
+    workers = settings().bulk_workers if store.engine.dialect.name == "postgresql" else 1
+    ran, failed = 0, {}
+    for n, fails in in_parallel(work, parts, workers, stop):
+        ran += n
+        failed.update(fails)
+    return ran, failed
+
+
+def in_parallel(work: Callable[[Any], Any], parts: list[Any], workers: int, stop: threading.Event) -> list[Any]:
+    """`work` for each of `parts`, by `workers` threads at once (one: here, in order). While one waits for the
+    database (which releases the GIL) another runs its steps: PostgreSQL's work overlaps ours. After an error no
+    part begins (those in flight finish, as the parts before it would have, one at a time) and it is raised once
+    every thread ended. A RunStopped (SIGTERM) that reaches this thread while it waits sets `stop`, which a part in
+    flight must see before it commits, and is raised once they ended."""
+    if workers <= 1 or len(parts) <= 1:
+        return [work(part) for part in parts]
+    results, errors, lock, left = [], [], threading.Lock(), iter(parts)
+
+    def worker() -> None:
+        while not errors and not stop.is_set():
+            with lock:
+                part = next(left, None)
+            if part is None:
+                return
+            try:
+                results.append(work(part))
+            except BaseException as exc:  # noqa: BLE001 - raised in the thread that waits for this one
+                errors.append(exc)
+
+    threads = [threading.Thread(target=worker, name=f"chunks-{n}", daemon=True)
+               for n in range(min(workers, len(parts)))]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    except BaseException:  # stopped (SIGTERM) while starting or waiting: the chunks in flight roll back
+        stop.set()
+        for thread in threads:
+            with suppress(RuntimeError):  # one not started: it sees `stop` and begins nothing
+                thread.join()
+        raise
+    if errors:
+        raise errors[0]
+    return results
 
 
 class NoItemsError(StoreError):

@@ -47,10 +47,11 @@ class Processes:
     def lock(self, ids: list[UUID], task_id: str, map_index: int = -1, previous: str | None = None,
              enter: bool = False) -> dict[UUID, SimpleNamespace]:
         """The processes of `ids`, locked until this transaction ends (a second live try of a task waits here, then
-        finds the first one's commit), each with its status, failed_reason and input_state, the try that
-        committed `task_id` (`done_try`) with the state it left (`done_state`), the state the `previous` task
-        left (`previous_state`) and the answer given to it while suspended (`answer`, see `resume_process`). With
-        `enter`, those not ended are marked running at `task_id` by the statement that locks them."""
+        finds the first one's commit), each with its status, failed_reason, input_state (without `previous`), the
+        try that committed `task_id` (`done_try`) with the state it left (`done_state`), the state the `previous`
+        task left (`previous_state`). With `enter`, those not ended are marked running at `task_id` by the
+        statement that locks them, and each has the answer given to it while suspended (`answer`, see
+        `resume_process`)."""
         found: dict[UUID, SimpleNamespace] = {}
         if enter:
             entered = self.conn.execute(self._running(ids, task_id).returning(processes.c.process_id,
@@ -58,11 +59,12 @@ class Processes:
             found = {r.process_id: SimpleNamespace(status=str(ProcessStatus.RUNNING), failed_reason=None,
                                                    input_state=None, answer=r.answer) for r in entered}
         if rest := [pid for pid in ids if pid not in found]:
+            # A later task of a bulk run reads neither the input (it has the previous task's state) nor an answer.
+            wanted = [processes.c.input_state] * (previous is None) + [processes.c.answer] * enter
             rows = self.conn.execute(select(processes.c.process_id, processes.c.status, processes.c.failed_reason,
-                                            processes.c.input_state, processes.c.answer)
-                                     .where(processes.c.process_id.in_(rest)).with_for_update())
-            found |= {r.process_id: SimpleNamespace(status=r.status, failed_reason=r.failed_reason,
-                                                    input_state=r.input_state, answer=r.answer) for r in rows}
+                                            *wanted).where(processes.c.process_id.in_(rest)).with_for_update())
+            found |= {r.process_id: SimpleNamespace(**{"input_state": None, "answer": None, **r._mapping})
+                      for r in rows}
         for p in found.values():
             p.done_try = p.done_state = p.previous_state = None
         # Read after the lock: a try that waited for it sees the commit of the one it waited for.
@@ -79,12 +81,10 @@ class Processes:
                 found[r.process_id].previous_state = r.state
         return found
 
-    def run_chunk(self, dag_id: str, run_id: str, after: UUID | None, limit: int) -> list[UUID]:
-        """The ids of the run's next `limit` processes after `after`, in id order."""
-        query = select(processes.c.process_id).where(processes.c.dag_id == dag_id, processes.c.run_id == run_id)
-        if after is not None:
-            query = query.where(processes.c.process_id > after)
-        return list(self.conn.execute(query.order_by(processes.c.process_id).limit(limit)).scalars())
+    def run_process_ids(self, dag_id: str, run_id: str) -> list[UUID]:
+        """The ids of the run's processes, in id order."""
+        return list(self.conn.execute(select(processes.c.process_id).where(
+            processes.c.dag_id == dag_id, processes.c.run_id == run_id).order_by(processes.c.process_id)).scalars())
 
     def running(self, ids: list[UUID], task_id: str) -> None:
         """The processes run `task_id` now (a completed one, whose tasks were cleared, stays completed)."""
