@@ -91,6 +91,21 @@ def main() -> None:
             return counted
 
         JSON.bind_processor = counting_bind
+        from usergroup.store import sql  # a chunk's rows are COPY'd on PostgreSQL: its statements and JSON too
+
+        staged, copy_value = sql.staged, sql._copy_value
+
+        def counting_staged(conn, table, rows):
+            stage = staged(conn, table, rows)
+            count["statements"] += 3 if stage is not None else 0  # its table made, the COPY, the table emptied
+            return stage
+
+        def counting_copy(value, as_json):
+            out = copy_value(value, as_json)
+            count["json_bytes"] += len(out) if as_json else 0
+            return out
+
+        sql.staged, sql._copy_value = counting_staged, counting_copy
         dag = bulk_dag(create_user_groups)
         names = [f"Bulk cost {i} {secrets.token_hex(3)}" for i in range(args.items)]
         run = SimpleNamespace(dag_id=dag.dag_id, run_id=f"bulk-cost-{secrets.token_hex(4)}", run_type="manual",

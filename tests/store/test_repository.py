@@ -397,3 +397,45 @@ def test_a_page_of_subscriptions_is_searched_filtered_sorted_and_counted_in_sql(
     assert page(offset=10, limit=2) == ([], 5)  # past the last page: still the total
     with store.transaction() as repo:
         assert repo.with_failed_process([s.subscription_id for s in subs]) == set()
+
+
+def test_a_chunk_of_rows_reads_back_as_written_whichever_way_it_was_written(store, store_target, monkeypatch):
+    """A bulk chunk's rows go in through a COPY on PostgreSQL (with its own escaping of text and JSON), the same rows
+    as multi-row INSERTs on SQLite: they read back the same; a row that exists (the same try recorded again) is
+    replaced either way, an existing process is left as it is."""
+    from usergroup.store import sql
+
+    monkeypatch.setattr(sql, "COPY_FROM", 100)  # as deployed (the suite's fixture stages from 2 rows)
+    stages, original = [], sql.staged
+
+    def staged(conn, table, rows):
+        stage = original(conn, table, rows)
+        stages.append((table.name, stage is not None))
+        return stage
+
+    monkeypatch.setattr(sql, "staged", staged)
+    odd = "tab\there, line\nend\r, back\\slash \\N \\t, quote \" ' , \u200b ü 𝔘 \x1f"
+    pids = [uuid4() for _ in range(sql.COPY_FROM)]
+    started = datetime(2026, 12, 7, 18, 0, 0, 123456, tzinfo=UTC)
+    row = {"name": odd, "task_id": "t", "try_number": 1, "status": "success", "error": None, "note": odd,
+           "hostname": odd, "started_at": started}
+    state = {"text": odd, "nested": {"list": [1, 2.5, None, True, odd]}, "\\key": "\\"}
+    opening = [{"process_id": p, "workflow_name": "w", "workflow_target": "CREATE", "dag_id": "d", "run_id": "r",
+                "created_by": odd, "input_state": state, "status": ProcessStatus.RUNNING} for p in pids]
+    with store.transaction() as repo:
+        repo.open_processes(opening)
+        repo.record_steps([{**row, "process_id": p, "state": state} for p in pids])
+        repo.open_processes([{**o, "created_by": "again"} for o in opening])  # exist: left as they are
+    staging = store_target.kind == "postgres"
+    assert stages == [("processes", staging), ("process_steps", staging), ("processes", staging)]
+    with store.transaction() as repo:
+        steps = [s for p in pids for s in repo.steps_of(p)]
+        assert len(steps) == sql.COPY_FROM and {s["state"] == state for s in steps} == {True}
+        assert {(s["name"], s["note"], s["hostname"], s["error"], s["started_at"], s["map_index"]) for s in steps} == {
+            (odd, odd, odd, None, started, -1)}
+        assert {(p["created_by"], p["status"], p["input_state"] == state) for p in map(repo.get_process, pids)} == {
+            (odd, "running", True)}
+        repo.record_steps([{**row, "process_id": p, "state": {"again": True}, "error": "x"} for p in pids])
+    with store.transaction() as repo:
+        steps = [s for p in pids for s in repo.steps_of(p)]
+        assert len(steps) == sql.COPY_FROM and {(s["state"]["again"], s["error"]) for s in steps} == {(True, "x")}

@@ -1,9 +1,18 @@
-"""Dialect-aware INSERT ... ON CONFLICT for PostgreSQL and SQLite, of one row or of many; the time a row is written."""
+"""Dialect-aware INSERT ... ON CONFLICT for PostgreSQL and SQLite, of one row or of many (COPY'd on PostgreSQL);
+the time a row is written."""
 
+import hashlib
+import io
+import json
 from datetime import UTC, datetime
+from enum import Enum
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Column, Connection, Table
+from sqlalchemy import JSON, Column, Connection, MetaData, Table, select
+
+COPY_FROM = 100  # rows from which a statement's rows are `staged` (COPY and its table's two statements more)
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
 def _insert(conn: Connection, table: Table):
@@ -28,20 +37,82 @@ def upsert(conn: Connection, table: Table, values: dict[str, Any], keys: list[st
 
 
 def insert_ignore_many(conn: Connection, table: Table, rows: list[dict[str, Any]], key: Column) -> list[Any]:
-    """Insert the rows that do not conflict, in batches; the `key` of those inserted."""
+    """Insert the rows that do not conflict, in batches (or `staged`); the `key` of those inserted."""
     if not rows:
         return []
+    if (stage := staged(conn, table, rows)) is not None:
+        stmt = _insert(conn, table).from_select(list(stage.c.keys()), select(stage)).on_conflict_do_nothing()
+        return _emptied(conn, stage, list(conn.execute(stmt.returning(key)).scalars()))
     return list(conn.execute(_insert(conn, table).on_conflict_do_nothing().returning(key), rows).scalars())
 
 
 def upsert_many(conn: Connection, table: Table, rows: list[dict[str, Any]], keys: list[str]) -> None:
     """Insert the rows, or update those that conflict on `keys`, in batches (RETURNING makes SQLAlchemy send
-    them as multi-row INSERTs, not one statement a row)."""
-    if rows:
-        stmt = _insert(conn, table)
-        stmt = stmt.on_conflict_do_update(index_elements=keys, set_={k: stmt.excluded[k] for k in rows[0]
-                                                                     if k not in keys})
+    them as multi-row INSERTs, not one statement a row), or `staged`."""
+    if not rows:
+        return
+    stage = staged(conn, table, rows)
+    stmt = _insert(conn, table) if stage is None else \
+        _insert(conn, table).from_select(list(stage.c.keys()), select(stage))
+    stmt = stmt.on_conflict_do_update(index_elements=keys, set_={k: stmt.excluded[k] for k in rows[0]
+                                                                 if k not in keys})
+    if stage is None:
         conn.execute(stmt.returning(table.c[keys[0]]), rows).all()
+    else:
+        _emptied(conn, stage, conn.execute(stmt))
+
+
+def staged(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> Table | None:
+    """The rows COPY'd into a temporary table of their columns, for one INSERT ... SELECT: on PostgreSQL through
+    psycopg2, `COPY_FROM` rows or more of the same columns (a bulk chunk's). Each row then costs a line of text
+    instead of SQLAlchemy's parameters and a VALUES tuple: half the CPU of a chunk's writes. None where it does
+    not apply. The table lives as long as the connection, empty between statements (`_emptied`)."""
+    if len(rows) < COPY_FROM or conn.dialect.name != "postgresql" or conn.dialect.driver != "psycopg2" or \
+            any(row.keys() != rows[0].keys() for row in rows):
+        return None
+    stage = _stage_of(table, tuple(rows[0]))
+    as_json = [isinstance(c.type, JSON) for c in stage.c]
+    lines = io.StringIO()
+    for row in rows:
+        lines.write("\t".join(_copy_value(row[c.name], j) for c, j in zip(stage.c, as_json, strict=True)))
+        lines.write("\n")
+    lines.seek(0)
+    schema = conn.get_execution_options().get("schema_translate_map", {}).get(table.schema, table.schema)
+    target = f'"{schema}"."{table.name}"' if schema else f'"{table.name}"'
+    columns = ", ".join(f'"{c.name}"' for c in stage.c)
+    with conn.connection.dbapi_connection.cursor() as cursor:
+        cursor.execute(f'CREATE TEMPORARY TABLE IF NOT EXISTS "{stage.name}" ON COMMIT DELETE ROWS AS '
+                       f"SELECT {columns} FROM {target} WITH NO DATA")
+        cursor.copy_expert(f'COPY "{stage.name}" ({columns}) FROM STDIN', lines)
+    return stage
+
+
+@cache
+def _stage_of(table: Table, columns: tuple[str, ...]) -> Table:
+    digest = hashlib.sha1(repr(columns).encode()).hexdigest()[:8]  # noqa: S324 - a name, not a secret
+    return Table(f"stage_{table.name}_{digest}", MetaData(), *(Column(c, table.c[c].type) for c in columns))
+
+
+def _emptied(conn: Connection, stage: Table, result: Any) -> Any:
+    with conn.connection.dbapi_connection.cursor() as cursor:
+        cursor.execute(f'TRUNCATE "{stage.name}"')
+    return result
+
+
+def _copy_value(value: Any, as_json: bool) -> str:
+    """A value in COPY's text format: NULL as \\N, JSON encoded (with no raw control characters: JSON escapes
+    them), a timestamp in ISO 8601 with its zone, an enum as its value, tabs, line ends and backslashes escaped."""
+    if value is None:
+        return "\\N"
+    if as_json:
+        return json.dumps(value).replace("\\", "\\\\")
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: the store keeps timezone-aware timestamps")
+        return value.isoformat()
+    if isinstance(value, Enum):
+        value = value.value
+    return str(value).translate(_COPY_ESCAPES)
 
 
 def now() -> datetime:
