@@ -43,3 +43,16 @@ def test_a_bad_setting_is_logged_and_the_job_starts():
     assert "started" in out.stdout and WORKFLOW not in out.stdout.split()
     assert "could not preload the workflows" in out.stdout + out.stderr and "USERGROUP_CHUNK_SIZE='many'" in (
         out.stdout + out.stderr)
+
+
+def test_a_celery_worker_preloads_them_before_it_forks_its_pool():
+    """The compose deployment's Celery configuration: Airflow's own, and the worker's `import_modules` signal (sent
+    as it starts, before it forks the processes that fork each task) imports what our tasks import."""
+    out = started("from airflow.providers.celery.executors.celery_executor_utils import app\n"
+                  "from airflow.providers.celery.executors.default_celery import DEFAULT_CELERY_CONFIG as default\n"
+                  f"assert {WORKFLOW!r} not in sys.modules\n"
+                  "assert app.conf.broker_url == default['broker_url'] and app.conf.task_acks_late\n"
+                  "app.loader.import_default_modules()",
+                  AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS="usergroup.airflow.celery_config.CELERY_CONFIG")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.splitlines()[-1].split() == PRELOADED  # after Celery's log of its configuration
