@@ -93,19 +93,25 @@ def main() -> None:
         JSON.bind_processor = counting_bind
         from usergroup.store import sql  # a chunk's rows are COPY'd on PostgreSQL: its statements and JSON too
 
-        staged, copy_value = sql.staged, sql._copy_value
+        staged, to_copy = sql.staged, sql._to_copy
 
         def counting_staged(conn, table, rows):
             stage = staged(conn, table, rows)
             count["statements"] += 3 if stage is not None else 0  # its table made, the COPY, the table emptied
             return stage
 
-        def counting_copy(value, as_json):
-            out = copy_value(value, as_json)
-            count["json_bytes"] += len(out) if as_json else 0
-            return out
+        def counting_to_copy(column_type, dialect):
+            null, to_text = to_copy(column_type, dialect)
+            if not isinstance(column_type, JSON):
+                return null, to_text
 
-        sql.staged, sql._copy_value = counting_staged, counting_copy
+            def counted(value):
+                out = to_text(value)
+                count["json_bytes"] += len(out)
+                return out
+            return null, counted
+
+        sql.staged, sql._to_copy = counting_staged, counting_to_copy
         dag = bulk_dag(create_user_groups)
         names = [f"Bulk cost {i} {secrets.token_hex(3)}" for i in range(args.items)]
         run = SimpleNamespace(dag_id=dag.dag_id, run_id=f"bulk-cost-{secrets.token_hex(4)}", run_type="manual",

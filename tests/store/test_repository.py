@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from uuid import uuid4
 
 import pytest
-from sqlalchemy import inspect, text
+from sqlalchemy import Text, cast, inspect, select, text
 
 from usergroup.domain import USER_GROUP_PRODUCT, ProcessStatus, UserGroupInactive
 from usergroup.domain.subscription import PRODUCTS
@@ -439,3 +439,9 @@ def test_a_chunk_of_rows_reads_back_as_written_whichever_way_it_was_written(stor
     with store.transaction() as repo:
         steps = [s for p in pids for s in repo.steps_of(p)]
         assert len(steps) == sql.COPY_FROM and {(s["state"]["again"], s["error"]) for s in steps} == {(True, "x")}
+        repo.record_steps([{**row, "process_id": p, "state": None, "try_number": 2} for p in pids])  # staged
+        repo.record_steps([{**row, "process_id": pids[0], "state": None, "try_number": 3}])  # one row: an INSERT
+        steps = tables.process_steps.c
+        stored = repo.conn.execute(select(cast(steps.state, Text), steps.error.is_(None))
+                                   .where(steps.try_number > 1).distinct()).all()
+    assert stored == [("null", True)]  # None in a JSON column: JSON's null, written either way as SQLAlchemy does

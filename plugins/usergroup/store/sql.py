@@ -4,12 +4,14 @@ the time a row is written."""
 import hashlib
 import io
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import Enum
 from functools import cache
 from typing import Any
 
-from sqlalchemy import JSON, Column, Connection, MetaData, Table, select
+from sqlalchemy import JSON, Boolean, Column, Connection, DateTime, Float, Integer, MetaData, Table, Uuid, select
+from sqlalchemy.types import TypeDecorator
 
 COPY_FROM = 100  # rows from which a statement's rows are `staged` (COPY and its table's two statements more)
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -71,10 +73,10 @@ def staged(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> Table 
             any(row.keys() != rows[0].keys() for row in rows):
         return None
     stage = _stage_of(table, tuple(rows[0]))
-    as_json = [isinstance(c.type, JSON) for c in stage.c]
+    converters = [(c.name, *_to_copy(c.type, conn.dialect)) for c in stage.c]
     lines = io.StringIO()
     for row in rows:
-        lines.write("\t".join(_copy_value(row[c.name], j) for c, j in zip(stage.c, as_json, strict=True)))
+        lines.write("\t".join(null if (v := row[name]) is None else to_text(v) for name, null, to_text in converters))
         lines.write("\n")
     lines.seek(0)
     schema = conn.get_execution_options().get("schema_translate_map", {}).get(table.schema, table.schema)
@@ -99,20 +101,26 @@ def _emptied(conn: Connection, stage: Table, result: Any) -> Any:
     return result
 
 
-def _copy_value(value: Any, as_json: bool) -> str:
-    """A value in COPY's text format: NULL as \\N, JSON encoded (with no raw control characters: JSON escapes
-    them), a timestamp in ISO 8601 with its zone, an enum as its value, tabs, line ends and backslashes escaped."""
-    if value is None:
-        return "\\N"
-    if as_json:
-        return json.dumps(value).replace("\\", "\\\\")
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise ValueError(f"naive datetime {value!r}: the store keeps timezone-aware timestamps")
-        return value.isoformat()
-    if isinstance(value, Enum):
-        value = value.value
-    return str(value).translate(_COPY_ESCAPES)
+def _to_copy(column_type: Any, dialect: Any) -> tuple[str, Callable[[Any], str]]:
+    """How None, and any other value, of a column of this type is written in COPY's text format, as SQLAlchemy
+    binds it: a TypeDecorator's own conversion first; None as NULL, but as JSON's null in a JSON column; JSON
+    encoded (JSON escapes control characters: only its backslashes are doubled); a timestamp in ISO 8601 with its
+    zone; an enum as its value; text with its tabs, line ends and backslashes escaped."""
+    if isinstance(column_type, TypeDecorator):
+        bind, (null, to_text) = column_type.process_bind_param, _to_copy(column_type.impl, dialect)
+        return null, lambda value: null if (bound := bind(value, dialect)) is None else to_text(bound)
+    if isinstance(column_type, JSON):
+        return "null", lambda value: json.dumps(value).replace("\\", "\\\\")
+    if isinstance(column_type, Uuid | Integer | Float | Boolean):
+        return "\\N", str
+    if isinstance(column_type, DateTime):
+        return "\\N", datetime.isoformat
+    return "\\N", _text
+
+
+def _text(value: Any) -> str:
+    text = str(value.value if isinstance(value, Enum) else value)
+    return text.translate(_COPY_ESCAPES) if "\\" in text or "\t" in text or "\n" in text or "\r" in text else text
 
 
 def now() -> datetime:
