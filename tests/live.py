@@ -2,6 +2,7 @@
 PostgreSQL server of the test's own."""
 
 import json
+import os
 import secrets
 import shutil
 import tempfile
@@ -119,6 +120,31 @@ def oss_faults(store: Store, **switches) -> Iterator[None]:
         yield
     finally:
         oss.set_faults(fail=False, delay=0, no_refuse=True)
+
+
+def task_runner_pid(ti_id: str) -> int | None:
+    """The task process: Airflow titles it "airflow worker -- <task instance id>"."""
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if f"airflow worker -- {ti_id}" in cmdline:
+                return int(pid)
+    return None
+
+
+def running_task(live: LiveAirflow, run_id: str, task_id: str, dag_id: str, timeout: float = 180) -> int:
+    """The pid of the task's process, once the task runs."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        tis = live.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances").json()["task_instances"]
+        ti = next(t for t in tis if t["task_id"] == task_id)
+        if ti["state"] == "running" and (pid := task_runner_pid(ti["id"])):
+            return pid
+        time.sleep(0.2)
+    raise AssertionError(f"{task_id} of {run_id} never ran")
 
 
 @contextmanager

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from helpers import StoreTarget, oss_for
-from live import LiveAirflow, OwnPostgres, oss_faults
+from live import LiveAirflow, OwnPostgres, oss_faults, task_runner_pid
 from usergroup.store import tables
 from usergroup.store.migrate import upgrade
 from usergroup.store.repository import Store
@@ -127,19 +127,6 @@ def wait_process(store: Store, run_id: str, status: str, timeout: float = 60) ->
             return process
         time.sleep(0.5)
     raise AssertionError(f"the process of {run_id} is {process and process['status']}, not {status}")
-
-
-def task_runner_pid(ti_id: str) -> int | None:
-    """The task process: Airflow titles it "airflow worker -- <task instance id>"."""
-    for pid in os.listdir("/proc"):
-        if pid.isdigit():
-            try:
-                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue
-            if f"airflow worker -- {ti_id}" in cmdline:
-                return int(pid)
-    return None
 
 
 def test_a_task_killed_mid_step_is_retried_and_the_run_completes(live, store):

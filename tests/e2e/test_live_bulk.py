@@ -1,12 +1,16 @@
 """create_user_groups on a live Airflow (PostgreSQL for the metadata and the store): 200 groups with five that
-fail, fixed and resumed over orchestrator-core's API; two overlapping bulk runs at once."""
+fail, fixed and resumed over orchestrator-core's API; two overlapping bulk runs at once; a task killed, and a run
+stopped, with two chunks in flight."""
 
+import os
+import signal
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from helpers import create, oss_for, run_on
-from live import Client
+from live import Client, oss_faults, running_task
 from usergroup.workflows.user_group.create_user_group import create_user_group
 from usergroup.workflows.user_group.terminate_user_group import terminate_user_group
 
@@ -80,3 +84,58 @@ def test_two_overlapping_bulk_runs_at_once(live, store):
     lost = [p for r in runs for p in processes(store, r).values() if p["status"] == "failed"]
     assert len(lost) == 60 and all("claimed by process" in p["failed_reason"] or "already used by" in
                                    p["failed_reason"] for p in lost)
+
+
+IN_FLIGHT = 2  # seconds into provision_user_group: its first two chunks (of four) provisioned, their answers slow
+
+
+def provisioned_once(store, run_id: str, count: int) -> list[dict]:
+    """Every item completed, its group provisioned once with the id its subscription holds; the OSS/BSS's records."""
+    procs = processes(store, run_id)
+    assert len(procs) == count and {p["status"] for p in procs.values()} == {"completed"}
+    with store.transaction() as repo:
+        subs = {s.user_group.group_name: s for s in repo.list_subscriptions() if s.status == "active"}
+    groups = {g["subscription_id"]: g for g in oss_for(store).groups()}
+    assert all(groups[subs[name].subscription_id]["group_id"] == subs[name].user_group.group_id for name in procs)
+    return [groups[subs[name].subscription_id] for name in procs]
+
+
+def provision_tries(store, run_id: str) -> dict[str, list[tuple[int, str]]]:
+    with store.transaction() as repo:
+        return {n: [(s["try_number"], s["status"]) for s in repo.steps_of(p["process_id"])
+                    if s["task_id"] == "provision_user_group"] for n, p in processes(store, run_id).items()}
+
+
+def test_a_task_killed_with_two_chunks_in_flight_is_retried_and_provisions_each_group_once(live, store):
+    names = [f"Killed bulk {i:04}" for i in range(2000)]  # four chunks: two at once
+    with oss_faults(store, delay=6):  # each chunk's batch call answers 6 s after it provisioned
+        run_id = bulk(live, names)
+        pid = running_task(live, run_id, "provision_user_group", DAG_ID)
+        time.sleep(IN_FLIGHT)
+        os.kill(pid, signal.SIGKILL)
+    assert live.wait_run(run_id, timeout=300, dag_id=DAG_ID) == "success"
+    groups = provisioned_once(store, run_id, len(names))
+    assert {g["calls"] for g in groups} <= {1, 2} and sum(g["calls"] == 2 for g in groups) == 1000  # asked again
+    tries = provision_tries(store, run_id)  # the killed try committed nothing: every item by a later try, once
+    assert all(len(t) == 1 and t[0][0] >= 2 and t[0][1] == "success" for t in tries.values())
+
+
+def test_a_run_stopped_with_two_chunks_in_flight_leaves_none_running_and_a_clear_completes_it(live, store):
+    names = [f"Stopped bulk {i:04}" for i in range(2000)]
+    with oss_faults(store, delay=6):
+        run_id = bulk(live, names)
+        running_task(live, run_id, "provision_user_group", DAG_ID)
+        time.sleep(IN_FLIGHT)
+        stopped = live.api("PATCH", f"/dags/{DAG_ID}/dagRuns/{run_id}", json={"state": "failed"})
+        assert stopped.status_code == 200, stopped.text
+        deadline = time.monotonic() + 60  # SIGTERM: the chunks in flight roll back, the run's processes fail
+        while time.monotonic() < deadline and {p["status"] for p in processes(store, run_id).values()} != {"failed"}:
+            time.sleep(0.5)
+    procs = processes(store, run_id)
+    assert len(procs) == 2000 and {p["status"] for p in procs.values()} == {"failed"}
+    assert not any(provision_tries(store, run_id).values())  # nothing of the stopped task was committed
+    resumed = Client(live, "admin")("PUT", f"/processes/{procs[names[0]]['process_id']}/resume", json=[{}])
+    assert resumed.status_code == 204, resumed.text  # as docs/bulk.md says: the failed task and all after it
+    assert live.wait_run(run_id, timeout=300, dag_id=DAG_ID) == "success"
+    groups = provisioned_once(store, run_id, len(names))
+    assert {g["calls"] for g in groups} <= {1, 2}
