@@ -380,7 +380,7 @@ def main() -> int:
     print(f"bench: latency_ratio={results['latency_ratio']:.2f} throughput_ratio={results['throughput_ratio']:.2f} "
           f"create_per_min={results['create_per_min']:.1f} scale_ratio={results['scale_ratio']:.2f} "
           f"bulk_per_min={results['bulk_per_min']:.0f} bulk_scim_per_min={results['bulk_scim_per_min']:.0f} "
-          f"statements_per_create={statements} bulk_{LARGE // 1000}k_s={large['seconds'] if large else 0:.1f}")
+          f"statements_per_create={statements}" + (f" bulk_{LARGE // 1000}k_s={large['seconds']:.1f}" if large else ""))
     return 0
 
 

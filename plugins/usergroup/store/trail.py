@@ -37,8 +37,9 @@ class Trail:
         name, task_id, map_index, try_number, status, state, error, note?, hostname?, started_at}; recording the
         same try again replaces it."""
         completed = now()
-        rows = [{"map_index": -1, "note": None, "hostname": None, "completed_at": completed, **r} for r in rows]
-        upsert_many(self.conn, process_steps, rows, ["process_id", "task_id", "map_index", "try_number"])
+        upsert_many(self.conn, process_steps, [{"map_index": -1, "note": None, "hostname": None, "completed_at":
+                                                completed, **r} for r in rows],
+                    ["process_id", "task_id", "map_index", "try_number"])
 
     def fail_steps(self, failures: dict[UUID, tuple[str, str]], status: ProcessStatus, **row: Any) -> None:
         """The one record of failures: each process's failed try of one task (`row`: name, task_id, map_index,
