@@ -8,7 +8,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -17,6 +16,7 @@ from types import SimpleNamespace
 import pytest
 import requests
 
+from devstack import free_port
 from helpers import ROOT, USER_GROUP
 from live import Client
 
@@ -29,12 +29,6 @@ RUNS = 8
 def compose(project: Path, *args: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
     return subprocess.run(["docker", "compose", *args], cwd=project, check=check, text=True,
                           capture_output=True, **kw)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from helpers import StoreTarget, oss_for
-from live import LiveAirflow, OwnPostgres, oss_faults, task_runner_pid
+from live import LiveAirflow, OwnPostgres, oss_faults, running_task
 from usergroup.store import tables
 from usergroup.store.migrate import upgrade
 from usergroup.store.repository import Store
@@ -132,14 +132,7 @@ def wait_process(store: Store, run_id: str, status: str, timeout: float = 60) ->
 def test_a_task_killed_mid_step_is_retried_and_the_run_completes(live, store):
     with oss_faults(store, delay=6):  # the OSS/BSS slow to answer the killed try, not its retry
         run_id = trigger(live, "Killed Lab")
-        deadline, pid = time.monotonic() + 120, None
-        while pid is None and time.monotonic() < deadline:
-            tis = live.api("GET", f"/dags/create_user_group/dagRuns/{run_id}/taskInstances").json()["task_instances"]
-            ti = next(t for t in tis if t["task_id"] == "provision_user_group")
-            if ti["state"] == "running":
-                pid = task_runner_pid(ti["id"])
-            time.sleep(0.3)
-        assert pid, "provision_user_group never ran"
+        pid = running_task(live, run_id, "provision_user_group", "create_user_group", timeout=120)
         time.sleep(2)  # inside the step: the OSS/BSS has provisioned and is slow to answer
         os.kill(pid, signal.SIGKILL)
     assert live.wait_run(run_id, timeout=240) == "success"
